@@ -1,0 +1,205 @@
+"""The SQLite event store: the embedded default.
+
+SQLite has one writer at a time; every append opens with ``BEGIN IMMEDIATE`` so it holds the write lock
+from its first read of stream versions to its commit. Positions are therefore assigned and committed in
+order, and the same catch-up guarantee as PostgreSQL's holds. The database runs in WAL mode so readers never
+block the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from events.errors import IdempotencyConflict
+from events.registry import EventRegistry
+from events.store import EventStore, PendingRow
+from events.types import RecordedEvent, StreamAppend
+
+_COLUMNS = (
+    "event_id, stream_id, stream_version, global_position, type, schema_version, data, metadata, recorded_at"
+)
+
+
+def create_sqlite_engine(url: str) -> sa.Engine:
+    """An engine whose connections leave transactions to us (isolation_level=None) and run in WAL mode."""
+    engine = sa.create_engine(
+        url,
+        connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 60},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
+        dbapi_connection.execute("PRAGMA busy_timeout=60000")
+
+    return engine
+
+
+def _to_datetime(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class SqliteEventStore(EventStore):
+    def __init__(self, engine: sa.Engine, registry: EventRegistry) -> None:
+        super().__init__(engine, registry)
+
+    def append(self, *appends: StreamAppend) -> list[RecordedEvent]:
+        rows = self._pending_rows(appends)
+        if not rows:
+            return []
+        projections = self._projections_for(rows)
+        with self.engine.connect() as conn:
+            raw: sqlite3.Connection = conn.connection.driver_connection
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                stored = self._already_stored(raw, rows)
+                if stored is not None:
+                    raw.execute("ROLLBACK")
+                    return stored
+                actual = self._versions(raw, [a.stream_id for a in appends])
+                self._raise_version_conflict(appends, actual)
+                now = datetime.now(UTC)
+                stamp = now.isoformat()
+                recorded: list[RecordedEvent] = []
+                for row in rows:
+                    version = row.stream_version
+                    if version is None:
+                        version = actual.get(row.stream_id, 0) + row.offset
+                    (position,) = raw.execute(
+                        "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data,"
+                        " metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
+                        (
+                            str(row.event_id),
+                            row.stream_id,
+                            version,
+                            row.type,
+                            row.schema_version,
+                            row.data_json,
+                            row.metadata_json,
+                            stamp,
+                        ),
+                    ).fetchone()
+                    recorded.append(
+                        RecordedEvent(
+                            event_id=row.event_id,
+                            stream_id=row.stream_id,
+                            stream_version=version,
+                            global_position=position,
+                            type=row.type,
+                            schema_version=row.schema_version,
+                            data=row.data,
+                            metadata=row.metadata,
+                            recorded_at=now,
+                        )
+                    )
+                if projections:
+                    self._apply_inline(conn, projections, recorded)
+                raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+            finally:
+                if conn.in_transaction():
+                    conn.commit()  # our COMMIT/ROLLBACK already ended it; this only resets SQLAlchemy's state
+        self._signal_appended(recorded[-1].global_position)
+        return recorded
+
+    def _already_stored(self, raw: sqlite3.Connection, rows: list[PendingRow]) -> list[RecordedEvent] | None:
+        ids = [str(r.event_id) for r in rows]
+        marks = ",".join("?" * len(ids))
+        found = raw.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({marks}) ORDER BY global_position", ids
+        ).fetchall()
+        if not found:
+            return None
+        stored = {str(e.event_id): e for e in (self._decode_row(r) for r in found)}
+        if len(stored) != len(ids) or any(
+            stored[str(r.event_id)].stream_id != r.stream_id or stored[str(r.event_id)].type != r.type
+            for r in rows
+        ):
+            raise IdempotencyConflict(
+                f"{len(stored)} of {len(ids)} event ids are already stored with other content or streams"
+            )
+        return [stored[i] for i in ids]
+
+    @staticmethod
+    def _versions(raw: sqlite3.Connection, stream_ids: list[str]) -> dict[str, int]:
+        marks = ",".join("?" * len(stream_ids))
+        found = raw.execute(
+            f"SELECT stream_id, max(stream_version) FROM events WHERE stream_id IN ({marks}) GROUP BY stream_id",
+            stream_ids,
+        ).fetchall()
+        return {s: v for s, v in found}
+
+    # ------------------------------------------------------------------------------------------ reads
+    def _decode_row(self, r: Sequence[Any]) -> RecordedEvent:
+        return self._decode(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _to_datetime(r[8]))
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
+        with self.engine.connect() as conn:
+            raw: sqlite3.Connection = conn.connection.driver_connection
+            fetched = raw.execute(sql, params).fetchall()
+        return [self._decode_row(r) for r in fetched]
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ?"
+        params: list[Any] = [stream_id, from_version]
+        if to_version is not None:
+            sql += " AND stream_version <= ?"
+            params.append(to_version)
+        return self._query(sql + " ORDER BY stream_version", params)
+
+    def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        types: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        until_position: int | None = None,
+    ) -> list[RecordedEvent]:
+        sql = f"SELECT {_COLUMNS} FROM events WHERE global_position > ?"
+        params: list[Any] = [after_position]
+        if until_position is not None:
+            sql += " AND global_position <= ?"
+            params.append(until_position)
+        for column, values in (("type", types), ("stream_id", streams)):
+            if values is not None:
+                values = list(values)
+                if not values:
+                    return []
+                sql += f" AND {column} IN ({','.join('?' * len(values))})"
+                params.extend(values)
+        sql += " ORDER BY global_position LIMIT ?"
+        params.append(limit)
+        return self._query(sql, params)
+
+    def read_by_ids(self, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
+        if not event_ids:
+            return []
+        marks = ",".join("?" * len(event_ids))
+        return self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({marks}) ORDER BY global_position",
+            [str(i) for i in event_ids],
+        )
+
+    def stream_version(self, stream_id: str) -> int:
+        with self.engine.connect() as conn:
+            return self._versions(conn.connection.driver_connection, [stream_id]).get(stream_id, 0)
+
+    def head_position(self) -> int:
+        with self.engine.connect() as conn:
+            raw: sqlite3.Connection = conn.connection.driver_connection
+            (head,) = raw.execute("SELECT COALESCE(max(global_position), 0) FROM events").fetchone()
+        return int(head)

@@ -1,0 +1,256 @@
+"""The EventStore interface and what both SQL implementations share: serialising appends, decoding rows,
+inline projections and the in-process "something was appended" signal that catch-up readers wait on."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from events.errors import ConcurrencyError
+from events.registry import EventRegistry
+from events.types import Expected, ExpectedVersion, RecordedEvent, StreamAppend
+
+
+# A stream's version is the number of events in it: the first event has version 1, a new stream is at 0.
+NO_VERSION = 0
+ANY_RETRIES = 20
+
+
+class InlineProjection(Protocol):
+    """What the store needs of a projection that runs inside the append's transaction."""
+
+    name: str
+
+    def handles(self, type_name: str) -> bool: ...
+
+    def apply(self, conn: sa.Connection, events: Sequence[RecordedEvent]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """One event serialised for insertion; ``stream_version`` is None when the server must compute it."""
+
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int | None
+    offset: int  # 1-based position of the event within its stream's part of this append
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    data_json: str
+    metadata: dict[str, Any]
+    metadata_json: str
+
+
+def expected_as_int(expected: Expected) -> int | None:
+    """The numeric version a stream must be at, or None for ANY."""
+    if expected is ExpectedVersion.ANY:
+        return None
+    if expected is ExpectedVersion.NO_STREAM:
+        return NO_VERSION
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise ValueError(f"expected version must be a non-negative int, ANY or NO_STREAM, not {expected!r}")
+    return expected
+
+
+class EventStore(ABC):
+    """An append-only log of events in streams, with one global order that catch-up readers can trust."""
+
+    def __init__(self, engine: sa.Engine, registry: EventRegistry) -> None:
+        self.engine = engine
+        self.registry = registry
+        self._inline: list[InlineProjection] = []
+        self._appended = threading.Condition()
+        self._head_seen = 0
+
+    # ----------------------------------------------------------------------------------------- writes
+    @abstractmethod
+    def append(self, *appends: StreamAppend) -> list[RecordedEvent]:
+        """Append to one or more streams in one transaction, all or nothing.
+
+        Raises ConcurrencyError when a stream is not at its expected version. Appending event ids that are
+        already stored is a no-op that returns the stored events, whatever the streams' versions are now.
+        """
+
+    # ------------------------------------------------------------------------------------------ reads
+    @abstractmethod
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """A stream's events with from_version <= version (<= to_version), in order."""
+
+    @abstractmethod
+    def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        types: Iterable[str] | None = None,
+        streams: Iterable[str] | None = None,
+        until_position: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events with global_position > after_position (and <= until_position) in global order."""
+
+    @abstractmethod
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: 0 for a stream with no events."""
+
+    @abstractmethod
+    def head_position(self) -> int:
+        """The highest committed global position, 0 for an empty store."""
+
+    @abstractmethod
+    def read_by_ids(self, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
+        """The stored events with these ids, in global order."""
+
+    def read_until(self, stream_id: str, *, position: int | None = None, at: datetime | None = None) -> list[RecordedEvent]:
+        """A stream's events recorded at or before a global position or a moment (time travel)."""
+        events = self.read_stream(stream_id)
+        if position is not None:
+            events = [e for e in events if e.global_position <= position]
+        if at is not None:
+            events = [e for e in events if e.recorded_at <= at]
+        return events
+
+    def iter_all(
+        self, after_position: int = 0, batch: int = 5000, until_position: int | None = None, **filters: Any
+    ) -> Iterator[RecordedEvent]:
+        """Every event after a position, read in batches."""
+        position = after_position
+        while True:
+            rows = self.read_all(position, batch, until_position=until_position, **filters)
+            if not rows:
+                return
+            yield from rows
+            position = rows[-1].global_position
+            if len(rows) < batch:
+                return
+
+    # -------------------------------------------------------------------------- inline projections
+    def add_inline_projection(self, projection: InlineProjection) -> None:
+        self._inline.append(projection)
+
+    @property
+    def inline_projections(self) -> list[InlineProjection]:
+        return list(self._inline)
+
+    def _projections_for(self, rows: Sequence[PendingRow]) -> list[InlineProjection]:
+        if not self._inline:
+            return []
+        types = {r.type for r in rows}
+        return [p for p in self._inline if any(p.handles(t) for t in types)]
+
+    def _apply_inline(
+        self, conn: sa.Connection, projections: list[InlineProjection], recorded: list[RecordedEvent]
+    ) -> None:
+        for projection in projections:
+            mine = [e for e in recorded if projection.handles(e.type)]
+            if mine:
+                projection.apply(conn, mine)
+
+    # -------------------------------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A read-write transaction on the store's database, for projection runners and checkpoints."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # --------------------------------------------------------------------------- append signalling
+    def _signal_appended(self, position: int) -> None:
+        with self._appended:
+            if position > self._head_seen:
+                self._head_seen = position
+            self._appended.notify_all()
+
+    def wait_for_append(self, after_position: int, timeout: float) -> bool:
+        """Block until this process appends past ``after_position`` or the timeout passes.
+
+        Only appends made through this store object signal; readers still poll for other writers.
+        """
+        with self._appended:
+            if self._head_seen > after_position:
+                return True
+            return self._appended.wait_for(lambda: self._head_seen > after_position, timeout)
+
+    # ------------------------------------------------------------------------------------ helpers
+    def _pending_rows(self, appends: Sequence[StreamAppend]) -> list[PendingRow]:
+        rows: list[PendingRow] = []
+        seen_streams: set[str] = set()
+        for part in appends:
+            if part.stream_id in seen_streams:
+                raise ValueError(f"stream {part.stream_id!r} appears twice in one append")
+            seen_streams.add(part.stream_id)
+            if not part.events:
+                continue
+            base = expected_as_int(part.expected_version)
+            for offset, new in enumerate(part.events, start=1):
+                type_name, version, data = self.registry.serialize(new.event)
+                metadata = new.metadata.as_dict()
+                rows.append(
+                    PendingRow(
+                        event_id=new.event_id,
+                        stream_id=part.stream_id,
+                        stream_version=None if base is None else base + offset,
+                        offset=offset,
+                        type=type_name,
+                        schema_version=version,
+                        data=data,
+                        data_json=json.dumps(data, separators=(",", ":")),
+                        metadata=metadata,
+                        metadata_json=json.dumps(metadata, separators=(",", ":")),
+                    )
+                )
+        return rows
+
+    def _decode(
+        self,
+        event_id: Any,
+        stream_id: str,
+        stream_version: int,
+        global_position: int,
+        type_name: str,
+        schema_version: int,
+        data: Any,
+        metadata: Any,
+        recorded_at: datetime,
+    ) -> RecordedEvent:
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        if schema_version < self.registry.current_version_or(type_name, schema_version):
+            schema_version, data = self.registry.upcast(type_name, schema_version, data)
+        return RecordedEvent(
+            event_id=event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id)),
+            stream_id=stream_id,
+            stream_version=stream_version,
+            global_position=global_position,
+            type=type_name,
+            schema_version=schema_version,
+            data=data,
+            metadata=metadata,
+            recorded_at=recorded_at,
+        )
+
+    def _raise_version_conflict(self, appends: Sequence[StreamAppend], actual: dict[str, int]) -> bool:
+        """Raise ConcurrencyError for the first stream not at its expected version.
+
+        Returns False when every stream is where the caller expected (a stale snapshot lost a race and the
+        append should simply be tried again).
+        """
+        for part in appends:
+            want = expected_as_int(part.expected_version)
+            if want is not None and actual.get(part.stream_id, 0) != want:
+                raise ConcurrencyError(part.stream_id, part.expected_version, actual.get(part.stream_id, 0))
+        return False
+
+    def close(self) -> None:
+        self.engine.dispose()

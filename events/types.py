@@ -1,0 +1,128 @@
+"""Event base class, the envelope of a recorded event, and expected-version markers.
+
+Events are frozen dataclasses holding JSON-native payloads (str, int, float, bool, None, dict, list), so a
+payload is stored as it is and rebuilt with ``cls(**data)``; the registry checks payload types on append.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+class ExpectedVersion(enum.Enum):
+    """Expected versions that are not a number: ANY skips the check, NO_STREAM requires a new stream."""
+
+    ANY = "any"
+    NO_STREAM = "no stream"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Expected = int | ExpectedVersion
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every domain event. Subclasses set ``type_name`` (stable, past tense) and ``schema_version``."""
+
+    type_name: ClassVar[str] = ""
+    schema_version: ClassVar[int] = 1
+    category: ClassVar[str] = ""
+
+    def payload(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """An event given by type name and payload, for callers that do not hold the class (CLI, inbox, tests)."""
+
+    type_name: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Who caused an event and in answer to what."""
+
+    actor: str = "system"
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+        }
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended: the typed event plus its id and metadata."""
+
+    event: Event | RawEvent
+    metadata: Metadata = field(default_factory=Metadata)
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """One stream's part of an append: its id, the version the caller expects, and the new events."""
+
+    stream_id: str
+    expected_version: Expected
+    events: tuple[NewEvent, ...]
+
+    def __init__(self, stream_id: str, expected_version: Expected, events: Any) -> None:
+        object.__setattr__(self, "stream_id", stream_id)
+        object.__setattr__(self, "expected_version", expected_version)
+        object.__setattr__(
+            self, "events", tuple(e if isinstance(e, NewEvent) else NewEvent(e) for e in events)
+        )
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """The envelope of a stored event (design.md §3). ``data`` is the payload upcast to the current version."""
+
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    global_position: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    @property
+    def category(self) -> str:
+        return self.stream_id.split("-", 1)[0]
+
+    @property
+    def entity_id(self) -> str:
+        return self.stream_id.split("-", 1)[1] if "-" in self.stream_id else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": str(self.event_id),
+            "stream_id": self.stream_id,
+            "stream_version": self.stream_version,
+            "global_position": self.global_position,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "data": self.data,
+            "metadata": self.metadata,
+            "recorded_at": self.recorded_at.isoformat(),
+        }
+
+
+def stream_id(category: str, entity_id: str) -> str:
+    return f"{category}-{entity_id}"
