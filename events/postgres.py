@@ -13,7 +13,8 @@ xid8 alternative needs readers to order by (xid, position), which breaks the pla
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -145,6 +146,12 @@ class PostgresEventStore(EventStore):
             raw.rollback()
         return {s: v for s, v in found}
 
+    @contextmanager
+    def exclusive_transaction(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+            yield conn
+
     # ------------------------------------------------------------------------------------------ reads
     def _query(self, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
         with self.engine.connect() as conn:
@@ -185,6 +192,22 @@ class PostgresEventStore(EventStore):
         sql += " ORDER BY global_position LIMIT %s"
         params.append(limit)
         return self._query(sql, params)
+
+    def iter_category(self, category: str, until_position: int) -> Iterator[RecordedEvent]:
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            with raw.transaction():
+                cursor = raw.cursor(name=f"category_{category}")
+                cursor.itersize = 5000
+                cursor.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE stream_id >= %s AND stream_id < %s"
+                    " AND global_position <= %s ORDER BY stream_id, stream_version",
+                    (f"{category}-", f"{category}.", until_position),
+                )
+                decode = self._decode
+                for row in cursor:
+                    yield decode(*row)
+                cursor.close()
 
     def read_by_ids(self, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
         return self._query(

@@ -9,8 +9,9 @@ block the writer.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,52 +58,60 @@ class SqliteEventStore(EventStore):
         if not rows:
             return []
         projections = self._projections_for(rows)
+        with self.transaction() as conn:
+            raw: sqlite3.Connection = conn.connection.driver_connection
+            stored = self._already_stored(raw, rows)
+            if stored is not None:
+                return stored
+            actual = self._versions(raw, [a.stream_id for a in appends])
+            self._raise_version_conflict(appends, actual)
+            now = datetime.now(UTC)
+            stamp = now.isoformat()
+            recorded: list[RecordedEvent] = []
+            for row in rows:
+                version = row.stream_version
+                if version is None:
+                    version = actual.get(row.stream_id, 0) + row.offset
+                (position,) = raw.execute(
+                    "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data,"
+                    " metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
+                    (
+                        str(row.event_id),
+                        row.stream_id,
+                        version,
+                        row.type,
+                        row.schema_version,
+                        row.data_json,
+                        row.metadata_json,
+                        stamp,
+                    ),
+                ).fetchone()
+                recorded.append(
+                    RecordedEvent(
+                        event_id=row.event_id,
+                        stream_id=row.stream_id,
+                        stream_version=version,
+                        global_position=position,
+                        type=row.type,
+                        schema_version=row.schema_version,
+                        data=row.data,
+                        metadata=row.metadata,
+                        recorded_at=now,
+                    )
+                )
+            if projections:
+                self._apply_inline(conn, projections, recorded)
+        self._signal_appended(recorded[-1].global_position)
+        return recorded
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction holding SQLite's write lock from its start (BEGIN IMMEDIATE)."""
         with self.engine.connect() as conn:
             raw: sqlite3.Connection = conn.connection.driver_connection
             raw.execute("BEGIN IMMEDIATE")
             try:
-                stored = self._already_stored(raw, rows)
-                if stored is not None:
-                    raw.execute("ROLLBACK")
-                    return stored
-                actual = self._versions(raw, [a.stream_id for a in appends])
-                self._raise_version_conflict(appends, actual)
-                now = datetime.now(UTC)
-                stamp = now.isoformat()
-                recorded: list[RecordedEvent] = []
-                for row in rows:
-                    version = row.stream_version
-                    if version is None:
-                        version = actual.get(row.stream_id, 0) + row.offset
-                    (position,) = raw.execute(
-                        "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data,"
-                        " metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
-                        (
-                            str(row.event_id),
-                            row.stream_id,
-                            version,
-                            row.type,
-                            row.schema_version,
-                            row.data_json,
-                            row.metadata_json,
-                            stamp,
-                        ),
-                    ).fetchone()
-                    recorded.append(
-                        RecordedEvent(
-                            event_id=row.event_id,
-                            stream_id=row.stream_id,
-                            stream_version=version,
-                            global_position=position,
-                            type=row.type,
-                            schema_version=row.schema_version,
-                            data=row.data,
-                            metadata=row.metadata,
-                            recorded_at=now,
-                        )
-                    )
-                if projections:
-                    self._apply_inline(conn, projections, recorded)
+                yield conn
                 raw.execute("COMMIT")
             except BaseException:
                 if raw.in_transaction:
@@ -110,9 +119,7 @@ class SqliteEventStore(EventStore):
                 raise
             finally:
                 if conn.in_transaction():
-                    conn.commit()  # our COMMIT/ROLLBACK already ended it; this only resets SQLAlchemy's state
-        self._signal_appended(recorded[-1].global_position)
-        return recorded
+                    conn.commit()  # our COMMIT/ROLLBACK ended it; this only resets SQLAlchemy's state
 
     def _already_stored(self, raw: sqlite3.Connection, rows: list[PendingRow]) -> list[RecordedEvent] | None:
         ids = [str(r.event_id) for r in rows]
@@ -184,6 +191,18 @@ class SqliteEventStore(EventStore):
         sql += " ORDER BY global_position LIMIT ?"
         params.append(limit)
         return self._query(sql, params)
+
+    def iter_category(self, category: str, until_position: int) -> Iterator[RecordedEvent]:
+        with self.engine.connect() as conn:
+            raw: sqlite3.Connection = conn.connection.driver_connection
+            cursor = raw.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id >= ? AND stream_id < ?"
+                " AND global_position <= ? ORDER BY stream_id, stream_version",
+                (f"{category}-", f"{category}.", until_position),
+            )
+            while rows := cursor.fetchmany(5000):
+                for row in rows:
+                    yield self._decode_row(row)
 
     def read_by_ids(self, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
         if not event_ids:

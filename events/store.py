@@ -111,6 +111,13 @@ class EventStore(ABC):
     def read_by_ids(self, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
         """The stored events with these ids, in global order."""
 
+    @abstractmethod
+    def iter_category(self, category: str, until_position: int) -> Iterator[RecordedEvent]:
+        """Every event of ``<category>-*`` streams up to a position, ordered by stream then version.
+
+        Streamed, so memory stays flat: a rebuild folds one entity at a time.
+        """
+
     def read_until(self, stream_id: str, *, position: int | None = None, at: datetime | None = None) -> list[RecordedEvent]:
         """A stream's events recorded at or before a global position or a moment (time travel)."""
         events = self.read_stream(stream_id)
@@ -161,6 +168,12 @@ class EventStore(ABC):
     def transaction(self) -> Iterator[sa.Connection]:
         """A read-write transaction on the store's database, for projection runners and checkpoints."""
         with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def exclusive_transaction(self) -> Iterator[sa.Connection]:
+        """A transaction during which no append can commit (used to swap rebuilt read models in)."""
+        with self.transaction() as conn:
             yield conn
 
     # --------------------------------------------------------------------------- append signalling

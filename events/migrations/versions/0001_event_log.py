@@ -17,6 +17,8 @@ depends_on = None
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 UUID = sa.String(36).with_variant(postgresql.UUID(as_uuid=True), "postgresql")
 POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Stream ids compare byte-wise, so a category's streams are one index range ("workflow-" <= id < "workflow.").
+STREAM_ID = sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.String(40), "sqlite")
 
 
@@ -25,7 +27,7 @@ def upgrade() -> None:
         "events",
         sa.Column("global_position", POSITION, primary_key=True, autoincrement=True),
         sa.Column("event_id", UUID, nullable=False),
-        sa.Column("stream_id", sa.String(200), nullable=False),
+        sa.Column("stream_id", STREAM_ID, nullable=False),
         sa.Column("stream_version", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(200), nullable=False),
         sa.Column("schema_version", sa.Integer(), nullable=False),

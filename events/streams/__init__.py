@@ -1,0 +1,27 @@
+"""Event types, one module per stream category; ``default_registry()`` registers every one of them."""
+
+from __future__ import annotations
+
+from events.registry import EventRegistry
+from events.streams import (
+    action,
+    dataset,
+    datastore,
+    engine,
+    event,
+    subscription,
+    trigger,
+    workflow,
+    workflow_instance,
+)
+
+CATEGORY_MODULES = (engine, dataset, datastore, action, workflow, workflow_instance, trigger, subscription, event)
+CATEGORIES = tuple(m.CATEGORY for m in CATEGORY_MODULES)
+
+
+def default_registry() -> EventRegistry:
+    registry = EventRegistry()
+    for module in CATEGORY_MODULES:
+        for cls in module.EVENTS:
+            registry.register(cls)
+    return registry

@@ -1,0 +1,108 @@
+"""The catch-up subscription: feeds a handler every event after a checkpoint, in global order.
+
+At least once: a handler may see an event again after a crash, so handlers either record what they handled
+with their effects (``transactional=True`` commits the effects and the checkpoint together, which makes it
+exactly once for effects in this database) or are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+
+from events.checkpoints import advance_checkpoint, read_checkpoint
+from events.store import EventStore
+from events.types import RecordedEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Sequence[RecordedEvent]], None]
+TransactionalHandler = Callable[[sa.Connection, Sequence[RecordedEvent]], None]
+
+
+class CatchUpSubscription:
+    def __init__(
+        self,
+        store: EventStore,
+        name: str,
+        handler: Handler | TransactionalHandler,
+        *,
+        types: Sequence[str] | None = None,
+        transactional: bool = False,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.handler = handler
+        self.types = list(types) if types is not None else None
+        self.transactional = transactional
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retry_interval = retry_interval
+
+    def position(self) -> int:
+        with self.store.engine.connect() as conn:
+            return read_checkpoint(conn, self.name)
+
+    def run_once(self) -> int:
+        """Handle the next batch, if any; returns how many events were handled."""
+        position = self.position()
+        head = self.store.head_position()
+        events = self.store.read_all(position, self.batch_size, types=self.types)
+        if len(events) == self.batch_size:
+            new_position = events[-1].global_position
+        else:
+            # Everything up to the head read before this batch is committed and was seen: with a types
+            # filter the checkpoint may move past events this reader does not handle.
+            new_position = max(head, events[-1].global_position if events else position)
+        if new_position == position:
+            return 0
+        with self.store.transaction() as conn:
+            if events:
+                if self.transactional:
+                    self.handler(conn, events)  # type: ignore[call-arg]
+                else:
+                    self.handler(events)  # type: ignore[call-arg]
+            if not advance_checkpoint(conn, self.name, position, new_position):
+                raise _LostRace()
+        return len(events)
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the log until ``stop`` is set; a failing batch is logged and retried."""
+        while not stop.is_set():
+            try:
+                handled = self.run_once()
+            except _LostRace:
+                continue
+            except Exception:
+                log.exception("subscription %s failed; retrying", self.name)
+                stop.wait(self.retry_interval)
+                continue
+            if handled < self.batch_size:
+                position = self.position()
+                self.store.wait_for_append(position, self.poll_interval)
+
+    def start(self) -> tuple[threading.Thread, threading.Event]:
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run, args=(stop,), name=f"sub:{self.name}", daemon=True)
+        thread.start()
+        return thread, stop
+
+
+class _LostRace(Exception):
+    """Another reader of the same name moved the checkpoint first; this batch was rolled back."""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,55 @@
+"""Event counts per type: an async projection for dashboards and outside readers (not read by the API)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from events.types import RecordedEvent
+from events.timestamps import UTCDateTime
+from projections.base import Projection
+
+
+class EventTypeCounts(Projection):
+    name = "stats.event_type_counts"
+    mode = "async"
+
+    def define_tables(self, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
+        return {
+            "stats_event_type_counts": sa.Table(
+                f"stats_event_type_counts{suffix}",
+                metadata,
+                sa.Column("type", sa.String(200), primary_key=True),
+                sa.Column("count", sa.BigInteger(), nullable=False),
+                sa.Column("last_position", sa.BigInteger(), nullable=False),
+                sa.Column("last_recorded_at", UTCDateTime(), nullable=False),
+            )
+        }
+
+    def handles(self, type_name: str) -> bool:
+        return True
+
+    def apply(self, conn: sa.Connection, events: Sequence[RecordedEvent]) -> None:
+        t = self.tables["stats_event_type_counts"]
+        counts = Counter(e.type for e in events)
+        last = {e.type: e for e in events}
+        present = {
+            r.type
+            for r in conn.execute(sa.select(t.c.type).where(t.c.type.in_(list(counts))))
+        }
+        for type_name, n in counts.items():
+            event = last[type_name]
+            if type_name in present:
+                conn.execute(
+                    t.update()
+                    .where(t.c.type == type_name)
+                    .values(count=t.c.count + n, last_position=event.global_position,
+                            last_recorded_at=event.recorded_at)
+                )
+            else:
+                conn.execute(
+                    t.insert().values(type=type_name, count=n, last_position=event.global_position,
+                                      last_recorded_at=event.recorded_at)
+                )
