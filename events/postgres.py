@@ -218,6 +218,17 @@ class PostgresEventStore(EventStore):
     def stream_version(self, stream_id: str) -> int:
         return self._versions([stream_id]).get(stream_id, 0)
 
+    def count(self, types: Iterable[str] | None = None) -> int:
+        sql, params = "SELECT count(*) FROM events", []
+        if types is not None:
+            sql += " WHERE type = ANY(%s)"
+            params.append(list(types))
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            (n,) = raw.execute(sql, params).fetchone()
+            raw.rollback()
+        return int(n)
+
     def head_position(self) -> int:
         with self.engine.connect() as conn:
             raw = conn.connection.driver_connection

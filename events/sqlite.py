@@ -217,6 +217,15 @@ class SqliteEventStore(EventStore):
         with self.engine.connect() as conn:
             return self._versions(conn.connection.driver_connection, [stream_id]).get(stream_id, 0)
 
+    def count(self, types: Iterable[str] | None = None) -> int:
+        sql, params = "SELECT count(*) FROM events", []
+        if types is not None:
+            params = list(types)
+            sql += f" WHERE type IN ({','.join('?' * len(params))})" if params else " WHERE 0"
+        with self.engine.connect() as conn:
+            (n,) = conn.connection.driver_connection.execute(sql, params).fetchone()
+        return int(n)
+
     def head_position(self) -> int:
         with self.engine.connect() as conn:
             raw: sqlite3.Connection = conn.connection.driver_connection

@@ -108,6 +108,10 @@ class EventStore(ABC):
         """The highest committed global position, 0 for an empty store."""
 
     @abstractmethod
+    def count(self, types: Iterable[str] | None = None) -> int:
+        """How many events are stored (of these types)."""
+
+    @abstractmethod
     def read_by_ids(self, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
         """The stored events with these ids, in global order."""
 

@@ -1,0 +1,56 @@
+"""``dart up``: the whole system in one process on the embedded default (API and workers as threads)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socketserver
+import threading
+from types import FrameType
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from projections.runner import AsyncProjectionRunner
+from services.app import create_app
+from services.settings import Settings
+from services.wiring import build
+
+log = logging.getLogger("dart.up")
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def run_up(settings: Settings) -> int:
+    container = build(settings)
+    runner = AsyncProjectionRunner(container.store, container.projections)
+    runner.start()
+    server = make_server(
+        settings.host, settings.port, create_app(container),
+        server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
+    )
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    host, port = server.server_address[:2]
+    print(f"dart is up: API at http://{host}:{port}  (store: {settings.effective_database_url})", flush=True)
+    print("health: /health, readiness: /ready; stop with Ctrl-C", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        runner.stop()
+        server.server_close()
+        container.store.close()
+    print("dart stopped", flush=True)
+    return 0

@@ -1,0 +1,88 @@
+"""One settings object, from the environment (``DART_*``) or a YAML file (``DART_CONFIG``), checked at start
+so a bad value fails fast and by name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """A setting that is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path.home() / ".dart")
+    database_url: str = ""  # default: SQLite in ``home``
+    broker_url: str = ""  # empty: embedded delivery (the store's catch-up subscription)
+    aws_endpoint_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 5000
+    bootstrap_api_key: str = ""
+    log_format: str = "auto"  # auto | json | text
+    poll_interval: float = 0.5
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'dart.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+_ENV = {f.name: f"DART_{f.name.upper()}" for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind in ("int", int):
+            value = int(raw)
+            if name == "port" and not 0 < value < 65536:
+                raise ValueError("must be 1..65535")
+            return value
+        if kind in ("float", float):
+            value = float(raw)
+            if value <= 0:
+                raise ValueError("must be positive")
+            return value
+        if kind in ("Path", Path):
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} ({_ENV[name]}): {raw!r} is not valid: {exc}") from exc
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from a YAML file named by DART_CONFIG, then the environment, then ``overrides``."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    config_path = env.get("DART_CONFIG")
+    if config_path:
+        try:
+            loaded = yaml.safe_load(Path(config_path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"DART_CONFIG {config_path!r} cannot be read: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"DART_CONFIG {config_path!r} must hold a mapping of settings")
+        unknown = sorted(set(loaded) - set(_ENV))
+        if unknown:
+            raise SettingsError(f"DART_CONFIG {config_path!r} has unknown settings: {', '.join(unknown)}")
+        values.update(loaded)
+    for name, var in _ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
+    if settings.log_format not in ("auto", "json", "text"):
+        raise SettingsError(f"setting log_format (DART_LOG_FORMAT) must be auto, json or text, not {settings.log_format!r}")
+    url = settings.effective_database_url
+    if not url.startswith(("sqlite:", "postgresql", "postgres:")):
+        raise SettingsError(f"setting database_url (DART_DATABASE_URL) must be sqlite:/// or postgresql://, not {url!r}")
+    return settings

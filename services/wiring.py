@@ -1,0 +1,30 @@
+"""The one place that builds dart's object graph from settings; nothing connects at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.database import open_store
+from events.store import EventStore
+from events.streams import default_registry
+from projections.base import Projection
+from projections.catalog import all_projections
+from services.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: EventStore
+    projections: list[Projection]
+
+
+def build(settings: Settings, migrate: bool = True) -> Container:
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.effective_database_url, default_registry(), migrate=migrate)
+    projections = all_projections()
+    for projection in projections:
+        if projection.mode == "inline":
+            store.add_inline_projection(projection)
+    return Container(settings, store, projections)
