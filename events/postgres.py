@@ -13,6 +13,7 @@ xid8 alternative needs readers to order by (xid, position), which breaks the pla
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 
 from events.errors import ConcurrencyError, IdempotencyConflict
 from events.registry import EventRegistry
-from events.store import ANY_RETRIES, EventStore, InlineProjection, PendingRow
+from events.store import ANY_RETRIES, EventStore, InlineProjection, PendingRow, expected_as_int
 from events.types import RecordedEvent, StreamAppend
 
 APPEND_LOCK_KEY = 0x64617274  # "dart": the one lock that orders every append
@@ -32,23 +33,23 @@ _COLUMNS = (
 )
 
 _INSERT = """
-WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s) AS locked)
+WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s) AS locked),
+     v AS MATERIALIZED (
+        SELECT s.stream_id, dart_stream_version(s.stream_id, s.expected) AS current
+        FROM l, unnest(%(part_streams)s::text[], %(part_expected)s::int[]) AS s(stream_id, expected))
 INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
-SELECT r.event_id, r.stream_id,
-       COALESCE(r.stream_version,
-                COALESCE((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = r.stream_id), 0)
-                + r.off),
-       r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb, clock_timestamp()
-FROM l,
-     unnest(%(ids)s::uuid[], %(streams)s::text[], %(versions)s::int[], %(offs)s::int[], %(types)s::text[],
-            %(svs)s::int[], %(datas)s::text[], %(metas)s::text[]) WITH ORDINALITY
-       AS r(event_id, stream_id, stream_version, off, type, schema_version, data, metadata, ord)
-WHERE NOT EXISTS (
-    SELECT 1 FROM unnest(%(check_streams)s::text[], %(check_versions)s::int[]) AS c(s, v)
-    WHERE COALESCE((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = c.s), 0) <> c.v)
+SELECT r.event_id, r.stream_id, v.current + r.off, r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb,
+       clock_timestamp()
+FROM unnest(%(ids)s::uuid[], %(streams)s::text[], %(offs)s::int[], %(types)s::text[], %(svs)s::int[],
+            %(datas)s::text[], %(metas)s::text[]) WITH ORDINALITY
+       AS r(event_id, stream_id, off, type, schema_version, data, metadata, ord)
+JOIN v ON v.stream_id = r.stream_id
 ORDER BY r.ord
 RETURNING event_id, stream_version, global_position, recorded_at
 """
+
+# dart_stream_version() raises this SQLSTATE when a stream is not at its expected version.
+VERSION_CONFLICT = "DV001"
 
 
 class _VersionCheckFailed(Exception):
@@ -69,12 +70,16 @@ class PostgresEventStore(EventStore):
         for _attempt in range(ANY_RETRIES):
             try:
                 recorded = self._insert(rows, params, projections)
-            except (psycopg.errors.UniqueViolation, _VersionCheckFailed):
+            except (psycopg.DatabaseError, _VersionCheckFailed) as exc:
+                if isinstance(exc, psycopg.DatabaseError) and not (
+                    isinstance(exc, psycopg.errors.UniqueViolation) or exc.sqlstate == VERSION_CONFLICT
+                ):
+                    raise
                 stored = self._already_stored(rows)
                 if stored is not None:
                     return stored
                 self._raise_version_conflict(appends, self._versions([a.stream_id for a in appends]))
-                continue  # the streams are where the caller expected: a stale snapshot lost a race
+                continue  # the streams are where the caller expected (a racing ANY append): try again
             self._signal_appended(recorded[-1].global_position)
             return recorded
         part = appends[0]
@@ -117,7 +122,7 @@ class PostgresEventStore(EventStore):
                     schema_version=row.schema_version,
                     data=row.data,
                     metadata=row.metadata,
-                    recorded_at=at,
+                    recorded_at=at.astimezone(UTC),
                 )
             )
         return out
@@ -238,21 +243,16 @@ class PostgresEventStore(EventStore):
 
 
 def _params(rows: list[PendingRow], appends: Sequence[StreamAppend]) -> dict[str, Any]:
-    checks = [
-        (r.stream_id, r.stream_version - r.offset)
-        for r in rows
-        if r.offset == 1 and r.stream_version is not None
-    ]
+    parts = [a for a in appends if a.events]
     return {
         "lock": APPEND_LOCK_KEY,
+        "part_streams": [a.stream_id for a in parts],
+        "part_expected": [expected_as_int(a.expected_version) for a in parts],
         "ids": [r.event_id for r in rows],
         "streams": [r.stream_id for r in rows],
-        "versions": [r.stream_version for r in rows],
         "offs": [r.offset for r in rows],
         "types": [r.type for r in rows],
         "svs": [r.schema_version for r in rows],
         "datas": [r.data_json for r in rows],
         "metas": [r.metadata_json for r in rows],
-        "check_streams": [c[0] for c in checks],
-        "check_versions": [c[1] for c in checks],
     }

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -245,6 +245,8 @@ class EventStore(ABC):
             metadata = json.loads(metadata)
         if schema_version < self.registry.current_version_or(type_name, schema_version):
             schema_version, data = self.registry.upcast(type_name, schema_version, data)
+        if recorded_at.tzinfo is not UTC:
+            recorded_at = recorded_at.astimezone(UTC)
         return RecordedEvent(
             event_id=event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id)),
             stream_id=stream_id,

@@ -5,17 +5,21 @@ from __future__ import annotations
 from events.registry import EventRegistry
 from events.streams import (
     action,
+    api_key,
     dataset,
     datastore,
     engine,
     event,
+    name_claim,
     subscription,
     trigger,
     workflow,
     workflow_instance,
 )
 
-CATEGORY_MODULES = (engine, dataset, datastore, action, workflow, workflow_instance, trigger, subscription, event)
+CATEGORY_MODULES = (
+    engine, dataset, datastore, action, workflow, workflow_instance, trigger, subscription, event, api_key,
+)
 CATEGORIES = tuple(m.CATEGORY for m in CATEGORY_MODULES)
 
 
@@ -24,4 +28,6 @@ def default_registry() -> EventRegistry:
     for module in CATEGORY_MODULES:
         for cls in module.EVENTS:
             registry.register(cls)
+    for cls in name_claim.EVENTS:
+        registry.register(cls)
     return registry

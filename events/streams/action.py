@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated
+from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated, State
+from events.types import Event
 
 CATEGORY = "action"
 
@@ -27,4 +28,35 @@ class ActionDeleted(EntityDeleted):
     category = CATEGORY
 
 
-EVENTS = (ActionCreated, ActionUpdated, ActionDeleted)
+@dataclass(frozen=True)
+class ActionCheckedOut(Event):
+    """An engine took the action: PENDING -> RUNNING."""
+
+    type_name = "ActionCheckedOut"
+    category = CATEGORY
+    start_time: str
+
+    def evolve(self, state: State) -> State:
+        return None if state is None else {**state, "state": "RUNNING", "start_time": self.start_time}
+
+
+@dataclass(frozen=True)
+class ActionCheckedIn(Event):
+    """The engine reported its result: RUNNING -> FINISHING; the orchestrator completes the action."""
+
+    type_name = "ActionCheckedIn"
+    category = CATEGORY
+    result: str  # COMPLETED or FAILED
+    error_message: str | None = None
+    consume_subscription_state: str | None = None
+
+    def evolve(self, state: State) -> State:
+        if state is None:
+            return None
+        changed = {**state, "state": "FINISHING"}
+        if self.result == "FAILED" and self.error_message is not None:
+            changed["error_message"] = self.error_message
+        return changed
+
+
+EVENTS = (ActionCreated, ActionUpdated, ActionDeleted, ActionCheckedOut, ActionCheckedIn)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated
+from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated, State
+from events.types import Event
 
 CATEGORY = "workflow_instance"
 
@@ -27,4 +28,16 @@ class WorkflowInstanceDeleted(EntityDeleted):
     category = CATEGORY
 
 
-EVENTS = (WorkflowInstanceCreated, WorkflowInstanceUpdated, WorkflowInstanceDeleted)
+@dataclass(frozen=True)
+class WorkflowInstanceStarted(Event):
+    """Its first action was checked out: QUEUED -> RUNNING."""
+
+    type_name = "WorkflowInstanceStarted"
+    category = CATEGORY
+    start_time: str
+
+    def evolve(self, state: State) -> State:
+        return None if state is None else {**state, "state": "RUNNING", "start_time": self.start_time}
+
+
+EVENTS = (WorkflowInstanceCreated, WorkflowInstanceUpdated, WorkflowInstanceDeleted, WorkflowInstanceStarted)

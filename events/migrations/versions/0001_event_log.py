@@ -22,6 +22,24 @@ STREAM_ID = sa.String(200).with_variant(sa.String(200, collation="C"), "postgres
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.String(40), "sqlite")
 
 
+STREAM_VERSION_FUNCTION = """
+CREATE FUNCTION dart_stream_version(p_stream text, p_expected integer) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    current integer;
+BEGIN
+    SELECT COALESCE(max(stream_version), 0) INTO current FROM events WHERE stream_id = p_stream;
+    IF p_expected IS NOT NULL AND current <> p_expected THEN
+        RAISE EXCEPTION USING ERRCODE = 'DV001',
+            MESSAGE = format('version conflict on %s: expected %s, actual %s', p_stream, p_expected, current),
+            DETAIL = current::text;
+    END IF;
+    RETURN current;
+END
+$$
+"""
+
+
 def upgrade() -> None:
     op.create_table(
         "events",
@@ -39,6 +57,10 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_events_type_position", "events", ["type", "global_position"])
+    if op.get_bind().dialect.name == "postgresql":
+        # VOLATILE: each query inside sees a fresh snapshot, taken after the append's ordering lock, so the
+        # version it reads is the committed truth (a statement's own snapshot predates its lock wait).
+        op.execute(STREAM_VERSION_FUNCTION)
     op.create_table(
         "projection_checkpoints",
         sa.Column("name", sa.String(200), primary_key=True),
@@ -48,6 +70,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS dart_stream_version(text, integer)")
     op.drop_table("projection_checkpoints")
     op.drop_index("ix_events_type_position", table_name="events")
     op.drop_table("events")

@@ -1,0 +1,30 @@
+"""Events of name-claim streams (``<category>_name-<name>``): the unique names of engines and datasets.
+
+Claiming a name is an append with an expected version in the same transaction as the entity's creation,
+so two concurrent creates with one name can never both succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.types import Event
+
+CATEGORY = "name_claim"
+
+
+@dataclass(frozen=True)
+class NameClaimed(Event):
+    type_name = "NameClaimed"
+    category = CATEGORY
+    entity_id: str
+
+
+@dataclass(frozen=True)
+class NameReleased(Event):
+    type_name = "NameReleased"
+    category = CATEGORY
+    entity_id: str
+
+
+EVENTS = (NameClaimed, NameReleased)
