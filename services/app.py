@@ -40,7 +40,15 @@ class ReadyResource:
 
 
 def create_app(container: Container) -> falcon.App:
-    app = falcon.App()
+    from services.api import errors
+    from services.api.middleware import AuthMiddleware
+    from services.api.routes import add_routes
+    from services.entities.service import EntityService
+
+    app = falcon.App(middleware=[AuthMiddleware(container.store)])
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
     app.add_route("/health", HealthResource())
     app.add_route("/ready", ReadyResource(container))
+    add_routes(app, EntityService(container.store, container))
     return app

@@ -40,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("names", nargs="*", help="projection names or prefixes (default: all)")
     projections.add_parser("status", help="positions and lag of every projection")
 
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create an API key for a user; prints key:secret once")
+    create.add_argument("--user", required=True, help="the user's email; it becomes user_id and the actor")
+    create.add_argument("--admin", action="store_true", help="an admin key (default: a user key)")
+
+    api = sub.add_parser("api", help="serve the REST API under gunicorn (production)")
+    api.add_argument("--port", type=int, help="port (default 5000, or DART_PORT)")
+    api.add_argument("--host", help="address (default 127.0.0.1, or DART_HOST)")
+    api.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    api.add_argument("--threads", type=int, default=8, help="threads per worker")
+
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
     db.add_parser("revision", help="print the current and newest migration")
@@ -69,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rebuild_command(settings, args.names) if args.action == "rebuild" else status_command(settings)
         if args.command == "db":
             return _db(settings, args.action)
+        if args.command == "keys":
+            return _keys(settings, args)
+        if args.command == "api":
+            from services.gunicorn_app import serve
+
+            return serve(settings, args.workers, args.threads)
     except KeyboardInterrupt:
         return 130
     except (KeyError, ValueError) as exc:
@@ -105,6 +122,20 @@ def _as_of(value: str | None) -> tuple[int | None, datetime | None]:
     if at.tzinfo is None:
         raise ValueError(f"--as-of time {value!r} needs a UTC offset, e.g. {value}+00:00")
     return None, at
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from services.auth import create_api_key
+    from services.wiring import build
+
+    if "@" not in args.user:
+        raise ValueError(f"--user must be an email address, not {args.user!r}")
+    key, secret = create_api_key(build(settings).store, args.user, "admin" if args.admin else "user",
+                                 actor="dart keys create")
+    print(f"{key}:{secret}")
+    print(f"created a{'n admin' if args.admin else ' user'} key for {args.user}; the secret is not shown again",
+          file=sys.stderr)
+    return 0
 
 
 def _db(settings: Settings, action: str) -> int:

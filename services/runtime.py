@@ -11,6 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from projections.runner import AsyncProjectionRunner
 from services.app import create_app
+from services.auth import first_start_admin_key
 from services.settings import Settings
 from services.wiring import build
 
@@ -28,6 +29,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 def run_up(settings: Settings) -> int:
     container = build(settings)
+    message = first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
+    if message:
+        print(message, flush=True)
     runner = AsyncProjectionRunner(container.store, container.projections)
     runner.start()
     server = make_server(
@@ -45,7 +49,8 @@ def run_up(settings: Settings) -> int:
     signal.signal(signal.SIGINT, _stop)
     host, port = server.server_address[:2]
     print(f"dart is up: API at http://{host}:{port}  (store: {settings.effective_database_url})", flush=True)
-    print("health: /health, readiness: /ready; stop with Ctrl-C", flush=True)
+    print(f"admin key: {settings.home / 'credentials'} (or DART_BOOTSTRAP_API_KEY); health: /health; "
+          "stop with Ctrl-C", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -9,6 +9,7 @@ from events.store import EventStore
 from events.streams import default_registry
 from projections.base import Projection
 from projections.catalog import all_projections
+from services.secrets import LocalSecrets
 from services.settings import Settings
 
 
@@ -17,14 +18,16 @@ class Container:
     settings: Settings
     store: EventStore
     projections: list[Projection]
+    secrets: LocalSecrets
+    s3_datastores_root: str = "s3://dart/datastores"
+    max_task_memory_mb: int = 4000
 
 
 def build(settings: Settings, migrate: bool = True) -> Container:
-    if settings.embedded:
-        settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.effective_database_url, default_registry(), migrate=migrate)
     projections = all_projections()
     for projection in projections:
         if projection.mode == "inline":
             store.add_inline_projection(projection)
-    return Container(settings, store, projections)
+    return Container(settings, store, projections, LocalSecrets(settings.home))

@@ -69,13 +69,43 @@ def test_up_serves_health_and_ready_then_stops_cleanly_on_sigterm(tmp_path: Path
                 time.sleep(0.1)
         assert health == {"status": "ok"}
         ready = _get_json(f"http://127.0.0.1:{port}/ready")
-        assert ready["ready"] is True and ready["head_position"] == 0
+        assert ready["ready"] is True and ready["head_position"] == 1  # the first admin key's event
         assert (tmp_path / "dart.db").exists()
+        credentials = tmp_path / "credentials"
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        key, _, secret = credentials.read_text().strip().partition(":")
+        assert key and secret
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}" in out and "dart stopped" in out
+    assert f"{key}:{secret}" in out  # printed once, on the first start
+
+
+def test_a_second_start_creates_no_new_admin_key(tmp_path: Path) -> None:
+    from services.auth import first_start_admin_key
+
+    store = build(load_settings(env={"DART_HOME": str(tmp_path)})).store
+    assert first_start_admin_key(store, tmp_path, "") is not None
+    assert first_start_admin_key(store, tmp_path, "") is None
+    assert store.head_position() == 1
+    store.close()
+
+
+def test_keys_create_prints_a_working_key_once(tmp_path: Path) -> None:
+    from services.auth import authenticate
+
+    result = _dart(tmp_path, "keys", "create", "--user", "ann@example.com")
+    assert result.returncode == 0, result.stderr
+    credentials = result.stdout.strip()
+    store = build(load_settings(env={"DART_HOME": str(tmp_path)})).store
+    principal = authenticate(store, "Bearer " + credentials)
+    assert principal.user_id == "ann@example.com" and principal.scope == "user"
+    assert credentials.split(":")[1] not in json.dumps([e.as_dict() for e in store.read_all(0, 100)])
+    store.close()
+    bad = _dart(tmp_path, "keys", "create", "--user", "not-an-email")
+    assert bad.returncode == 2 and "--user" in bad.stderr
 
 
 def test_events_tail_json_prints_every_envelope_in_order(tmp_path: Path) -> None:

@@ -1,0 +1,149 @@
+"""Entity resources, by noun: a collection (list, create) and an item (get, replace, patch, delete) for each
+entity kind, plus the nested creates of the original (`/datastore/{id}/action` ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from services.entities.listing import list_entities
+from services.entities.service import EntityService
+from services.errors import BadRequest, NotFound
+
+
+def int_param(req: falcon.Request, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
+    raw = req.get_param(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {raw!r} is not an integer") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: must be between {low} and {high}, not {value}")
+    return value
+
+
+def body(req: falcon.Request) -> Any:
+    return req.get_media(default_when_empty=None)
+
+
+def who(req: falcon.Request) -> Any:
+    return req.context.principal
+
+
+class EntityCollection:
+    """``GET /<entity>`` (paged, filtered) and ``POST /<entity>``."""
+
+    def __init__(self, service: EntityService, category: str, creatable: bool = True) -> None:
+        self.service = service
+        self.category = category
+        self.creatable = creatable
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = list_entities(self.service, self.category, req).as_dict()
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.creatable:
+            raise falcon.HTTPMethodNotAllowed(["GET"])
+        created = self.service.create(self.category, body(req), who(req),
+                                      idempotency_key=req.get_header("Idempotency-Key"))
+        resp.media = {"results": created}
+
+
+class EntityItem:
+    """``GET/PUT/PATCH/DELETE /<entity>/{id}``; GET takes ``as_of`` (a global position or ISO time)."""
+
+    def __init__(self, service: EntityService, category: str, methods: set[str]) -> None:
+        self.service = service
+        self.category = category
+        self.methods = methods
+
+    def _allowed(self, method: str) -> None:
+        if method not in self.methods:
+            raise falcon.HTTPMethodNotAllowed(sorted(self.methods))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        as_of = req.get_param("as_of")
+        reader = self.service.reader
+        result = reader.as_of(self.category, entity_id, as_of) if as_of else reader.get(self.category, entity_id)
+        resp.media = {"results": result}
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        self._allowed("PUT")
+        resp.media = {"results": self.service.replace(self.category, entity_id, body(req), who(req),
+                                                      req.get_header("If-Match"))}
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        self._allowed("PATCH")
+        resp.media = {"results": self.service.patch(self.category, entity_id, body(req), who(req),
+                                                    req.get_header("If-Match"))}
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        self._allowed("DELETE")
+        self.service.delete(self.category, entity_id, who(req))
+        resp.media = {"results": "OK"}
+
+
+class EntityHistory:
+    """``GET /<entity>/{id}/history``: the entity's events, paged."""
+
+    def __init__(self, service: EntityService, category: str) -> None:
+        self.service = service
+        self.category = category
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        page = self.service.reader.history(
+            self.category, entity_id, int_param(req, "limit", 100, 1, 10000), int_param(req, "offset", 0)
+        )
+        resp.media = page.as_dict()
+
+
+class NestedCreate:
+    """``POST /<parent>/{id}/<child>``: one child, or an array of them for actions (one append)."""
+
+    def __init__(self, service: EntityService, parent: str, child: str, many: bool = False) -> None:
+        self.service = service
+        self.parent = parent
+        self.child = child
+        self.many = many
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        if self.service.reader.row(self.parent, entity_id) is None:
+            raise NotFound(self.parent, entity_id)
+        payload = body(req)
+        from services.entities.service import check_envelope
+
+        if self.many:
+            items = payload if isinstance(payload, list) else [payload]
+            if not items:
+                raise BadRequest("body: expected an action or a non-empty array of actions")
+            datas = [check_envelope(item) for item in items]
+            parent = (self.parent, entity_id)
+            created = self.service.create_many(self.child, datas, who(req), parent,
+                                               req.get_header("Idempotency-Key"))
+            resp.media = {"results": created}
+            return
+        created = self.service.create(self.child, payload, who(req), entity_id, req.get_header("Idempotency-Key"))
+        resp.media = {"results": created}
+
+
+class Log:
+    """``GET /log?after=&limit=&type=&stream=``: the global log, for audit and outside readers."""
+
+    def __init__(self, service: EntityService) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        after = int_param(req, "after", 0)
+        limit = int_param(req, "limit", 100, 1, 10000)
+        types = req.get_param_as_list("type") or None
+        streams = req.get_param_as_list("stream") or None
+        events = self.service.store.read_all(after, limit, types=types, streams=streams)
+        resp.media = {
+            "results": [e.as_dict() for e in events],
+            "after": after,
+            "limit": limit,
+            "next_after": events[-1].global_position if events else after,
+        }

@@ -1,0 +1,46 @@
+"""``dart api``: the production WSGI entry point, served by gunicorn (``services.gunicorn_app:application``
+also works with any WSGI server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+from gunicorn.app.base import BaseApplication
+
+from services.app import create_app
+from services.settings import Settings, load_settings
+from services.wiring import build
+
+
+def production_app(settings: Settings | None = None) -> falcon.App:
+    """The app for one worker process: its own store connections, migrations already applied."""
+    return create_app(build(settings or load_settings(), migrate=False))
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> falcon.App:
+        return production_app(self.settings)
+
+
+def serve(settings: Settings, workers: int, threads: int) -> int:
+    build(settings).store.close()  # apply migrations once, before the workers start
+    options = {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "accesslog": "-",
+        "timeout": 60,
+    }
+    _Gunicorn(settings, options).run()
+    return 0
