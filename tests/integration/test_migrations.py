@@ -1,0 +1,92 @@
+"""Alembic owns every table: after the migrations, the projection tables (and the checkpoints) in the database
+are exactly what the projection code defines, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from events.checkpoints import checkpoints
+from events.database import create_engine, current_revision, head_revision, upgrade
+from projections.catalog import all_projections
+from projections.rebuild import rebuild_all
+from tests.integration.projection_fixtures import ENTITY_TABLES, STATS_TABLE, Traffic, open_projected_store
+
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+IGNORED_TABLES = {"events", "alembic_version"}  # the log is the store's, not a projection's
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request) -> str:
+    return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def code_metadata() -> sa.MetaData:
+    """Every projection's tables plus the checkpoints table, as the code defines them."""
+    target = sa.MetaData()
+    for projection in all_projections():
+        for table in projection.tables.values():
+            table.to_metadata(target)
+    checkpoints.to_metadata(target)
+    return target
+
+
+def schema_differences(engine: sa.Engine) -> list:
+    target = code_metadata()
+
+    def include_object(obj, name, type_, reflected, compare_to) -> bool:
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        return table is None or table.name not in IGNORED_TABLES
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True, "include_object": include_object}
+        )
+        return compare_metadata(context, target)
+
+
+def test_code_metadata_covers_every_projection_table() -> None:
+    names = set(code_metadata().tables)
+    assert names == {*ENTITY_TABLES, STATS_TABLE, "projection_checkpoints"}
+
+
+def test_migrated_database_matches_every_projections_tables(engine: sa.Engine) -> None:
+    upgrade(engine)
+    assert schema_differences(engine) == []
+    tables = set(sa.inspect(engine).get_table_names())
+    assert set(code_metadata().tables) <= tables
+
+
+def test_upgrade_twice_is_a_no_op_and_lands_on_head(engine: sa.Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    tables = sorted(sa.inspect(engine).get_table_names())
+    upgrade(engine)
+    assert sorted(sa.inspect(engine).get_table_names()) == tables
+    assert head_revision() is not None
+    assert current_revision(engine) == head_revision()
+    assert schema_differences(engine) == []
+
+
+def test_rebuilt_tables_still_match_the_migrated_schema(db_url: str) -> None:
+    store = open_projected_store(db_url)
+    try:
+        Traffic(store, seed=21).run(200)
+        rebuild_all(store)  # every projection swaps a fresh table in for its live one
+        assert schema_differences(store.engine) == []
+        inspector = sa.inspect(store.engine)
+        leftovers = [t for t in inspector.get_table_names() if t.endswith("__rebuild")]
+        assert leftovers == []
+    finally:
+        store.close()
