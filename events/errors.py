@@ -42,4 +42,8 @@ class DuplicateEventType(EventStoreError):
 
 
 class IdempotencyConflict(EventStoreError):
-    """Some, but not all, of an append's event ids are already stored, or stored with other content."""
+    """Some, but not all, of an append's event ids are already stored, or stored under other streams or types.
+
+    Payloads are not compared: a redelivered command may re-derive the same event ids with a payload that
+    differs in details (a timestamp), and the first recording is the one that counts.
+    """

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from events.errors import ConcurrencyError
+from events.errors import ConcurrencyError, EventSchemaError
 from events.registry import EventRegistry
 from events.types import Expected, ExpectedVersion, RecordedEvent, StreamAppend
 
@@ -60,6 +60,16 @@ def expected_as_int(expected: Expected) -> int | None:
     if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
         raise ValueError(f"expected version must be a non-negative int, ANY or NO_STREAM, not {expected!r}")
     return expected
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class EventStore(ABC):
@@ -211,6 +221,9 @@ class EventStore(ABC):
             for offset, new in enumerate(part.events, start=1):
                 type_name, version, data = self.registry.serialize(new.event)
                 metadata = new.metadata.as_dict()
+                data_json = json.dumps(data, separators=(",", ":"))
+                if "\\u0000" in data_json and _has_nul(data):  # PostgreSQL text and jsonb cannot hold NUL
+                    raise EventSchemaError(type_name, {"<payload>": "strings must not contain NUL (\\u0000)"})
                 rows.append(
                     PendingRow(
                         event_id=new.event_id,
@@ -220,7 +233,7 @@ class EventStore(ABC):
                         type=type_name,
                         schema_version=version,
                         data=data,
-                        data_json=json.dumps(data, separators=(",", ":")),
+                        data_json=data_json,
                         metadata=metadata,
                         metadata_json=json.dumps(metadata, separators=(",", ":")),
                     )

@@ -41,14 +41,19 @@ class ReadyResource:
 
 def create_app(container: Container) -> falcon.App:
     from services.api import errors
-    from services.api.middleware import AuthMiddleware
+    from services.api.middleware import AuthMiddleware, QueryCheck
     from services.api.routes import add_routes
     from services.entities.service import EntityService
 
-    app = falcon.App(middleware=[AuthMiddleware(container.store)])
+    app = falcon.App(middleware=[AuthMiddleware(container.store), QueryCheck()])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     app.add_route("/health", HealthResource())
     app.add_route("/ready", ReadyResource(container))
     add_routes(app, EntityService(container.store, container))
+    from services.api.openapi import OpenApiDocument
+
+    document = OpenApiDocument()
+    app.add_route("/api/1/openapi.json", document)
+    app.add_route("/api/1/swagger.json", document)
     return app

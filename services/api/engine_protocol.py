@@ -87,10 +87,10 @@ class CheckIn:
         unknown = sorted(set(result) - {"state", "error_message", "consume_subscription_state"})
         if unknown:
             raise BadRequest(f"body: unknown field(s): {', '.join(unknown)}")
-        if result.get("state") not in RESULTS:
+        if not isinstance(result.get("state"), str) or result["state"] not in RESULTS:
             raise BadRequest(f"state: must be SUCCESS or FAILURE, not {result.get('state')!r}")
         consume = result.get("consume_subscription_state")
-        if consume not in (None, "SUCCESS", "FAILURE"):
+        if consume is not None and consume not in ("SUCCESS", "FAILURE"):
             raise BadRequest(f"consume_subscription_state: must be SUCCESS, FAILURE or null, not {consume!r}")
         error = result.get("error_message")
         if error is not None and not isinstance(error, str):

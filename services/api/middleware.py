@@ -8,6 +8,7 @@ import falcon
 
 from events.store import EventStore
 from services.auth import authenticate
+from services.errors import BadRequest
 
 OPEN_PATHS = {"/health", "/ready", "/metrics", "/api/1/openapi.json", "/api/1/swagger.json"}
 
@@ -21,3 +22,24 @@ class AuthMiddleware:
             req.context.principal = None
             return
         req.context.principal = authenticate(self.store, req.get_header("Authorization"))
+
+
+class QueryCheck:
+    """A query parameter a route does not know, or one given twice, is a 400 naming it; so is a NUL
+    character in any parameter (PostgreSQL text cannot hold one)."""
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
+        for name, value in [*(params or {}).items(), *req.params.items()]:
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and "\x00" in v for v in values):
+                raise BadRequest(f"{name}: must not contain a NUL character")
+        known = getattr(resource, "query_params", None)
+        if known is None or not hasattr(resource, f"on_{req.method.lower()}"):
+            return  # no responder: falcon answers 405 with the Allow header
+        allowed = known if req.method == "GET" else frozenset()
+        unknown = sorted(set(req.params) - allowed)
+        if unknown:
+            raise BadRequest(f"query: unknown parameter(s): {', '.join(unknown)}")
+        repeated = sorted(k for k, v in req.params.items() if isinstance(v, list))
+        if repeated:
+            raise BadRequest(f"query: parameter(s) given more than once: {', '.join(repeated)}")

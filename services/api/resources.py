@@ -33,36 +33,33 @@ def who(req: falcon.Request) -> Any:
     return req.context.principal
 
 
-class EntityCollection:
-    """``GET /<entity>`` (paged, filtered) and ``POST /<entity>``."""
+class EntityList:
+    """``GET /<entity>`` (paged, filtered)."""
 
-    def __init__(self, service: EntityService, category: str, creatable: bool = True) -> None:
+    def __init__(self, service: EntityService, category: str) -> None:
         self.service = service
         self.category = category
-        self.creatable = creatable
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = list_entities(self.service, self.category, req).as_dict()
 
+
+class EntityCollection(EntityList):
+    """``GET /<entity>`` and ``POST /<entity>``."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not self.creatable:
-            raise falcon.HTTPMethodNotAllowed(["GET"])
         created = self.service.create(self.category, body(req), who(req),
                                       idempotency_key=req.get_header("Idempotency-Key"))
         resp.media = {"results": created}
 
 
 class EntityItem:
-    """``GET/PUT/PATCH/DELETE /<entity>/{id}``; GET takes ``as_of`` (a global position or ISO time)."""
+    """``GET /<entity>/{id}``; GET takes ``as_of`` (a global position or ISO time). The mixins below add
+    the methods a kind allows, so falcon's 405 and Allow header list exactly those."""
 
-    def __init__(self, service: EntityService, category: str, methods: set[str]) -> None:
+    def __init__(self, service: EntityService, category: str) -> None:
         self.service = service
         self.category = category
-        self.methods = methods
-
-    def _allowed(self, method: str) -> None:
-        if method not in self.methods:
-            raise falcon.HTTPMethodNotAllowed(sorted(self.methods))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         as_of = req.get_param("as_of")
@@ -70,20 +67,33 @@ class EntityItem:
         result = reader.as_of(self.category, entity_id, as_of) if as_of else reader.get(self.category, entity_id)
         resp.media = {"results": result}
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
-        self._allowed("PUT")
+
+class _Put:
+    def on_put(self: Any, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         resp.media = {"results": self.service.replace(self.category, entity_id, body(req), who(req),
                                                       req.get_header("If-Match"))}
 
-    def on_patch(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
-        self._allowed("PATCH")
+
+class _Patch:
+    def on_patch(self: Any, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         resp.media = {"results": self.service.patch(self.category, entity_id, body(req), who(req),
                                                     req.get_header("If-Match"))}
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
-        self._allowed("DELETE")
+
+class _Delete:
+    def on_delete(self: Any, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         self.service.delete(self.category, entity_id, who(req))
         resp.media = {"results": "OK"}
+
+
+_MIXINS = {"PUT": _Put, "PATCH": _Patch, "DELETE": _Delete}
+
+
+def entity_item(service: EntityService, category: str, methods: set[str]) -> EntityItem:
+    """An item resource answering GET plus exactly ``methods``."""
+    bases = tuple(_MIXINS[m] for m in ("PUT", "PATCH", "DELETE") if m in methods)
+    cls = type(f"{category.title().replace('_', '')}Item", (*bases, EntityItem), {})
+    return cls(service, category)
 
 
 class EntityHistory:

@@ -10,7 +10,15 @@ from typing import Any
 import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
-from services.api.resources import EntityCollection, EntityHistory, EntityItem, Log, NestedCreate, int_param
+from services.api.resources import (
+    EntityCollection,
+    EntityHistory,
+    EntityList,
+    Log,
+    NestedCreate,
+    entity_item,
+    int_param,
+)
 from services.entities.listing import list_entities
 from services.entities.service import EntityService
 
@@ -76,9 +84,9 @@ def _entity_routes(name: str, path: str, edits: set[str], creatable: bool) -> li
                  for m in sorted(edits)})
     list_query = ("limit", "offset", "filters") + (("order_by", "datastore_id", "workflow_id") if name == "action" else ())
     return [
-        Route(f"/{path}", lambda s, n=name, c=creatable: EntityCollection(s, n, c), collection, name, "list",
-              list_query),
-        Route(f"/{path}/{{entity_id}}", lambda s, n=name, e=edits: EntityItem(s, n, e), item, name, "item",
+        Route(f"/{path}", lambda s, n=name: (EntityCollection if creatable else EntityList)(s, n), collection,
+              name, "list", list_query),
+        Route(f"/{path}/{{entity_id}}", lambda s, n=name, e=edits: entity_item(s, n, e), item, name, "item",
               ("as_of",)),
         Route(f"/{path}/{{entity_id}}/history", lambda s, n=name: EntityHistory(s, n),
               {"GET": f"a {name}'s events"}, None, "history", ("limit", "offset")),
@@ -118,4 +126,6 @@ ROUTES: list[Route] = [
 
 def add_routes(app: falcon.App, service: EntityService) -> None:
     for route in ROUTES:
-        app.add_route(PREFIX + route.path, route.build(service))
+        resource = route.build(service)
+        resource.query_params = frozenset(route.query)  # checked by QueryCheck
+        app.add_route(PREFIX + route.path, resource)

@@ -39,7 +39,23 @@ def check_envelope(body: Any) -> dict[str, Any]:
     data = body.get("data")
     if not isinstance(data, dict):
         raise BadRequest("data: required, and must be a JSON object")
+    _refuse_nul(data, "data")
     return data
+
+
+def _refuse_nul(value: Any, path: str) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb: name the field instead of failing later."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"{path}: must not contain a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise BadRequest(f"{path}: a key must not contain a NUL character")
+            _refuse_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{index}]")
 
 
 def expected_from(body: Any, if_match: str | None) -> int | None:

@@ -33,7 +33,8 @@ STATS_NAME = EventTypeCounts.name
 _STEPS = {"created": EntityCreated, "updated": EntityUpdated, "deleted": EntityDeleted}
 TYPES: dict[str, dict[str, str]] = {
     module.CATEGORY: {
-        step: next(cls.type_name for cls in module.EVENTS if issubclass(cls, base)) for step, base in _STEPS.items()
+        step: next(cls.type_name for cls in module.EVENTS if issubclass(cls, base))
+        for step, base in _STEPS.items()
     }
     for module in CATEGORY_MODULES
 }
@@ -93,7 +94,8 @@ def random_data(rng: random.Random, full: bool) -> dict[str, Any]:
     if rng.random() < 0.05:  # not a string: the state/name columns must then be NULL
         data[rng.choice(["name", "state"])] = rng.choice([7, None, ["x"], {"a": 1}])
     for _ in range(rng.randrange(0 if not full else 1, 5)):
-        data[rng.choice(["args", "tags", "engine_name", "on_failure", "nested", "n", "x", "y"])] = random_value(rng)
+        key = rng.choice(["args", "tags", "engine_name", "on_failure", "nested", "n", "x", "y"])
+        data[key] = random_value(rng)
     return data
 
 
@@ -137,7 +139,8 @@ class Traffic:
             pool = dead if dead and rng.random() < 0.03 else alive  # an update of a deleted entity: no row
             entity = rng.choice(pool)
             events = [
-                RawEvent(types["updated"], {"changes": random_data(rng, False)}) for _ in range(rng.choice([1, 1, 2]))
+                RawEvent(types["updated"], {"changes": random_data(rng, False)})
+                for _ in range(rng.choice([1, 1, 2]))
             ]
         else:
             entity = alive.pop(rng.randrange(len(alive)))
@@ -165,9 +168,10 @@ class Traffic:
 class Writer(threading.Thread):
     """Appends random traffic until stopped; keeps any exception instead of dying silently."""
 
-    def __init__(self, store: EventStore, seed: int) -> None:
+    def __init__(self, store: EventStore, seed: int, pace: float = 0.0) -> None:
         super().__init__(daemon=True, name=f"writer-{seed}")
         self.traffic = Traffic(store, seed)
+        self.pace = pace  # a pause between appends: SQLite's lock is not fair, busy writers starve others
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
         self.appends = 0
@@ -179,6 +183,8 @@ class Writer(threading.Thread):
                 self.appends += 1
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 self.errors.append(exc)
+            if self.pace:
+                self.stop_event.wait(self.pace)
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()
@@ -227,8 +233,8 @@ def stats_counts(store: EventStore) -> dict[str, int]:
 def oracle_entity_rows(store: EventStore) -> dict[str, dict[str, dict[str, Any]]]:
     """The entity read models computed here from ``store.read_all``, without the projection code.
 
-    Created sets the data (and the creation time, unless the entity is live), Updated merges its changes into live data only, Deleted
-    drops the entity; version and updated follow every event of a live entity.
+    Created sets the data (and the creation time, unless the entity is live), Updated merges its changes
+    into live data only, Deleted drops the entity; version and updated follow every event of a live entity.
     """
     live: dict[str, dict[str, dict[str, Any]]] = {f"rm_{c}": {} for c in CATEGORIES}
     for event in store.iter_all(batch=5000):

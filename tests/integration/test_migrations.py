@@ -3,6 +3,7 @@ are exactly what the projection code defines, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -51,7 +52,8 @@ def schema_differences(engine: sa.Engine) -> list:
 
     with engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True, "include_object": include_object}
+            conn,
+            opts={"compare_type": True, "compare_server_default": True, "include_object": include_object},
         )
         return compare_metadata(context, target)
 
@@ -77,6 +79,33 @@ def test_upgrade_twice_is_a_no_op_and_lands_on_head(engine: sa.Engine) -> None:
     assert head_revision() is not None
     assert current_revision(engine) == head_revision()
     assert schema_differences(engine) == []
+
+
+def test_concurrent_upgrades_of_a_fresh_database_both_succeed(db_url: str) -> None:
+    engines = [create_engine(db_url) for _ in range(3)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def run(engine: sa.Engine) -> None:
+        try:
+            barrier.wait(10)
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        assert errors == []
+        assert current_revision(engines[0]) == head_revision()
+        assert schema_differences(engines[0]) == []
+    finally:
+        for e in engines:
+            e.dispose()
 
 
 def test_rebuilt_tables_still_match_the_migrated_schema(db_url: str) -> None:

@@ -57,10 +57,9 @@ def run_threads(count: int, target: Callable[[int], None]) -> None:
 
 
 def test_append_to_new_stream_records_the_full_envelope_and_reads_it_back(store: EventStore) -> None:
-    first = ItemAdded(
-        item_id="A1", quantity=2, price=9.5, tags=["red", "big"], note=None
-    )
-    second = CartCheckedOut(total=19.0, express=True, details={"lines": [1, 2], "coupon": None, "x": {"y": "z"}})
+    first = ItemAdded(item_id="A1", quantity=2, price=9.5, tags=["red", "big"], note=None)
+    details = {"lines": [1, 2], "coupon": None, "x": {"y": "z"}}
+    second = CartCheckedOut(total=19.0, express=True, details=details)
     meta = Metadata(actor="alice", correlation_id="corr-1", causation_id="cause-1")
     ids = [uuid.uuid4(), uuid.uuid4()]
     before = datetime.now(UTC)
@@ -81,12 +80,10 @@ def test_append_to_new_stream_records_the_full_envelope_and_reads_it_back(store:
     assert recorded[1].global_position > recorded[0].global_position
     assert [e.type for e in recorded] == ["ItemAdded", "CartCheckedOut"]
     assert [e.schema_version for e in recorded] == [1, 1]
-    assert recorded[0].data == {"item_id": "A1", "quantity": 2, "price": 9.5, "tags": ["red", "big"], "note": None}
-    assert recorded[1].data == {
-        "total": 19.0,
-        "express": True,
-        "details": {"lines": [1, 2], "coupon": None, "x": {"y": "z"}},
+    assert recorded[0].data == {
+        "item_id": "A1", "quantity": 2, "price": 9.5, "tags": ["red", "big"], "note": None
     }
+    assert recorded[1].data == {"total": 19.0, "express": True, "details": details}
     for event in recorded:
         assert event.metadata == {"actor": "alice", "correlation_id": "corr-1", "causation_id": "cause-1"}
         assert event.recorded_at.tzinfo is not None
@@ -205,7 +202,9 @@ def test_multi_stream_append_commits_every_stream_in_one_append(store: EventStor
         StreamAppend("cart-2", 1, [ItemRemoved(item_id="item-1")]),
     )
 
-    assert [(e.stream_id, e.stream_version) for e in recorded] == [("cart-1", 1), ("cart-1", 2), ("cart-2", 2)]
+    assert [(e.stream_id, e.stream_version) for e in recorded] == [
+        ("cart-1", 1), ("cart-1", 2), ("cart-2", 2)
+    ]
     positions = [e.global_position for e in recorded]
     assert positions == sorted(positions) and len(set(positions)) == 3
     assert store.read_all(after_position=recorded[0].global_position - 1) == recorded
@@ -413,7 +412,9 @@ def test_read_all_honours_after_position_limit_types_streams_and_until_position(
     assert store.read_all(until_position=p[2]) == every[:3]
     assert store.read_all(after_position=p[1], until_position=p[3]) == every[2:4]
     assert store.read_all(types=["ItemRemoved"]) == [e for e in every if e.type == "ItemRemoved"]
-    assert store.read_all(types=["ItemAdded", "CartCheckedOut"]) == [e for e in every if e.type != "ItemRemoved"]
+    assert store.read_all(types=["ItemAdded", "CartCheckedOut"]) == [
+        e for e in every if e.type != "ItemRemoved"
+    ]
     assert store.read_all(streams=["cart-1"]) == [e for e in every if e.stream_id == "cart-1"]
     assert store.read_all(streams=["cart-2", "cart-3"], types=["ItemAdded"], limit=1) == [every[2]]
     assert store.read_all(types=["ItemAdded"], after_position=p[2], until_position=p[4]) == [every[4]]
@@ -444,7 +445,8 @@ def test_iter_all_yields_every_event_in_order_across_batches(store: EventStore) 
     assert list(store.iter_all(batch=7)) == every  # batch boundary on the last event
     assert list(store.iter_all(after_position=every[4].global_position, batch=4)) == every[5:]
     assert list(store.iter_all(batch=2, until_position=every[8].global_position)) == every[:9]
-    assert list(store.iter_all(batch=2, types=["ItemRemoved"])) == [e for e in every if e.type == "ItemRemoved"]
+    removed = [e for e in every if e.type == "ItemRemoved"]
+    assert list(store.iter_all(batch=2, types=["ItemRemoved"])) == removed
     assert list(store.iter_all(batch=2, streams=["cart-1"])) == [e for e in every if e.stream_id == "cart-1"]
     assert list(store.iter_all(after_position=every[-1].global_position)) == []
 
@@ -542,9 +544,8 @@ def test_recorded_at_is_utc_even_when_the_postgres_session_time_zone_is_not(
     pg_url: str, registry, make_store
 ) -> None:
     with pg.connect(pg_url) as conn:
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} SET timezone TO 'America/New_York'").format(sql.Identifier(conn.info.dbname))
-        )
+        database = sql.Identifier(conn.info.dbname)
+        conn.execute(sql.SQL("ALTER DATABASE {} SET timezone TO 'America/New_York'").format(database))
     store = make_store(pg_url, registry)
 
     (appended,) = store.append(StreamAppend("cart-1", NO_STREAM, [added(1)]))
@@ -566,7 +567,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 def test_any_append_that_keeps_losing_the_race_for_its_stream_still_succeeds(
     pg_url: str, registry, make_store
 ) -> None:
-    """ExpectedVersion.ANY never raises ConcurrencyError, however often other commits to its stream get in first.
+    """ANY never raises ConcurrencyError, however often other commits to its stream get in first.
 
     Deterministic version of the hot-stream race: a second session holds the store's append lock while the
     append waits for it, commits one more event to the same stream, then lets the append through; repeated
@@ -598,20 +599,21 @@ def test_any_append_that_keeps_losing_the_race_for_its_stream_still_succeeds(
                 break
             # Another writer's event for the same stream commits while the append waits for the lock.
             rival.execute(
-                "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata,"
-                " recorded_at) VALUES (%s, 'cart-hot', %s, 'ItemAdded', 1, %s, %s, now())",
+                "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data,"
+                " metadata, recorded_at) VALUES (%s, 'cart-hot', %s, 'ItemAdded', 1, %s, %s, now())",
                 (uuid.uuid4(), version, '{"item_id": "rival", "quantity": 1}', '{"actor": "rival"}'),
             )
             cut_in += 1
             rival.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_KEY,))
-            rival.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_KEY,))  # granted once the append's try ends
+            # Granted once the append's attempt ends, before it can try again.
+            rival.execute("SELECT pg_advisory_lock(%s)", (APPEND_LOCK_KEY,))
         rival.execute("SELECT pg_advisory_unlock(%s)", (APPEND_LOCK_KEY,))
     appender.join(THREAD_TIMEOUT)
 
     assert not appender.is_alive()
     assert cut_in >= 1, "the rival never got in first: the test did not exercise the race"
     (result,) = outcome
-    assert not isinstance(result, BaseException), f"ANY append failed after {cut_in} rival commits: {result!r}"
+    assert not isinstance(result, BaseException), f"failed after {cut_in} rival commits: {result!r}"
     assert [e.stream_version for e in result] == [cut_in + 2]
     assert store.stream_version("cart-hot") == cut_in + 2
 
@@ -621,3 +623,21 @@ def _append_or_error(store: EventStore, *parts: StreamAppend) -> object:
         return store.append(*parts)
     except BaseException as exc:  # noqa: BLE001 - inspected by the caller
         return exc
+
+
+def test_a_nul_character_in_a_payload_is_refused_on_both_stores_and_nothing_is_stored(store) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL; SQLite could, so both refuse it alike."""
+    from events.errors import EventSchemaError
+    from events.types import ExpectedVersion, RawEvent, StreamAppend
+    from tests.support.sample_events import ItemAdded
+
+    head = store.head_position()
+    with pytest.raises(EventSchemaError, match="NUL"):
+        store.append(StreamAppend("cart-nul", ExpectedVersion.ANY, [
+            RawEvent(ItemAdded.type_name, {"item_id": "a\x00b", "quantity": 1}),
+        ]))
+    store.append(StreamAppend("cart-nul", ExpectedVersion.ANY, [  # the text "\u0000" itself is fine
+        RawEvent(ItemAdded.type_name, {"item_id": "a\\u0000b", "quantity": 1}),
+    ]))
+    assert store.head_position() > head
+    assert [e.data["item_id"] for e in store.read_stream("cart-nul")] == ["a\\u0000b"]

@@ -61,7 +61,8 @@ def terminate_connections(server_url: str, name: str) -> int:
     """Close every other session connected to database ``name``; returns how many were terminated."""
     with connect(server_url) as conn:
         rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
         ).fetchall()
     return len(rows)

@@ -1,0 +1,138 @@
+"""The OpenAPI 3.1 document, generated from the route table and the entity schemas (served, without a key,
+at ``/api/1/openapi.json`` and at the original's ``/api/1/swagger.json``)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import falcon
+
+from services import schemas
+from services.api.routes import PREFIX, ROUTES, Route
+
+ERROR = {"type": "object", "properties": {"results": {"const": "ERROR"}, "error_message": {"type": "string"}},
+         "required": ["results", "error_message"]}
+ERRORS = {
+    400: "the request is malformed or the state rules refuse it; error_message names the field",
+    401: "no key, an unknown key or a wrong secret",
+    403: "the key may not do this",
+    404: "no such entity (or route)",
+    405: "the method is not allowed on this path",
+    409: "the entity is not at the version the client stated (version_id or If-Match)",
+    415: "the body is not JSON",
+}
+ENVELOPE = {"type": "object", "properties": {
+    "id": {"type": "string"}, "version_id": {"type": "integer"}, "created": {"type": "string"},
+    "updated": {"type": "string"}, "data": {"type": "object"}}, "required": ["id", "version_id", "data"]}
+EVENT = {"type": "object", "required": ["event_id", "stream_id", "stream_version", "global_position", "type",
+                                         "schema_version", "data", "metadata", "recorded_at"]}
+SERVER_SET = {"user_id", "datastore_id", "workflow_id", "dataset_id", "engine_name", "state", "s3_artifacts_path",
+              "s3_logs_path", "queued_time"}
+STATIC_DATA = {"engine": "ENGINE_SCHEMA", "dataset": "DATASET_SCHEMA", "workflow": "WORKFLOW_SCHEMA",
+               "subscription": "SUBSCRIPTION_SCHEMA", "event": "EVENT_SCHEMA"}
+QUERY = {
+    "limit": {"type": "integer", "minimum": 0, "maximum": 10000},
+    "offset": {"type": "integer", "minimum": 0},
+    "filters": {"type": "string", "description": 'a JSON array of "key op value" strings (reference §6)'},
+    "order_by": {"type": "string", "description": 'a JSON array of "key ASC|DESC" strings'},
+    "datastore_id": {"type": "string"}, "workflow_id": {"type": "string"},
+    "as_of": {"type": "string", "description": "a global position or an ISO 8601 time with offset"},
+    "after": {"type": "integer", "minimum": 0}, "type": {"type": "string"}, "stream": {"type": "string"},
+}
+
+
+def request_data(entity: str) -> dict[str, Any]:
+    """What a client sends as ``data``: the entity schema without the fields the server sets."""
+    if entity not in STATIC_DATA:
+        return {"type": "object"}
+    schema = copy.deepcopy(getattr(schemas, STATIC_DATA[entity]))
+    schema["required"] = [r for r in schema.get("required", []) if r not in SERVER_SET]
+    return schema
+
+
+def _responses(route: Route, method: str) -> dict[str, Any]:
+    if route.shape == "list" and method == "GET":
+        ok = {"type": "object", "properties": {"results": {"type": "array"}, "limit": {"type": "integer"},
+                                               "offset": {"type": "integer"}, "total": {"type": "integer"}},
+              "required": ["results"]}
+    elif route.shape in ("history",):
+        ok = {"type": "object", "properties": {"results": {"type": "array", "items": EVENT}}}
+    elif route.shape == "log":
+        ok = {"type": "object", "properties": {"results": {"type": "array", "items": EVENT},
+                                               "next_after": {"type": "integer"}}}
+    elif method == "DELETE" or route.shape == "ok":
+        ok = {"type": "object", "properties": {"results": {"const": "OK"}}}
+    elif route.shape == "many":
+        ok = {"type": "object", "properties": {"results": {"type": "array", "items": ENVELOPE}}}
+    elif route.shape == "checkout":
+        ok = {"type": "object", "properties": {"results": {"type": "object", "required": ["engine", "action",
+                                                                                          "datastore"]}}}
+    else:
+        ok = {"type": "object", "properties": {"results": ENVELOPE}}
+    out: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
+    for status, text in ERRORS.items():
+        out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+    return out
+
+
+def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "operationId": method.lower() + re.sub(r"[^A-Za-z0-9]+", "_", route.path).rstrip("_"),
+        "responses": _responses(route, method),
+    }
+    params = []
+    if "{entity_id}" in route.path:
+        params.append({"name": "entity_id", "in": "path", "required": True, "schema": {"type": "string"}})
+    if method == "GET":
+        params += [{"name": q, "in": "query", "required": False, "schema": QUERY[q]} for q in route.query]
+    if params:
+        op["parameters"] = params
+    if method in ("POST", "PUT") and route.entity:
+        body = {"type": "object", "properties": {"data": request_data(route.entity)}, "required": ["data"]}
+        if route.shape == "many":
+            body = {"oneOf": [body, {"type": "array", "minItems": 1, "items": body}]}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    elif method == "PATCH":
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "array", "items": {"type": "object", "required": ["op", "path"]},
+            "description": "an RFC 6902 JSON Patch over the whole entity"}}}}
+    elif route.path.endswith("/checkin"):
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "required": ["state"],
+            "properties": {"state": {"enum": ["SUCCESS", "FAILURE"]},
+                           "error_message": {"type": ["string", "null"]},
+                           "consume_subscription_state": {"enum": ["SUCCESS", "FAILURE", None]}}}}}}
+    return op
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        paths[PREFIX + route.path] = {m.lower(): _operation(route, m, s) for m, s in route.methods.items()}
+    for path, summary in (("/health", "liveness"), ("/ready", "readiness: store reachable, projection lag")):
+        paths[path] = {"get": {"summary": summary, "security": [], "operationId": path.strip("/"),
+                               "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "dart", "version": "1", "description": "dart's REST API (the original's paths and "
+                 "envelope) plus history, the log and as_of time travel."},
+        "paths": paths,
+        "components": {"securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic", "description": "key:secret"},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "key:secret"},
+        }},
+        "security": [{"basic": []}, {"bearer": []}],
+    }
+
+
+class OpenApiDocument:
+    def __init__(self) -> None:
+        self._doc = document()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        doc = dict(self._doc)
+        doc["servers"] = [{"url": f"{req.scheme}://{req.netloc}"}]
+        resp.media = doc
