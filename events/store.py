@@ -218,8 +218,14 @@ class EventStore(ABC):
             if not part.events:
                 continue
             base = expected_as_int(part.expected_version)
+            stream_category = part.stream_id.split("-", 1)[0]
             for offset, new in enumerate(part.events, start=1):
                 type_name, version, data = self.registry.serialize(new.event)
+                category = self.registry.class_for(type_name).category
+                if category and category != stream_category:
+                    # Read models pick events by type, rebuilds by stream: they agree only if types stay home.
+                    raise EventSchemaError(type_name, {"stream_id": f"{type_name} belongs in {category}-* streams, "
+                                                                    f"not {part.stream_id!r}"})
                 metadata = new.metadata.as_dict()
                 data_json = json.dumps(data, separators=(",", ":"))
                 if "\\u0000" in data_json and _has_nul(data):  # PostgreSQL text and jsonb cannot hold NUL

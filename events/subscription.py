@@ -63,12 +63,13 @@ class CatchUpSubscription:
             new_position = max(head, events[-1].global_position if events else position)
         if new_position == position:
             return 0
+        if events and not self.transactional:
+            # Outside any transaction: a handler may append its reactions, and on SQLite a write transaction
+            # held here would lock it out. At least once: a crash before the checkpoint repeats the batch.
+            self.handler(events)  # type: ignore[call-arg]
         with self.store.transaction() as conn:
-            if events:
-                if self.transactional:
-                    self.handler(conn, events)  # type: ignore[call-arg]
-                else:
-                    self.handler(events)  # type: ignore[call-arg]
+            if events and self.transactional:
+                self.handler(conn, events)  # type: ignore[call-arg]
             if not advance_checkpoint(conn, self.name, position, new_position):
                 raise _LostRace()
         return len(events)

@@ -21,6 +21,10 @@ class Settings:
     database_url: str = ""  # default: SQLite in ``home``
     broker_url: str = ""  # empty: embedded delivery (the store's catch-up subscription)
     aws_endpoint_url: str = ""
+    aws_region: str = "us-east-1"
+    ecs_cluster: str = ""  # empty: engines run as local processes and no task definitions are registered
+    max_task_memory_mb: int = 4000  # the original's engine_task_definition_max_total_memory_mb
+    s3_datastores_root: str = "s3://dart/datastores"
     host: str = "127.0.0.1"
     port: int = 5000
     bootstrap_api_key: str = ""

@@ -9,6 +9,7 @@ from events.store import EventStore
 from events.streams import default_registry
 from projections.base import Projection
 from projections.catalog import all_projections
+from services.ecs import EcsTaskDefinitions
 from services.secrets import LocalSecrets
 from services.settings import Settings
 
@@ -19,8 +20,15 @@ class Container:
     store: EventStore
     projections: list[Projection]
     secrets: LocalSecrets
-    s3_datastores_root: str = "s3://dart/datastores"
-    max_task_memory_mb: int = 4000
+    ecs: EcsTaskDefinitions | None = None
+
+    @property
+    def s3_datastores_root(self) -> str:
+        return self.settings.s3_datastores_root
+
+    @property
+    def max_task_memory_mb(self) -> int:
+        return self.settings.max_task_memory_mb
 
 
 def build(settings: Settings, migrate: bool = True) -> Container:
@@ -30,4 +38,8 @@ def build(settings: Settings, migrate: bool = True) -> Container:
     for projection in projections:
         if projection.mode == "inline":
             store.add_inline_projection(projection)
-    return Container(settings, store, projections, LocalSecrets(settings.home))
+    ecs = (
+        EcsTaskDefinitions(settings.ecs_cluster, settings.aws_region, settings.aws_endpoint_url)
+        if settings.ecs_cluster else None
+    )
+    return Container(settings, store, projections, LocalSecrets(settings.home), ecs)

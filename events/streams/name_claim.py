@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from events.types import Event
 
-CATEGORY = "name_claim"
+# Claims live in one stream category per entity kind (engine_name-, dataset_name-), so no single category.
+CATEGORY = ""
 
 
 @dataclass(frozen=True)

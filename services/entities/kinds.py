@@ -83,6 +83,17 @@ class Kind:
     def cascade(self, svc: EntityService, entity_id: str) -> list[tuple[str, str]]:
         return []
 
+    # Effects outside the log (ECS), run around the append: ``before_*`` may change the data to record,
+    # ``undo`` compensates when the append then fails, ``after_*`` runs once the append committed.
+    def before_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+        return after
+
+    def undo(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+        return None
+
+    def after_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        return None
+
 
 class EngineKind(Kind):
     category = "engine"
@@ -107,6 +118,31 @@ class EngineKind(Kind):
         if memory > limit:
             raise BadRequest(f"ecs_task_definition: containers ask for {memory} MB in all; the limit is {limit} MB")
         return data
+
+    def before_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+        ecs = getattr(svc.context, "ecs", None)
+        definition = after.get("ecs_task_definition")
+        if ecs is None or not definition:
+            return after
+        if before is not None and before.get("ecs_task_definition") == definition and before.get("ecs_task_definition_arn"):
+            return {**after, "ecs_task_definition_arn": before["ecs_task_definition_arn"]}
+        try:
+            arn = ecs.register(definition)
+        except Exception as exc:  # botocore's ClientError and ParamValidationError: the definition is refused
+            raise BadRequest(f"ecs_task_definition: ECS refused it: {exc}") from exc
+        return {**after, "ecs_task_definition_arn": arn}
+
+    def undo(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+        ecs = getattr(svc.context, "ecs", None)
+        arn = after.get("ecs_task_definition_arn")
+        if ecs is not None and arn and arn != (before or {}).get("ecs_task_definition_arn"):
+            ecs.deregister(arn)
+
+    def after_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        ecs = getattr(svc.context, "ecs", None)
+        old = (before or {}).get("ecs_task_definition_arn")
+        if ecs is not None and old and old != (after or {}).get("ecs_task_definition_arn"):
+            ecs.deregister(old)
 
 
 def _check_declared(field: str, schema: Any) -> None:

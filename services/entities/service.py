@@ -92,20 +92,34 @@ class EntityService:
             _stable_id(idempotency_key, category, i) if idempotency_key else random_id() for i in range(len(items))
         ]
         prepared = kind.prepare_batch(self, [copy.deepcopy(i) for i in items], who, parent, ids)
+        meta = Metadata(actor=who.user_id)
+        validated = [kind.validate(self, data, None) for data in prepared]
+        event_ids = [
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{idempotency_key}/{category}/{i}") if idempotency_key else uuid.uuid4()
+            for i in range(len(ids))
+        ]
         appends: list[StreamAppend] = []
-        for index, (entity_id, data) in enumerate(zip(ids, prepared)):
-            data = kind.validate(self, data, None)
-            event_id = (
-                uuid.uuid5(uuid.NAMESPACE_URL, f"{idempotency_key}/{category}/{index}")
-                if idempotency_key else uuid.uuid4()
-            )
-            meta = Metadata(actor=who.user_id)
-            appends.append(StreamAppend(f"{category}-{entity_id}", ExpectedVersion.NO_STREAM, [
-                NewEvent(kind.created(data), meta, event_id),
-            ]))
-            if kind.unique_name:
-                appends.append(self._claim(kind, data["name"], entity_id, meta, event_id))
-        self.store.append(*appends)
+        if kind.unique_name:
+            appends += [self._claim(kind, d["name"], i, meta, e) for d, i, e in zip(validated, ids, event_ids)]
+        written: list[dict[str, Any]] = []  # every check passed: only now touch anything outside the log
+        try:
+            for data in validated:
+                written.append(kind.before_write(self, None, data))
+        except BaseException:
+            for data in written:
+                kind.undo(self, None, data)
+            raise
+        appends += [
+            StreamAppend(f"{category}-{entity_id}", ExpectedVersion.NO_STREAM, [
+                NewEvent(kind.created(data), meta, event_id)])
+            for entity_id, data, event_id in zip(ids, written, event_ids)
+        ]
+        try:
+            self.store.append(*appends)
+        except BaseException:
+            for data in written:
+                kind.undo(self, None, data)
+            raise
         return [self.reader.get(category, i) for i in ids]
 
     def create(self, category: str, body: Any, who: Principal, parent: Any = None,
@@ -180,12 +194,20 @@ class EntityService:
                 appends.append(self._release(kind, row.data["name"], entity_id, meta))
             if extra is not None:
                 appends.extend(extra(merged))
+            recorded = kind.before_write(self, row.data, merged)
+            if recorded is not merged:
+                appends[0] = StreamAppend(appends[0].stream_id, row.version, [NewEvent(kind.updated(
+                    {k: v for k, v in recorded.items() if row.data.get(k, _MISSING) != v}), meta)])
             try:
                 self.store.append(*appends)
-            except ConcurrencyError:
+            except BaseException as exc:
+                kind.undo(self, row.data, recorded)
+                if not isinstance(exc, ConcurrencyError):
+                    raise
                 if expected is not None:
                     raise Conflict(f"version_id: {category} {entity_id} changed concurrently") from None
                 continue
+            kind.after_write(self, row.data, recorded)
             return self.reader.get(category, entity_id)
         raise Conflict(f"{category} {entity_id} is changing too fast; try again")
 
@@ -204,6 +226,7 @@ class EntityService:
             appends.append(StreamAppend(f"{child_category}-{child_id}", ExpectedVersion.ANY,
                                         [NewEvent(child.deleted(), meta)]))
         self.store.append(*appends)
+        kind.after_write(self, row.data, None)
 
     def delete_children(self, pairs: list[tuple[str, str]], who: Principal) -> None:
         meta = Metadata(actor=who.user_id)

@@ -28,13 +28,14 @@ def _free_port() -> int:
 
 
 class RunningDart:
-    def __init__(self, home: Path, database_url: str | None) -> None:
+    def __init__(self, home: Path, database_url: str | None, **extra_env: str) -> None:
         self.home = home
         self.port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DART_")}
         env.update(DART_HOME=str(home), DART_BOOTSTRAP_API_KEY=f"{KEY}:{SECRET}", DART_LOG_FORMAT="json")
         if database_url:
             env["DART_DATABASE_URL"] = database_url
+        env.update(extra_env)
         self.log = open(home / "dart.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(self.port)],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
