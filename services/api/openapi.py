@@ -40,6 +40,8 @@ QUERY = {
     "datastore_id": {"type": "string"}, "workflow_id": {"type": "string"},
     "as_of": {"type": "string", "description": "a global position or an ISO 8601 time with offset"},
     "after": {"type": "integer", "minimum": 0}, "type": {"type": "string"}, "stream": {"type": "string"},
+    "engine_name": {"type": "string"}, "action_id": {"type": "string"}, "trigger_type_name": {"type": "string"},
+    "trigger_id": {"type": "string"},
 }
 
 
@@ -66,6 +68,8 @@ def _responses(route: Route, method: str) -> dict[str, Any]:
         ok = {"type": "object", "properties": {"results": {"const": "OK"}}}
     elif route.shape == "many":
         ok = {"type": "object", "properties": {"results": {"type": "array", "items": ENVELOPE}}}
+    elif route.shape == "schema":
+        ok = {"type": "object", "properties": {"results": {"type": "object"}}, "required": ["results"]}
     elif route.shape == "checkout":
         ok = {"type": "object", "properties": {"results": {"type": "object", "required": ["engine", "action",
                                                                                           "datastore"]}}}
@@ -84,8 +88,8 @@ def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
         "responses": _responses(route, method),
     }
     params = []
-    if "{entity_id}" in route.path:
-        params.append({"name": "entity_id", "in": "path", "required": True, "schema": {"type": "string"}})
+    for name in re.findall(r"{(\w+)}", route.path):
+        params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
     if method == "GET":
         params += [{"name": q, "in": "query", "required": False, "schema": QUERY[q]} for q in route.query]
     if params:

@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
+from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
 from services.api.resources import (
     EntityCollection,
     EntityHistory,
@@ -121,6 +122,11 @@ ROUTES: list[Route] = [
           {"PUT": "an engine checks out a PENDING action"}, None, "checkout"),
     Route("/engine/action/{entity_id}/checkin", CheckIn,
           {"PUT": "an engine checks in a RUNNING action's result"}, None, "ok"),
+    *(
+        Route(path, lambda s, b=build, e=envelope: SchemaResource(s, b, e), {"GET": f"the JSON schema at {path}"},
+              None, "schema", query)
+        for path, build, query, envelope in SCHEMA_ROUTES
+    ),
 ]
 
 

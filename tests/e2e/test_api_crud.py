@@ -4,6 +4,7 @@ running dart on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -246,3 +247,36 @@ def test_trigger_types_list_every_type_but_manual(api: Api) -> None:
     assert {"retry", "scheduled", "workflow_completion", "event", "subscription_batch", "super"} <= names
     status, body = api.request("POST", "/trigger", {"data": {"name": "m", "trigger_type_name": "manual"}})
     assert status == 400 and "manual" in body["error_message"]
+
+
+def test_schema_endpoints_describe_each_entity_and_refuse_unknown_names(api: Api, engine: dict[str, Any]) -> None:
+    workflow = api.get("/schema/workflow")
+    assert workflow["properties"]["data"]["properties"]["state"]["enum"]
+    datastore = api.get("/schema/engine/no_op_engine/datastore")
+    assert "action_sleep_time_in_seconds" in datastore["properties"]["data"]["properties"]["args"]["properties"]
+    copy_type = api.get("/schema/action/fake_copy_hdfs_to_s3", params={"engine_name": "no_op_engine"})
+    assert "destination_s3_path" in copy_type["properties"]["data"]["properties"]["args"]["properties"]
+    status, body = api.request("GET", "/schema/action/fake_copy_hdfs_to_s3")
+    assert status == 400 and "engine_name" in body["error_message"]
+    status, body = api.request("GET", "/schema/action/nope", params={"engine_name": "no_op_engine"})
+    assert status == 400 and "nope" in body["error_message"]
+    scheduled = api.get("/schema/trigger", params={"trigger_type_name": "scheduled"})
+    assert "cron_pattern" in scheduled["properties"]["data"]["properties"]["args"]["properties"]
+    assert api.get("/schema/dataset/guess")["required"] == ["s3_path"]
+
+
+def test_datastore_secrets_never_enter_the_log_but_reach_the_engine_at_checkout(api: Api) -> None:
+    name = unique("secret_engine")
+    api.post("/engine", {"data": {
+        "name": name, "description": "x",
+        "options_json_schema": {"type": "object", "properties": {
+            "password": {"type": "string", "x-dart-secret": True}, "user": {"type": "string"}}},
+        "supported_action_types": [{"name": "noop", "description": "d", "params_json_schema": None}],
+    }})
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    created = api.post("/datastore", {"data": {"name": unique("ds"), "engine_name": name, "state": "INACTIVE",
+                                               "args": {"password": secret, "user": "u"}}})
+    assert "password" not in created["data"]["args"] and created["data"]["args"]["user"] == "u"
+    log = api.ok("GET", "/log", params={"after": 0, "limit": 10000})
+    assert secret not in json.dumps(log)
+    assert secret not in json.dumps(api.ok("GET", f"/datastore/{created['id']}/history"))
