@@ -155,20 +155,47 @@ def test_changing_a_template_datastores_state_is_refused(api: Api, engine: dict[
     assert api.get(f"/datastore/{created['id']}")["data"]["state"] == "TEMPLATE"
 
 
-def test_unknown_fields_are_named_and_nothing_is_appended(api: Api, engine: dict[str, Any]) -> None:
-    before = api.ok("GET", "/log", params={"after": 0, "limit": 1})
-    head = before and before[-1]["global_position"]
-    status, body = api.request("POST", "/datastore", {"data": {**datastore_body()["data"], "colour": "red"}})
-    assert status == 400 and "colour" in body["error_message"]
-    status, body = api.request("POST", "/datastore", {**datastore_body(), "extra": 1})
-    assert status == 400 and "extra" in body["error_message"]
-    status, body = api.request("POST", "/datastore", raw=b"{not json")
-    assert status == 400
-    status, body = api.request("POST", "/datastore", {"data": {**datastore_body()["data"], "concurrency": 11}})
-    assert status == 400 and "concurrency" in body["error_message"]
-    after = api.ok("GET", "/log", params={"after": 0, "limit": 10000})
-    assert not any(e["type"] == "DatastoreCreated" and e["data"]["data"].get("colour") for e in after)
-    assert head is not None
+def _head(dart: Any) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(dart.base + "/ready", timeout=10) as resp:
+        return int(json.loads(resp.read())["head_position"])
+
+
+def test_bad_requests_are_4xx_naming_the_problem_and_append_nothing(dart: Any, api: Api,
+                                                                  engine: dict[str, Any]) -> None:
+    datastore = api.post("/datastore", datastore_body(state="INACTIVE"))
+    head = _head(dart)
+    cases = [
+        ("POST", "/datastore", {"data": {**datastore_body()["data"], "colour": "red"}}, None, 400, "colour"),
+        ("POST", "/datastore", {**datastore_body(), "extra": 1}, None, 400, "extra"),
+        ("POST", "/datastore", None, b"{not json", 400, "JSON"),
+        ("POST", "/datastore", [1, 2], None, 400, "body"),
+        ("POST", "/datastore", {"data": {**datastore_body()["data"], "concurrency": 11}}, None, 400, "concurrency"),
+        ("POST", "/datastore", {"data": {**datastore_body()["data"], "concurrency": "2"}}, None, 400, "concurrency"),
+        ("POST", "/datastore", {"data": {**datastore_body()["data"], "engine_name": "nope"}}, None, 400, "engine"),
+        ("PUT", f"/datastore/{datastore['id']}", {"data": {**datastore["data"], "state": "NOPE"}}, None, 400,
+         "state"),
+        ("PATCH", f"/datastore/{datastore['id']}", [{"op": "replace", "path": "/data/nope", "value": 1}], None,
+         400, "nope"),
+        ("PATCH", f"/datastore/{datastore['id']}", {"op": "replace"}, None, 400, "JSON Patch"),
+        ("PUT", "/datastore/NOSUCHID99", {"data": {}}, None, 404, "NOSUCHID99"),
+        ("DELETE", "/workflow/NOSUCHID99", None, None, 404, "NOSUCHID99"),
+        ("POST", f"/datastore/{datastore['id']}/action", [{"data": {"name": "a", "action_type_name": "nope",
+                                                                     "engine_name": "no_op_engine"}}], None, 400,
+         "unknown action"),
+        ("POST", "/trigger", {"data": {"name": "t", "trigger_type_name": "scheduled", "args": {}}}, None, 400,
+         "cron_pattern"),
+    ]
+    for method, path, body, raw, status, words in cases:
+        got, result = api.request(method, path, body, raw=raw)
+        assert got == status, (method, path, result)
+        assert words in result["error_message"], (method, path, result)
+    status, result = api.request("GET", "/action", params={"filters": ["order_idx > many"]})
+    assert status == 400 and "order_idx" in result["error_message"]
+    status, result = api.request("GET", "/action", params={"nope": "1"})
+    assert status == 400 and "nope" in result["error_message"]
+    assert _head(dart) == head
 
 
 def test_missing_or_wrong_key_is_401_naming_the_problem(dart: Any) -> None:
