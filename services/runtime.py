@@ -13,7 +13,7 @@ from projections.runner import AsyncProjectionRunner
 from services.app import create_app
 from services.auth import first_start_admin_key
 from services.settings import Settings
-from services.wiring import build
+from services.wiring import build, start_workers
 
 log = logging.getLogger("dart.up")
 
@@ -38,6 +38,8 @@ def run_up(settings: Settings) -> int:
         settings.host, settings.port, create_app(container),
         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
     )
+    host, port = server.server_address[:2]
+    workers = start_workers(container, f"http://{host}:{port}/api/1")
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -47,13 +49,13 @@ def run_up(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    host, port = server.server_address[:2]
     print(f"dart is up: API at http://{host}:{port}  (store: {settings.effective_database_url})", flush=True)
     print(f"admin key: {settings.home / 'credentials'} (or DART_BOOTSTRAP_API_KEY); health: /health; "
           "stop with Ctrl-C", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        workers.stop()
         runner.stop()
         server.server_close()
         container.store.close()

@@ -29,6 +29,8 @@ class Settings:
     port: int = 5000
     bootstrap_api_key: str = ""
     log_format: str = "auto"  # auto | json | text
+    local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
+    stale_pending_seconds: float = 120.0
     poll_interval: float = 0.5
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from events.database import open_store
 from events.store import EventStore
@@ -43,3 +44,36 @@ def build(settings: Settings, migrate: bool = True) -> Container:
         if settings.ecs_cluster else None
     )
     return Container(settings, store, projections, LocalSecrets(settings.home), ecs)
+
+
+class Workers:
+    """The orchestrator and launcher of the embedded mode, each fed by a catch-up subscription."""
+
+    def __init__(self, threads: list[tuple[Any, Any]], launcher: Any) -> None:
+        self.threads = threads
+        self.launcher = launcher
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for _, stop in self.threads:
+            stop.set()
+        self.launcher.stop()
+        for thread, _ in self.threads:
+            thread.join(timeout)
+
+
+def start_workers(container: Container, api_url: str) -> Workers:
+    from events.subscription import CatchUpSubscription
+    from services.orchestration.context import Orchestration
+    from services.orchestration.launcher import LocalLauncher, local_engine_commands
+    from services.orchestration.orchestrator import Orchestrator
+
+    settings = container.settings
+    orch = Orchestration(container.store, settings.s3_datastores_root)
+    launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
+                             settings.stale_pending_seconds)
+    threads = []
+    for consumer in (Orchestrator(orch), launcher):
+        subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
+                                           batch_size=100, poll_interval=settings.poll_interval)
+        threads.append(subscription.start())
+    return Workers(threads, launcher)

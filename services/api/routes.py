@@ -135,3 +135,32 @@ def add_routes(app: falcon.App, service: EntityService) -> None:
         resource = route.build(service)
         resource.query_params = frozenset(route.query)  # checked by QueryCheck
         app.add_route(PREFIX + route.path, resource)
+
+
+class ManualTrigger:
+    """``POST /workflow/{id}/do-manual-trigger``: 400 unless ACTIVE and below its concurrency; else an
+    instance is started in this request, as one append guarded by the workflow's version."""
+
+    def __init__(self, service: EntityService) -> None:
+        self.service = service
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
+        import uuid
+
+        from services.errors import BadRequest
+        from services.orchestration.context import Orchestration
+        from services.orchestration.triggers import fire_manual
+
+        self.service.reader.get("workflow", entity_id)
+        key = req.get_header("Idempotency-Key")
+        request_id = uuid.uuid5(uuid.NAMESPACE_URL, f"manual/{entity_id}/{key}") if key else uuid.uuid4()
+        orch = Orchestration(self.service.store, getattr(self.service.context, "s3_datastores_root",
+                                                         "s3://dart/datastores"))
+        started = fire_manual(orch, entity_id, req.context.principal.user_id, request_id)
+        if started.instance_id is None:
+            raise BadRequest(started.refused or "the workflow could not be started")
+        resp.media = {"results": "OK", "workflow_instance_id": started.instance_id}
+
+
+ROUTES.append(Route("/workflow/{entity_id}/do-manual-trigger", ManualTrigger,
+                    {"POST": "start an instance now (400 if not ACTIVE or at its concurrency)"}, None, "ok"))

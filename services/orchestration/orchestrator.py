@@ -1,0 +1,82 @@
+"""The orchestrator consumer: which event leads to which decision, in one table. Fed at least once by
+either delivery adapter; every handler re-reads the read models, so repeats and reordering change nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from events.types import RecordedEvent
+from services.orchestration.actions import complete_action, try_next_actions
+from services.orchestration.context import Orchestration
+from services.orchestration.triggers import on_instance_completed, on_trigger_fired
+
+log = logging.getLogger("dart.orchestrator")
+
+
+def _created_data(event: RecordedEvent) -> dict:
+    return event.data.get("data") or {}
+
+
+def _try_next_for_new_action(orch: Orchestration, event: RecordedEvent) -> None:
+    data = _created_data(event)
+    if data.get("state") == "HAS_NEVER_RUN" and data.get("datastore_id") and not data.get("workflow_instance_id"):
+        try_next_actions(orch, data["datastore_id"], event.event_id)
+
+
+def _try_next_for_instance(orch: Orchestration, event: RecordedEvent) -> None:
+    data = _created_data(event)
+    if data.get("state") == "QUEUED" and data.get("datastore_id"):
+        try_next_actions(orch, data["datastore_id"], event.event_id)
+
+
+def _try_next_if_activated(orch: Orchestration, event: RecordedEvent) -> None:
+    changed = event.data.get("changes") or event.data.get("data") or {}
+    if changed.get("state") == "ACTIVE":
+        try_next_actions(orch, event.entity_id, event.event_id)
+
+
+def _complete_checked_in(orch: Orchestration, event: RecordedEvent) -> None:
+    complete_action(orch, event.entity_id, event.data["result"], event.data.get("error_message"), event.event_id)
+
+
+def _try_next_after_completion(orch: Orchestration, event: RecordedEvent) -> None:
+    action = orch.reader.row("action", event.entity_id)
+    if action is not None and action.data.get("datastore_id"):
+        try_next_actions(orch, action.data["datastore_id"], event.event_id)
+
+
+def _completion_triggers(orch: Orchestration, event: RecordedEvent) -> None:
+    instance = orch.reader.row("workflow_instance", event.entity_id)
+    if instance is not None:
+        on_instance_completed(orch, instance.data["workflow_id"], instance.id, event.event_id)
+
+
+def _super_triggers(orch: Orchestration, event: RecordedEvent) -> None:
+    on_trigger_fired(orch, event.entity_id, event.event_id)
+
+
+HANDLERS: dict[str, Callable[[Orchestration, RecordedEvent], None]] = {
+    "ActionCreated": _try_next_for_new_action,
+    "WorkflowInstanceCreated": _try_next_for_instance,
+    "DatastoreCreated": _try_next_if_activated,
+    "DatastoreUpdated": _try_next_if_activated,
+    "ActionCheckedIn": _complete_checked_in,
+    "ActionCompleted": _try_next_after_completion,
+    "WorkflowInstanceCompleted": _completion_triggers,
+    "TriggerFired": _super_triggers,
+}
+
+
+class Orchestrator:
+    name = "orchestrator"
+    types = sorted(HANDLERS)
+
+    def __init__(self, orch: Orchestration) -> None:
+        self.orch = orch
+
+    def handle(self, events: Sequence[RecordedEvent]) -> None:
+        for event in events:
+            handler = HANDLERS.get(event.type)
+            if handler is not None:
+                handler(self.orch, event)
