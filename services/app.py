@@ -45,11 +45,15 @@ def create_app(container: Container) -> falcon.App:
     from services.api.routes import add_routes
     from services.entities.service import EntityService
 
-    app = falcon.App(middleware=[AuthMiddleware(container.store), QueryCheck()])
+    from services.api.metrics import MetricsResource, RequestMetrics
+
+    counters = RequestMetrics()
+    app = falcon.App(middleware=[counters, AuthMiddleware(container.store), QueryCheck()])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
     app.add_route("/health", HealthResource())
     app.add_route("/ready", ReadyResource(container))
+    app.add_route("/metrics", MetricsResource(container, counters))
     add_routes(app, EntityService(container.store, container))
     from services.api.openapi import OpenApiDocument
 

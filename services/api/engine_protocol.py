@@ -12,6 +12,7 @@ import falcon
 
 from events.errors import ConcurrencyError
 from events.streams.action import ActionCheckedIn, ActionCheckedOut
+from events.streams.api_key import ApiKeyRevoked
 from events.streams.workflow_instance import WorkflowInstanceStarted
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from services.entities.kinds import now_iso
@@ -104,8 +105,13 @@ class CheckIn:
             event = ActionCheckedIn(RESULTS[result["state"]], error if result["state"] == "FAILURE" else None,
                                     consume)
             meta = Metadata(actor=req.context.principal.user_id)
+            appends = [StreamAppend(f"action-{entity_id}", row.version, [NewEvent(event, meta)])]
+            principal = req.context.principal
+            if principal.scope == f"action:{entity_id}":  # the launch token's work is done
+                appends.append(StreamAppend(f"api_key-{principal.key}", ExpectedVersion.ANY,
+                                            [NewEvent(ApiKeyRevoked(), meta)]))
             try:
-                self.service.store.append(StreamAppend(f"action-{entity_id}", row.version, [NewEvent(event, meta)]))
+                self.service.store.append(*appends)
             except ConcurrencyError:
                 continue
             resp.media = {"results": "OK"}

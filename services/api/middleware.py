@@ -8,7 +8,7 @@ import falcon
 
 from events.store import EventStore
 from services.auth import authenticate
-from services.errors import BadRequest
+from services.errors import BadRequest, Forbidden
 
 OPEN_PATHS = {"/health", "/ready", "/metrics", "/api/1/openapi.json", "/api/1/swagger.json"}
 
@@ -21,7 +21,29 @@ class AuthMiddleware:
         if req.path in OPEN_PATHS or resource is None:
             req.context.principal = None
             return
-        req.context.principal = authenticate(self.store, req.get_header("Authorization"))
+        principal = authenticate(self.store, req.get_header("Authorization"))
+        req.context.principal = principal
+        if principal.scope.startswith("action:"):
+            self._check_action_token(req, principal.scope.split(":", 1)[1], params or {})
+
+    def _check_action_token(self, req: falcon.Request, action_id: str, params: dict[str, Any]) -> None:
+        """An engine's launch token reads anything, and changes only its own action (check-out, check-in,
+        progress) and that action's datastore."""
+        if req.method == "GET":
+            return
+        path = req.path
+        target = params.get("entity_id")
+        if req.method == "PUT" and path.startswith("/api/1/engine/action/") and target == action_id:
+            return
+        if req.method == "PATCH" and path == f"/api/1/action/{action_id}":
+            return
+        if req.method == "PATCH" and path.startswith("/api/1/datastore/") and target:
+            from services.entities.reads import EntityReader
+
+            row = EntityReader(self.store).row("action", action_id)
+            if row is not None and row.data.get("datastore_id") == target:
+                return
+        raise Forbidden(f"this key belongs to action {action_id}'s engine and may not {req.method} {path}")
 
 
 class QueryCheck:

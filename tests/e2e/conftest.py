@@ -30,6 +30,7 @@ def _free_port() -> int:
 class RunningDart:
     def __init__(self, home: Path, database_url: str | None, **extra_env: str) -> None:
         self.home = home
+        self.database_url = database_url
         self.port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DART_")}
         env.update(DART_HOME=str(home), DART_BOOTSTRAP_API_KEY=f"{KEY}:{SECRET}", DART_LOG_FORMAT="json")

@@ -307,3 +307,47 @@ def test_datastore_secrets_never_enter_the_log_but_reach_the_engine_at_checkout(
     log = api.ok("GET", "/log", params={"after": 0, "limit": 10000})
     assert secret not in json.dumps(log)
     assert secret not in json.dumps(api.ok("GET", f"/datastore/{created['id']}/history"))
+
+
+def test_metrics_are_open_and_count_requests(dart: Any, api: Api) -> None:
+    import urllib.request
+
+    api.get("/engine")
+    with urllib.request.urlopen(dart.base + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'dart_http_requests_total{method="GET",status="200"}' in text
+    assert "dart_log_head_position" in text and 'projection="stats.event_type_counts"' in text
+
+
+def test_two_engines_can_never_both_check_out_one_action(dart: Any, api: Api, engine: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from events.streams.action import ActionPending
+    from events.types import NewEvent, StreamAppend
+    from services.settings import load_settings
+    from services.wiring import build
+
+    store_row = api.post("/datastore", datastore_body(state="INACTIVE"))
+    [action] = api.post(f"/datastore/{store_row['id']}/action", [
+        {"data": {"name": "race", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
+    def queued() -> Any:
+        current = api.get(f"/action/{action['id']}")
+        return current if current["data"]["state"] == "QUEUED" else None
+
+    deadline = __import__("time").monotonic() + 30
+    while (current := queued()) is None and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.05)
+    assert current is not None, "the orchestrator never queued the action"
+    env = {"DART_HOME": str(dart.home)}
+    if dart.database_url:
+        env["DART_DATABASE_URL"] = dart.database_url
+    store = build(load_settings(env=env), migrate=False).store
+    store.append(StreamAppend(f"action-{action['id']}", current["version_id"],
+                              [NewEvent(ActionPending({"state": "PENDING"}))]))
+    store.close()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: api.request("PUT", f"/engine/action/{action['id']}/checkout"), range(8)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 1 and statuses.count(400) == 7, statuses
+    history = api.ok("GET", f"/action/{action['id']}/history")
+    assert [e["type"] for e in history].count("ActionCheckedOut") == 1
