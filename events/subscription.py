@@ -36,6 +36,7 @@ class CatchUpSubscription:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         retry_interval: float = 1.0,
+        checkpoint_interval: float = 0.0,
     ) -> None:
         self.store = store
         self.name = name
@@ -45,6 +46,12 @@ class CatchUpSubscription:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.retry_interval = retry_interval
+        # Non-transactional readers may save their position at most this often (0: after every batch);
+        # a crash then repeats at most that much, which at-least-once handlers absorb.
+        self.checkpoint_interval = checkpoint_interval
+        self._position: int | None = None
+        self._saved: int | None = None
+        self._saved_at = 0.0
 
     def position(self) -> int:
         with self.store.engine.connect() as conn:
@@ -52,7 +59,9 @@ class CatchUpSubscription:
 
     def run_once(self) -> int:
         """Handle the next batch, if any; returns how many events were handled."""
-        position = self.position()
+        if self._position is None:
+            self._position = self._saved = self.position()
+        position = self._position
         head = self.store.head_position()
         events = self.store.read_all(position, self.batch_size, types=self.types)
         if len(events) == self.batch_size:
@@ -62,17 +71,36 @@ class CatchUpSubscription:
             # filter the checkpoint may move past events this reader does not handle.
             new_position = max(head, events[-1].global_position if events else position)
         if new_position == position:
+            self.flush()
             return 0
-        if events and not self.transactional:
+        if self.transactional:
+            with self.store.transaction() as conn:
+                if events:
+                    self.handler(conn, events)  # type: ignore[call-arg]
+                self._advance(conn, new_position)
+            return len(events)
+        if events:
             # Outside any transaction: a handler may append its reactions, and on SQLite a write transaction
             # held here would lock it out. At least once: a crash before the checkpoint repeats the batch.
             self.handler(events)  # type: ignore[call-arg]
-        with self.store.transaction() as conn:
-            if events and self.transactional:
-                self.handler(conn, events)  # type: ignore[call-arg]
-            if not advance_checkpoint(conn, self.name, position, new_position):
-                raise _LostRace()
+        self._position = new_position
+        if time.monotonic() - self._saved_at >= self.checkpoint_interval:
+            self.flush()
         return len(events)
+
+    def flush(self) -> None:
+        """Persist the in-memory position (non-transactional readers may save it lazily)."""
+        if self._position is None or self._position == self._saved:
+            return
+        with self.store.transaction() as conn:
+            self._advance(conn, self._position)
+
+    def _advance(self, conn: sa.Connection, new_position: int) -> None:
+        if not advance_checkpoint(conn, self.name, int(self._saved or 0), new_position):
+            self._position = self._saved = None  # another reader of this name moved it: start from there
+            raise _LostRace()
+        self._position = self._saved = new_position
+        self._saved_at = time.monotonic()
 
     def run(self, stop: threading.Event) -> None:
         """Follow the log until ``stop`` is set; a failing batch is logged and retried."""
@@ -83,11 +111,15 @@ class CatchUpSubscription:
                 continue
             except Exception:
                 log.exception("subscription %s failed; retrying", self.name)
+                self._position = self._saved  # handle the failed batch again
                 stop.wait(self.retry_interval)
                 continue
             if handled < self.batch_size:
-                position = self.position()
-                self.store.wait_for_append(position, self.poll_interval)
+                self.store.wait_for_append(self._position or 0, self.poll_interval)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("subscription %s could not save its position on stop", self.name)
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()

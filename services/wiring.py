@@ -74,6 +74,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     threads = []
     for consumer in (Orchestrator(orch), launcher):
         subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
-                                           batch_size=100, poll_interval=settings.poll_interval)
+                                           batch_size=100, poll_interval=settings.poll_interval,
+                                           checkpoint_interval=0.5)
         threads.append(subscription.start())
     return Workers(threads, launcher)

@@ -148,8 +148,8 @@ class Log:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         after = int_param(req, "after", 0)
         limit = int_param(req, "limit", 100, 1, 10000)
-        types = req.get_param_as_list("type") or None
-        streams = req.get_param_as_list("stream") or None
+        types = _csv(req.get_param("type"))
+        streams = _csv(req.get_param("stream"))
         events = self.service.store.read_all(after, limit, types=types, streams=streams)
         resp.media = {
             "results": [e.as_dict() for e in events],
@@ -157,3 +157,9 @@ class Log:
             "limit": limit,
             "next_after": events[-1].global_position if events else after,
         }
+
+
+def _csv(raw: str | None) -> list[str] | None:
+    """A comma-separated query value (falcon 4 no longer splits them)."""
+    values = [v.strip() for v in (raw or "").split(",") if v.strip()]
+    return values or None

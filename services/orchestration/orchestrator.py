@@ -37,7 +37,11 @@ def _try_next_if_activated(orch: Orchestration, event: RecordedEvent) -> None:
 
 
 def _complete_checked_in(orch: Orchestration, event: RecordedEvent) -> None:
-    complete_action(orch, event.entity_id, event.data["result"], event.data.get("error_message"), event.event_id)
+    if complete_action(orch, event.entity_id, event.data["result"], event.data.get("error_message"),
+                       event.event_id):
+        # Straight on to the next action: the ActionCompleted this appended would lead here too, one
+        # delivery later; that second try finds nothing left to queue.
+        _try_next_after_completion(orch, event)
 
 
 def _try_next_after_completion(orch: Orchestration, event: RecordedEvent) -> None:

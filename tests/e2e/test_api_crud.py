@@ -351,3 +351,14 @@ def test_two_engines_can_never_both_check_out_one_action(dart: Any, api: Api, en
     assert statuses.count(200) == 1 and statuses.count(400) == 7, statuses
     history = api.ok("GET", f"/action/{action['id']}/history")
     assert [e["type"] for e in history].count("ActionCheckedOut") == 1
+
+
+def test_log_filters_by_several_types_and_streams(api: Api) -> None:
+    created = api.post("/event", {"data": {"name": unique("ev")}})
+    changed = copy.deepcopy(created)
+    changed["data"]["description"] = "changed"
+    api.put(f"/event/{created['id']}", changed)
+    status, page = api.request("GET", "/log", params={"type": "EventCreated,EventUpdated",
+                                                      "stream": f"event-{created['id']}"})
+    assert status == 200 and [e["type"] for e in page["results"]] == ["EventCreated", "EventUpdated"]
+    assert page["next_after"] == page["results"][-1]["global_position"]
