@@ -59,4 +59,73 @@ class ActionCheckedIn(Event):
         return changed
 
 
-EVENTS = (ActionCreated, ActionUpdated, ActionDeleted, ActionCheckedOut, ActionCheckedIn)
+@dataclass(frozen=True)
+class ActionQueued(EntityUpdated):
+    """Chosen to run next on its datastore: HAS_NEVER_RUN -> QUEUED."""
+
+    type_name = "ActionQueued"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class ActionPending(EntityUpdated):
+    """Given a datastore slot and about to be launched: QUEUED -> PENDING (the launch intent)."""
+
+    type_name = "ActionPending"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class ActionLaunched(EntityUpdated):
+    """Its engine task started: ecs_task_arn is the task ARN, or empty for a local process."""
+
+    type_name = "ActionLaunched"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class ActionRequeued(EntityUpdated):
+    """Back to QUEUED: a stale PENDING with no task, or no capacity to launch."""
+
+    type_name = "ActionRequeued"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class ActionCompleted(EntityUpdated):
+    """Finished: COMPLETED or FAILED (from FINISHING, or from PENDING/RUNNING when its task was lost)."""
+
+    type_name = "ActionCompleted"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class ActionSkipped(EntityUpdated):
+    """Will never run: an earlier action of its instance failed."""
+
+    type_name = "ActionSkipped"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class ActionStatsUpdated(EntityUpdated):
+    """A TEMPLATE action's running mean (avg_runtime) and completed_runs moved."""
+
+    type_name = "ActionStatsUpdated"
+    category = CATEGORY
+
+
+EVENTS = (
+    ActionCreated,
+    ActionUpdated,
+    ActionDeleted,
+    ActionCheckedOut,
+    ActionCheckedIn,
+    ActionQueued,
+    ActionPending,
+    ActionLaunched,
+    ActionRequeued,
+    ActionCompleted,
+    ActionSkipped,
+    ActionStatsUpdated,
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated
+from events.streams.entity import EntityCreated, EntityDeleted, EntityNoted, EntityUpdated
 
 CATEGORY = "datastore"
 
@@ -27,4 +27,26 @@ class DatastoreDeleted(EntityDeleted):
     category = CATEGORY
 
 
-EVENTS = (DatastoreCreated, DatastoreUpdated, DatastoreDeleted)
+@dataclass(frozen=True)
+class DatastoreSlotTaken(EntityNoted):
+    """One of its actions was queued or given a slot; guards one-at-a-time and concurrency."""
+
+    type_name = "DatastoreSlotTaken"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class DatastoreDeactivated(EntityUpdated):
+    """An action that deactivates on failure failed: -> INACTIVE."""
+
+    type_name = "DatastoreDeactivated"
+    category = CATEGORY
+
+
+EVENTS = (
+    DatastoreCreated,
+    DatastoreUpdated,
+    DatastoreDeleted,
+    DatastoreSlotTaken,
+    DatastoreDeactivated,
+)

@@ -33,6 +33,18 @@ class EntityUpdated(Event):
 
 
 @dataclass(frozen=True)
+class EntityNoted(Event):
+    """Something happened to the entity that changes none of its fields (a trigger fired for a workflow, an
+    action was given one of a datastore's slots). It still moves the stream's version, which is what
+    guards decisions taken on that stream."""
+
+    note: dict[str, Any]
+
+    def evolve(self, state: State) -> State:
+        return state
+
+
+@dataclass(frozen=True)
 class EntityDeleted(Event):
     def evolve(self, state: State) -> State:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated
+from events.streams.entity import EntityCreated, EntityDeleted, EntityNoted, EntityUpdated
 
 CATEGORY = "workflow"
 
@@ -27,4 +27,35 @@ class WorkflowDeleted(EntityDeleted):
     category = CATEGORY
 
 
-EVENTS = (WorkflowCreated, WorkflowUpdated, WorkflowDeleted)
+@dataclass(frozen=True)
+class WorkflowTriggered(EntityNoted):
+    """A trigger started an instance; guards the concurrency decision."""
+
+    type_name = "WorkflowTriggered"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class WorkflowDeactivated(EntityUpdated):
+    """Its last retry failed: ACTIVE -> INACTIVE."""
+
+    type_name = "WorkflowDeactivated"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class WorkflowStatsUpdated(EntityUpdated):
+    """avg_runtime refreshed after an instance completed."""
+
+    type_name = "WorkflowStatsUpdated"
+    category = CATEGORY
+
+
+EVENTS = (
+    WorkflowCreated,
+    WorkflowUpdated,
+    WorkflowDeleted,
+    WorkflowTriggered,
+    WorkflowDeactivated,
+    WorkflowStatsUpdated,
+)

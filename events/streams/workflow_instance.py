@@ -40,4 +40,27 @@ class WorkflowInstanceStarted(Event):
         return None if state is None else {**state, "state": "RUNNING", "start_time": self.start_time}
 
 
-EVENTS = (WorkflowInstanceCreated, WorkflowInstanceUpdated, WorkflowInstanceDeleted, WorkflowInstanceStarted)
+@dataclass(frozen=True)
+class WorkflowInstanceCompleted(EntityUpdated):
+    """RUNNING -> COMPLETED."""
+
+    type_name = "WorkflowInstanceCompleted"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class WorkflowInstanceFailed(EntityUpdated):
+    """QUEUED or RUNNING -> FAILED, with error_message."""
+
+    type_name = "WorkflowInstanceFailed"
+    category = CATEGORY
+
+
+EVENTS = (
+    WorkflowInstanceCreated,
+    WorkflowInstanceUpdated,
+    WorkflowInstanceDeleted,
+    WorkflowInstanceStarted,
+    WorkflowInstanceCompleted,
+    WorkflowInstanceFailed,
+)
