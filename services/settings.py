@@ -31,6 +31,7 @@ class Settings:
     log_format: str = "auto"  # auto | json | text
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
     stale_pending_seconds: float = 120.0
+    scheduler_interval: float = 30.0  # the longest a scheduler sleeps between checks
     poll_interval: float = 0.5
 
     @property

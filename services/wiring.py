@@ -66,6 +66,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     from services.orchestration.context import Orchestration
     from services.orchestration.launcher import LocalLauncher, local_engine_commands
     from services.orchestration.orchestrator import Orchestrator
+    from services.orchestration.scheduler import Scheduler
 
     settings = container.settings
     orch = Orchestration(container.store, settings.s3_datastores_root)
@@ -77,4 +78,5 @@ def start_workers(container: Container, api_url: str) -> Workers:
                                            batch_size=100, poll_interval=settings.poll_interval,
                                            checkpoint_interval=0.5)
         threads.append(subscription.start())
+    threads.append(Scheduler(orch).start(settings.scheduler_interval))
     return Workers(threads, launcher)

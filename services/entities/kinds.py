@@ -11,6 +11,7 @@ from events.streams import action, dataset, datastore, engine, event, subscripti
 from events.streams import workflow_instance
 from services import schemas
 from services.auth import Principal
+from services.cron import CronError, validate_cron_args
 from services.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
@@ -309,6 +310,15 @@ class TriggerKind(Kind):
         if found is None:
             raise BadRequest(f"trigger_type_name: unknown trigger type {name!r}")
         return schemas.trigger_schema(found.params_json_schema)
+
+    def validate(self, svc: EntityService, data: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+        data = super().validate(svc, data, before)
+        if data.get("trigger_type_name") == "scheduled":
+            try:
+                validate_cron_args(data.get("args") or {})
+            except CronError as exc:
+                raise BadRequest(f"args.{exc}") from exc
+        return data
 
     def prepare(self, svc: EntityService, data: dict[str, Any], who: Principal, parent: Any,
                 entity_id: str) -> None:

@@ -67,11 +67,10 @@ def max_order_idx(orch: Orchestration, datastore_id: str) -> float:
 
 def start_instance(orch: Orchestration, workflow_id: str, fire: Fire) -> Started:
     """run_triggered_workflow: start one instance of a workflow, or say why not."""
-    if fire.cause is not None:  # this fire was handled before (a redelivery): the same instance, again
-        earlier = derived_id(fire.cause, f"instance:{workflow_id}")
-        if orch.reader.row("workflow_instance", earlier) is not None:
-            return Started(earlier)
+    earlier = derived_id(fire.cause, f"instance:{workflow_id}") if fire.cause is not None else None
     for attempt in range(RETRIES):
+        if earlier is not None and orch.reader.row("workflow_instance", earlier) is not None:
+            return Started(earlier)  # this fire was handled before (a redelivery, or a racing replica won)
         row = orch.reader.row("workflow", workflow_id)
         if row is None:
             return Started(None, f"workflow {workflow_id} does not exist")

@@ -362,3 +362,13 @@ def test_log_filters_by_several_types_and_streams(api: Api) -> None:
                                                       "stream": f"event-{created['id']}"})
     assert status == 200 and [e["type"] for e in page["results"]] == ["EventCreated", "EventUpdated"]
     assert page["next_after"] == page["results"][-1]["global_position"]
+
+
+def test_a_scheduled_trigger_with_a_bad_cron_pattern_is_refused_naming_it(api: Api) -> None:
+    for pattern, words in (("0 12 * * 2 *", "?"), ("0 12 ? * 9 *", "day-of-week"), ("nope", "fields")):
+        status, body = api.request("POST", "/trigger", {"data": {
+            "name": unique("t"), "trigger_type_name": "scheduled", "args": {"cron_pattern": pattern}}})
+        assert status == 400 and "cron_pattern" in body["error_message"] and words in body["error_message"], body
+    ok = api.post("/trigger", {"data": {"name": unique("t"), "trigger_type_name": "scheduled",
+                                        "args": {"cron_pattern": "0 12 ? * 2 *"}}})
+    assert ok["data"]["args"]["cron_pattern"] == "0 12 ? * 2 *"
