@@ -12,6 +12,7 @@ xid8 alternative needs readers to order by (xid, position), which breaks the pla
 
 from __future__ import annotations
 
+import queue
 import uuid
 from datetime import UTC
 from contextlib import contextmanager
@@ -48,6 +49,15 @@ ORDER BY r.ord
 RETURNING event_id, stream_version, global_position, recorded_at
 """
 
+# The common case, one event to one stream, without arrays or CTEs: the lock is the FROM item, so the
+# version function in the select list runs after it.
+_INSERT_ONE = """
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
+SELECT %s, %s, dart_stream_version(%s, %s) + 1, %s, %s, %s::jsonb, %s::jsonb, clock_timestamp()
+FROM pg_advisory_xact_lock(%s)
+RETURNING event_id, stream_version, global_position, recorded_at
+"""
+
 # dart_stream_version() raises this SQLSTATE when a stream is not at its expected version.
 VERSION_CONFLICT = "DV001"
 
@@ -56,9 +66,45 @@ class _VersionCheckFailed(Exception):
     """The statement's snapshot saw a stream at another version than expected; nothing was inserted."""
 
 
+class _AutocommitPool:
+    """Autocommit connections for appends no inline projection needs: one statement, one round trip,
+    without the checkout and reset work of the general pool."""
+
+    def __init__(self, url: str, size: int = 16) -> None:
+        self._url = url
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue(size)
+
+    def get(self) -> psycopg.Connection:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return psycopg.connect(self._url, autocommit=True)
+
+    def put(self, conn: psycopg.Connection) -> None:
+        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.close()
+            return
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
 class PostgresEventStore(EventStore):
     def __init__(self, engine: sa.Engine, registry: EventRegistry) -> None:
         super().__init__(engine, registry)
+        self._fast = _AutocommitPool(engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+    def close(self) -> None:
+        self._fast.close()
+        super().close()
 
     # ----------------------------------------------------------------------------------------- writes
     def append(self, *appends: StreamAppend) -> list[RecordedEvent]:
@@ -88,21 +134,26 @@ class PostgresEventStore(EventStore):
     def _insert(
         self, rows: list[PendingRow], params: dict[str, Any], projections: list[InlineProjection]
     ) -> list[RecordedEvent]:
-        with self.engine.connect() as conn:
+        if not projections:
+            # One statement in autocommit: one round trip, the lock held only inside the server.
+            conn = self._fast.get()
+            try:
+                if len(rows) == 1:
+                    row = rows[0]
+                    returned = conn.execute(_INSERT_ONE, (
+                        row.event_id, row.stream_id, row.stream_id, params["part_expected"][0], row.type,
+                        row.schema_version, row.data_json, row.metadata_json, APPEND_LOCK_KEY,
+                    )).fetchall()
+                else:
+                    returned = conn.execute(_INSERT, params).fetchall()
+            finally:
+                self._fast.put(conn)
+            return self._recorded(rows, returned)
+        with self.engine.connect() as conn, conn.begin():
             raw = conn.connection.driver_connection
-            if not projections:
-                # One statement in autocommit: one round trip, the lock held only inside the server.
-                raw.autocommit = True
-                try:
-                    returned = raw.execute(_INSERT, params).fetchall()
-                finally:
-                    raw.autocommit = False
-                recorded = self._recorded(rows, returned)
-            else:
-                with conn.begin():
-                    returned = raw.execute(_INSERT, params).fetchall()
-                    recorded = self._recorded(rows, returned)
-                    self._apply_inline(conn, projections, recorded)
+            returned = raw.execute(_INSERT, params).fetchall()
+            recorded = self._recorded(rows, returned)
+            self._apply_inline(conn, projections, recorded)
         return recorded
 
     def _recorded(self, rows: list[PendingRow], returned: list[tuple]) -> list[RecordedEvent]:

@@ -62,21 +62,30 @@ class Workers:
 
 
 def start_workers(container: Container, api_url: str) -> Workers:
+    """The embedded mode's workers, as threads of this process: orchestrator, launcher (local processes, or
+    ECS when DART_ECS_CLUSTER is set), notifier, scheduler."""
     from events.subscription import CatchUpSubscription
+    from services.notifications import notifier_from_env
     from services.orchestration.context import Orchestration
-    from services.orchestration.launcher import LocalLauncher, local_engine_commands
+    from services.orchestration.ecs_launcher import ecs_launcher_from_settings
+    from services.orchestration.launcher import Launcher, LocalLauncher, local_engine_commands
     from services.orchestration.orchestrator import Orchestrator
     from services.orchestration.scheduler import Scheduler
 
     settings = container.settings
     orch = Orchestration(container.store, settings.s3_datastores_root)
-    launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
-                             settings.stale_pending_seconds)
+    launcher: Launcher
+    if settings.ecs_cluster:
+        launcher = ecs_launcher_from_settings(orch, api_url, settings)
+    else:
+        launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
+                                 settings.stale_pending_seconds)
     threads = []
-    for consumer in (Orchestrator(orch), launcher):
+    for consumer in (Orchestrator(orch), launcher, notifier_from_env(container.store)):
         subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
                                            batch_size=100, poll_interval=settings.poll_interval,
                                            checkpoint_interval=0.5)
         threads.append(subscription.start())
+    threads.append(launcher.start_periodic(settings.poll_interval))  # orphans, stale PENDING, held retries
     threads.append(Scheduler(orch).start(settings.scheduler_interval))
     return Workers(threads, launcher)

@@ -1,6 +1,12 @@
 """The launcher: gives QUEUED actions of ACTIVE datastores their slots (datastore concurrency) and starts
-an engine for each, as a supervised local process. A process that exits without checking in fails its
-action; a PENDING action whose launch never happened is put back in the queue after a timeout."""
+an engine for each. ``Launcher`` is the slot-taking every launcher shares; ``LocalLauncher`` starts the engine
+as a supervised local process (a process that exits without checking in fails its action; a PENDING action
+whose launch never happened is put back in the queue after a timeout); ``EcsLauncher``
+(services/orchestration/ecs_launcher.py) starts it as an ECS task.
+
+Slot-taking is exact under concurrent launchers: the PENDING moves are appended together with
+``DatastoreSlotTaken`` on the datastore's stream at the version read before counting, so two launchers
+deciding at once cannot both fill the same free slot; the loser re-reads and decides again."""
 
 from __future__ import annotations
 
@@ -10,14 +16,15 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.errors import ConcurrencyError
 from events.streams.action import ActionLaunched, ActionPending, ActionRequeued
+from events.streams.api_key import ApiKeyRevoked
 from events.streams.datastore import DatastoreSlotTaken
-from events.types import Metadata, NewEvent, RecordedEvent, StreamAppend
+from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
 from services.auth import create_api_key
 from services.orchestration.actions import complete_action
 from services.orchestration.context import Orchestration
@@ -26,6 +33,10 @@ log = logging.getLogger("dart.launcher")
 BUSY = ("PENDING", "RUNNING", "FINISHING")
 META = Metadata(actor="launcher")
 BUILT_IN = {"no_op_engine": [sys.executable, "-m", "engines.no_op"]}
+
+# (action id, engine name) -> "key:secret", the engine's DART_API_TOKEN, valid for that action only.
+TokenFactory = Callable[[str, str], str]
+Clock = Callable[[], datetime]
 
 
 def local_engine_commands(raw: str = "") -> dict[str, list[str]]:
@@ -36,19 +47,27 @@ def local_engine_commands(raw: str = "") -> dict[str, list[str]]:
     return commands
 
 
-class LocalLauncher:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Launcher:
+    """Datastore concurrency and the consumer around it; subclasses say how an engine is started."""
+
     name = "launcher"
     types = ["ActionQueued", "ActionCompleted", "ActionRequeued", "DatastoreCreated", "DatastoreUpdated"]
 
-    def __init__(self, orch: Orchestration, api_url: str, commands: dict[str, list[str]] | None = None,
-                 stale_after: float = 120.0) -> None:
+    def __init__(self, orch: Orchestration, api_url: str, stale_after: float = 120.0,
+                 token_factory: TokenFactory | None = None, clock: Clock | None = None) -> None:
         self.orch = orch
         self.api_url = api_url
-        self.commands = commands or local_engine_commands()
         self.stale_after = timedelta(seconds=stale_after)
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
+        self.mints_keys = token_factory is None  # tokens are real API keys in the store (revocable)
+        self.token_factory = token_factory or self._create_token
+        self.clock = clock or utc_now
+        self._periodic: list[tuple[threading.Thread, threading.Event]] = []
 
+    # ------------------------------------------------------------------------------------- consumer
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         datastores: list[str] = []
         for event in events:
@@ -60,19 +79,29 @@ class LocalLauncher:
             if datastore_id and datastore_id not in datastores:
                 datastores.append(datastore_id)
         for datastore_id in datastores:
-            self.launch_ready(datastore_id)
+            if self.may_launch_on(datastore_id):
+                self.launch_ready(datastore_id)
 
-    def launch_ready(self, datastore_id: str) -> None:
+    def may_launch_on(self, datastore_id: str) -> bool:
+        """False while launches on this datastore are held back (e.g. ECS had no capacity a moment ago)."""
+        return True
+
+    # ---------------------------------------------------------------------------------- slot-taking
+    def take_slots(self, datastore_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Move as many QUEUED actions of an ACTIVE datastore to PENDING as its concurrency leaves room for,
+        oldest first, in one append guarded by the datastore's version (the launch intent). Returns the
+        actions now PENDING (with their PENDING version in ``_version``) and the datastore's data."""
         for _ in range(10):
             datastore = self.orch.reader.row("datastore", datastore_id)
             if datastore is None or datastore.data.get("state") != "ACTIVE":
-                return
+                return [], {}
             actions = self.orch.actions_of_datastore(datastore_id)
             free = int(datastore.data.get("concurrency") or 1) - sum(a.get("state") in BUSY for a in actions)
             queued = sorted((a for a in actions if a.get("state") == "QUEUED"),
-                            key=lambda a: (a.get("queued_time") or "", float(a.get("order_idx") or 0)))[:max(free, 0)]
+                            key=lambda a: (a.get("queued_time") or "", float(a.get("order_idx") or 0)))
+            queued = queued[:max(free, 0)]
             if not queued:
-                return
+                return [], datastore.data
             appends = [StreamAppend(f"datastore-{datastore_id}", datastore.version, [NewEvent(
                 DatastoreSlotTaken({"pending": [a["id"] for a in queued]}), META)])]
             appends += [StreamAppend(f"action-{a['id']}", a["_version"], [NewEvent(
@@ -81,9 +110,86 @@ class LocalLauncher:
                 self.orch.store.append(*appends)
             except ConcurrencyError:
                 continue
-            for action in queued:
-                self.launch(action, datastore.data)
+            pending = [{**a, "state": "PENDING", "_version": a["_version"] + 1} for a in queued]
+            return pending, datastore.data
+        return [], {}
+
+    def launch_ready(self, datastore_id: str) -> list[str]:
+        """Take the free slots of a datastore and launch an engine for each; returns the action ids."""
+        pending, datastore = self.take_slots(datastore_id)
+        for action in pending:
+            try:
+                self.launch(action, datastore)
+            except Exception:
+                # The intent is recorded: the stale-PENDING check re-queues or fails the action later.
+                log.exception("launching action %s failed", action["id"])
+        return [a["id"] for a in pending]
+
+    def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------- helpers
+    def _create_token(self, action_id: str, engine_name: str) -> str:
+        key, secret = create_api_key(self.orch.store, f"engine@{engine_name}", f"action:{action_id}",
+                                     actor="launcher")
+        return f"{key}:{secret}"
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke a launch token no engine will ever use (its task was never started)."""
+        if not self.mints_keys:
             return
+        key = token.split(":", 1)[0]
+        try:
+            self.orch.store.append(StreamAppend(f"api_key-{key}", ExpectedVersion.ANY, [NewEvent(
+                ApiKeyRevoked(), META)]))
+        except Exception:
+            log.exception("could not revoke the unused launch key %s", key)
+
+    def engine_environment(self, action: dict[str, Any], datastore: dict[str, Any]) -> dict[str, str]:
+        """What an engine learns from its environment (design.md §4), with a fresh action-scoped token."""
+        action_id = action["id"]
+        return {
+            "DART_ACTION_ID": action_id,
+            "DART_ACTION_USER_ID": str(datastore.get("user_id") or "anonymous"),
+            "DART_API_URL": self.api_url,
+            "DART_API_TOKEN": self.token_factory(action_id, str(action.get("engine_name"))),
+        }
+
+    # ------------------------------------------------------------------------------------ periodic
+    def check(self, now: datetime | None = None) -> None:
+        """The periodic work (stale PENDING, lost tasks); run by ``run_periodic``."""
+
+    def run_periodic(self, stop: threading.Event, interval: float) -> None:
+        """Call ``check`` every ``interval`` seconds until ``stop`` is set; a failing check is logged."""
+        while not stop.wait(interval):
+            try:
+                self.check()
+            except Exception:
+                log.exception("the launcher's periodic check failed; trying again in %.1f s", interval)
+
+    def start_periodic(self, interval: float) -> tuple[threading.Thread, threading.Event]:
+        """``run_periodic`` in a daemon thread; ``stop()`` ends it. Returns (thread, stop event)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run_periodic, args=(stop, interval), daemon=True,
+                                  name=f"{self.name}:periodic")
+        thread.start()
+        self._periodic.append((thread, stop))
+        return thread, stop
+
+    def stop(self) -> None:
+        for _, stop in self._periodic:
+            stop.set()
+
+
+class LocalLauncher(Launcher):
+    """Engines as supervised child processes of this one."""
+
+    def __init__(self, orch: Orchestration, api_url: str, commands: dict[str, list[str]] | None = None,
+                 stale_after: float = 120.0, token_factory: TokenFactory | None = None) -> None:
+        super().__init__(orch, api_url, stale_after, token_factory)
+        self.commands = commands or local_engine_commands()
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
 
     def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
         action_id = action["id"]
@@ -92,11 +198,7 @@ class LocalLauncher:
             complete_action(self.orch, action_id, "FAILED",
                             f"no local command for engine {action.get('engine_name')!r}", None)
             return
-        key, secret = create_api_key(self.orch.store, f"engine@{action.get('engine_name')}", f"action:{action_id}",
-                                     actor="launcher")
-        env = {**os.environ, "DART_ACTION_ID": action_id,
-               "DART_ACTION_USER_ID": str(datastore.get("user_id") or "anonymous"),
-               "DART_API_URL": self.api_url, "DART_API_TOKEN": f"{key}:{secret}"}
+        env = {**os.environ, **self.engine_environment(action, datastore)}
         try:
             child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
         except OSError as exc:
@@ -123,9 +225,12 @@ class LocalLauncher:
             complete_action(self.orch, action_id, "FAILED",
                             f"the engine process exited with code {code} without checking in", None)
 
+    def check(self, now: datetime | None = None) -> None:
+        self.requeue_stale(now)
+
     def requeue_stale(self, now: datetime | None = None) -> int:
         """PENDING with no task after ``stale_after``: back to QUEUED (its launch never happened)."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         moved = 0
         table_rows = self.orch.rows("action", self.orch_state_is("PENDING"))
         for row in table_rows:
@@ -144,6 +249,7 @@ class LocalLauncher:
         return TABLES["action"].c.state == state
 
     def stop(self) -> None:
+        super().stop()
         with self._lock:
             children = list(self.children.values())
         for child in children:

@@ -16,6 +16,8 @@ from events.database import create_engine, current_revision, head_revision, upgr
 from projections.catalog import all_projections
 from projections.rebuild import rebuild_all
 from tests.integration.projection_fixtures import ENTITY_TABLES, STATS_TABLE, Traffic, open_projected_store
+from services.delivery.kombu_consumer import consumer_records
+from services.notifications import notifications_sent
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 IGNORED_TABLES = {"events", "alembic_version"}  # the log is the store's, not a projection's
@@ -40,6 +42,8 @@ def code_metadata() -> sa.MetaData:
         for table in projection.tables.values():
             table.to_metadata(target)
     checkpoints.to_metadata(target)
+    notifications_sent.to_metadata(target)
+    consumer_records.to_metadata(target)
     return target
 
 
@@ -60,7 +64,8 @@ def schema_differences(engine: sa.Engine) -> list:
 
 def test_code_metadata_covers_every_projection_table() -> None:
     names = set(code_metadata().tables)
-    assert names == {*ENTITY_TABLES, STATS_TABLE, "projection_checkpoints"}
+    assert names == {*ENTITY_TABLES, STATS_TABLE, "projection_checkpoints", "notifications_sent",
+                     "consumer_records"}
 
 
 def test_migrated_database_matches_every_projections_tables(engine: sa.Engine) -> None:

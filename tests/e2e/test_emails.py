@@ -1,0 +1,187 @@
+"""Emails end to end (reference §14, §8.4): `dart up` with DART_SMTP_HOST/PORT pointing at a local SMTP server
+(aiosmtpd), real no_op engine processes, and the mails read back from the server, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import email
+import email.policy
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from engines.no_op.definition import NO_OP_ENGINE
+from tests.e2e.api_client import Api
+from tests.e2e.conftest import BACKENDS, RunningDart
+from tests.support import pg
+
+SUCCEEDS, FAILS = "fake_action_that_succeeds", "fake_action_that_fails"
+ENV_NAME = "e2e-mail"
+TEAM = "dart-team@example.com"
+SENDER = "dart@e2e.example.com"
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every mail it accepts."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.lock = threading.Lock()
+        self.mails: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
+        message: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.mails.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def matching(self, *needles: str) -> list[tuple[list[str], EmailMessage]]:
+        with self.lock:
+            mails = list(self.mails)
+        return [(rcpt, m) for rcpt, m in mails
+                if all(n in str(m["Subject"]) + "\n" + m.get_content() for n in needles)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[Inbox]:
+    handler = Inbox()
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def dart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         inbox: Inbox) -> Iterator[RunningDart]:
+    home = tmp_path_factory.mktemp(f"emails-{request.param}")
+    extra = {"DART_POLL_INTERVAL": "0.2", "DART_SMTP_HOST": "127.0.0.1",
+             "DART_SMTP_PORT": str(inbox.port),
+             "DART_SMTP_FROM": SENDER, "DART_ENV_NAME": ENV_NAME, "DART_EMAIL_CC_ON_ERROR": TEAM}
+    if request.param == "postgres":
+        server = pg.server_url_from_env()
+        if server is None:
+            pytest.skip(pg.SKIP_REASON)
+        with pg.temporary_database(server) as url:
+            running = RunningDart(home, url, **extra)
+            yield running
+            running.stop()
+    else:
+        running = RunningDart(home, None, **extra)
+        yield running
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(dart: RunningDart) -> Api:
+    client = dart.api()
+    client.post("/engine", {"data": copy.deepcopy(NO_OP_ENGINE)})
+    return client
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:6]}"
+
+
+def workflow(api: Api, action_type: str, action_emails: dict[str, list[str]],
+             **workflow_data: Any) -> dict[str, Any]:
+    store = api.post("/datastore", {"data": {"name": unique("ds"), "engine_name": "no_op_engine",
+                                             "state": "ACTIVE", "args": {"action_sleep_time_in_seconds": 0}}})
+    flow = api.post(f"/datastore/{store['id']}/workflow",
+                    {"data": {"name": unique("wf"), "state": "ACTIVE", **workflow_data}})
+    api.post(f"/workflow/{flow['id']}/action", [{"data": {
+        "name": unique("act"), "action_type_name": action_type, "engine_name": "no_op_engine",
+        **action_emails}}])
+    return flow
+
+
+def finished_instance(api: Api, flow: dict[str, Any]) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found = api.get(f"/workflow/{flow['id']}/instance", params={"limit": 10})
+        done = [i for i in found if i["data"]["state"] in ("COMPLETED", "FAILED")]
+        return done[0] if done else None
+
+    return wait_for(check, what=f"a finished instance of {flow['data']['name']}")
+
+
+def one_mail(inbox: Inbox, *needles: str) -> tuple[list[str], EmailMessage]:
+    wait_for(lambda: inbox.matching(*needles), what=f"a mail with {needles}")
+    time.sleep(1.0)  # a duplicate would arrive right behind it
+    found = inbox.matching(*needles)
+    assert len(found) == 1, [str(m["Subject"]) for _, m in found]
+    return found[0]
+
+
+def addresses(header: Any) -> list[str]:
+    return [a.strip() for a in str(header).split(",")] if header else []
+
+
+def test_a_failing_action_sends_the_action_and_workflow_failure_mails(api: Api, inbox: Inbox) -> None:
+    flow = workflow(api, FAILS, {"on_failure_email": ["action-owner@example.com"]},
+                    on_failure_email=["wf-owner@example.com"])
+    api.post(f"/workflow/{flow['id']}/do-manual-trigger", None)
+    instance = finished_instance(api, flow)
+    assert instance["data"]["state"] == "FAILED"
+    [action] = api.get("/action", params={"filters": [f"workflow_instance_id = {instance['id']}"]})
+
+    rcpt, mail = one_mail(inbox, "action failed", f"({action['id']})")
+    assert str(mail["Subject"]) == (
+        f"[{ENV_NAME}] dart: action failed {action['data']['name']} ({action['id']})")
+    assert addresses(mail["To"]) == ["action-owner@example.com"] and addresses(mail["Cc"]) == [TEAM]
+    assert sorted(rcpt) == sorted(["action-owner@example.com", TEAM])
+    assert str(mail["From"]) == SENDER
+    body = mail.get_content()
+    assert "failed as expected" in body and f"/api/1/action/{action['id']}" in body
+
+    rcpt, mail = one_mail(inbox, "workflow failed", f"({flow['id']})")
+    assert str(mail["Subject"]) == f"[{ENV_NAME}] dart: workflow failed {flow['data']['name']} ({flow['id']})"
+    assert addresses(mail["To"]) == ["wf-owner@example.com"] and addresses(mail["Cc"]) == [TEAM]
+    assert instance["id"] in mail.get_content() and "failed as expected" in mail.get_content()
+
+
+def test_a_successful_run_sends_started_and_completed_mails(api: Api, inbox: Inbox) -> None:
+    flow = workflow(api, SUCCEEDS, {"on_success_email": ["action-fan@example.com"]},
+                    on_started_email=["wf-watcher@example.com"], on_success_email=["wf-fan@example.com"],
+                    on_failure_email=["wf-owner@example.com"])
+    api.post(f"/workflow/{flow['id']}/do-manual-trigger", None)
+    instance = finished_instance(api, flow)
+    assert instance["data"]["state"] == "COMPLETED"
+    [action] = api.get("/action", params={"filters": [f"workflow_instance_id = {instance['id']}"]})
+
+    _, started = one_mail(inbox, "workflow started", f"({flow['id']})")
+    assert str(started["Subject"]) == (
+        f"[{ENV_NAME}] dart: workflow started {flow['data']['name']} ({flow['id']})")
+    assert addresses(started["To"]) == ["wf-watcher@example.com"] and not started["Cc"]
+
+    _, done = one_mail(inbox, "action completed", f"({action['id']})")
+    assert addresses(done["To"]) == ["action-fan@example.com"] and not done["Cc"]
+
+    rcpt, completed = one_mail(inbox, "workflow completed", f"({flow['id']})")
+    assert str(completed["Subject"]) == (
+        f"[{ENV_NAME}] dart: workflow completed {flow['data']['name']} ({flow['id']})")
+    assert rcpt == ["wf-fan@example.com"] and instance["id"] in completed.get_content()
+    assert inbox.matching("failed", f"({flow['id']})") == []  # no failure mail for a good run

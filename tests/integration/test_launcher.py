@@ -1,0 +1,406 @@
+"""The launcher on SQLite and PostgreSQL: slot-taking keeps datastore concurrency exact under concurrent
+launchers (threads, each on its own connections, like replicas), and the ECS launcher against a moto server
+on loopback: what run_task is given, RESOURCE failures back to QUEUED, an engine without a task definition,
+and the orphan check in batches of 50 that never fails an action whose engine checked in meanwhile.
+No engine runs here and nothing waits on the wall clock: the tests call the launchers' steps directly."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from engines.no_op.definition import NO_OP_ENGINE
+from events.streams.action import (
+    ActionCheckedIn,
+    ActionCheckedOut,
+    ActionLaunched,
+    ActionPending,
+    ActionQueued,
+)
+from events.types import Metadata, NewEvent, StreamAppend
+from services.auth import Principal, authenticate
+from services.entities.service import EntityService
+from services.errors import NotAuthenticated
+from services.orchestration.actions import complete_action
+from services.orchestration.context import Orchestration
+from services.orchestration.ecs_launcher import ORPHAN_MESSAGE, EcsLauncher
+from services.orchestration.launcher import BUSY, Launcher
+from services.settings import load_settings
+from services.wiring import Container, build
+from tests.support.ecs_agent import ecs_client, set_manual_transitions
+from tests.support.moto import AWS_ENV, moto_server
+
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
+CLUSTER = "dart-test"
+META = Metadata(actor="test")
+API_URL = "http://dart.invalid/api/1"
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        set_manual_transitions(url)  # tasks change state only when a test says so
+        ecs_client(url).create_cluster(clusterName=CLUSTER)
+        yield url
+
+
+@dataclass
+class World:
+    url: str
+    home: Any
+    endpoint: str
+    container: Container
+    service: EntityService
+    orch: Orchestration
+    others: list[Container] = field(default_factory=list)
+
+    def replica(self) -> Orchestration:
+        """Another launcher process: its own store (connections) on the same database."""
+        env = {"DART_HOME": str(self.home), "DART_DATABASE_URL": self.url}
+        other = build(load_settings(env=env), migrate=False)
+        self.others.append(other)
+        return Orchestration(other.store)
+
+    def datastore(self, concurrency: int = 1, engine: str = "no_op_engine") -> str:
+        created = self.service.create("datastore", {"data": {
+            "name": f"ds_{uuid.uuid4().hex[:8]}", "engine_name": engine, "state": "ACTIVE",
+            "concurrency": concurrency, "args": {}}}, ADMIN)
+        return str(created["id"])
+
+    def queued_actions(self, datastore_id: str, count: int) -> list[str]:
+        """``count`` ad-hoc actions, all QUEUED at once (as instances of several workflows could be)."""
+        created = self.service.create_many("action", [
+            {"name": f"a{i}", "action_type_name": "fake_action_that_succeeds"} for i in range(count)
+        ], ADMIN, ("datastore", datastore_id))
+        ids = [str(c["id"]) for c in created]
+        for i, action_id in enumerate(ids):
+            queued_time = f"2024-01-01T00:00:{i:02d}+00:00"
+            self.append(action_id, ActionQueued({"state": "QUEUED", "queued_time": queued_time}))
+        return ids
+
+    def append(self, action_id: str, event: Any) -> None:
+        row = self.orch.reader.row("action", action_id)
+        self.container.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(event, META)]))
+
+    def state(self, action_id: str) -> str:
+        return str(self.orch.reader.row("action", action_id).data["state"])
+
+    def action(self, action_id: str) -> dict[str, Any]:
+        return dict(self.orch.reader.row("action", action_id).data)
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Any, endpoint: str,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": url,
+                                         "DART_ECS_CLUSTER": CLUSTER, "DART_AWS_ENDPOINT_URL": endpoint}))
+    service = EntityService(container.store, container)
+    engine = service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, ADMIN)
+    assert engine["data"]["ecs_task_definition_arn"]  # registered on moto
+    world = World(url, tmp_path, endpoint, container, service, Orchestration(container.store))
+    yield world
+    for other in world.others:
+        other.store.close()
+    container.store.close()
+
+
+# ------------------------------------------------------------------------------------------ slot-taking
+class RecordingLauncher(Launcher):
+    """The shared slot-taking with a launch that only records what it was asked to start."""
+
+    def __init__(self, orch: Orchestration, launched: list[str], lock: threading.Lock) -> None:
+        super().__init__(orch, API_URL, token_factory=lambda action_id, engine: "k:s")
+        self.launched = launched
+        self.lock = lock
+
+    def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
+        assert action["state"] == "PENDING"
+        with self.lock:
+            self.launched.append(action["id"])
+
+
+def _busy_high_water(world: World, action_ids: set[str]) -> int:
+    """The most actions of the set ever PENDING/RUNNING/FINISHING at once, replaying the log in order."""
+    states: dict[str, str] = {}
+    high = 0
+    for event in world.container.store.iter_all():
+        if event.category == "action" and event.entity_id in action_ids:
+            changes = event.data.get("changes") or {}
+            if "state" in changes:
+                states[event.entity_id] = changes["state"]
+            high = max(high, sum(s in BUSY for s in states.values()))
+    return high
+
+
+def test_concurrent_launchers_never_exceed_the_datastore_concurrency(world: World) -> None:
+    datastore_id = world.datastore(concurrency=2)
+    actions = world.queued_actions(datastore_id, 8)
+    launched: list[str] = []
+    lock = threading.Lock()
+    launchers = [RecordingLauncher(world.replica(), launched, lock) for _ in range(4)]
+
+    def all_at_once() -> None:
+        barrier = threading.Barrier(len(launchers))
+        errors: list[BaseException] = []
+
+        def run(launcher: RecordingLauncher) -> None:
+            try:
+                barrier.wait(10)
+                launcher.launch_ready(datastore_id)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(launcher,)) for launcher in launchers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+
+    all_at_once()
+    assert len(launched) == 2 and len(set(launched)) == 2
+    assert sorted(world.state(a) for a in actions) == ["PENDING"] * 2 + ["QUEUED"] * 6
+    assert set(launched) == set(actions[:2])  # the oldest queued first
+
+    # Each round one running action completes and the four launchers race for the freed slot.
+    while len(launched) < len(actions):
+        pending = [a for a in actions if world.state(a) == "PENDING"]
+        assert len(pending) == 2
+        assert complete_action(world.orch, pending[0], "COMPLETED", None, None)
+        before = len(launched)
+        all_at_once()
+        assert len(launched) == before + 1
+        assert sum(world.state(a) in BUSY for a in actions) == 2
+    assert sorted(launched) == sorted(actions)  # every action launched, none twice
+    assert _busy_high_water(world, set(actions)) == 2
+
+
+def test_slots_are_taken_only_on_an_active_datastore_and_up_to_its_concurrency(world: World) -> None:
+    launched: list[str] = []
+    launcher = RecordingLauncher(world.orch, launched, threading.Lock())
+    datastore_id = world.datastore(concurrency=3)
+    actions = world.queued_actions(datastore_id, 2)
+    world.service.update("datastore", datastore_id, lambda d: {**d, "state": "INACTIVE"}, ADMIN)
+    assert launcher.launch_ready(datastore_id) == []
+    assert [world.state(a) for a in actions] == ["QUEUED", "QUEUED"]
+    world.service.update("datastore", datastore_id, lambda d: {**d, "state": "ACTIVE"}, ADMIN)
+    assert launcher.launch_ready(datastore_id) == actions  # room for 3: both, oldest first
+    assert launcher.launch_ready(datastore_id) == []
+    assert launched == actions
+
+
+# ------------------------------------------------------------------------------------------ ECS launcher
+class RecordingClient:
+    """The moto ECS client, recording run_task and describe_tasks calls; the first ``resource_failures``
+    run_task calls answer as ECS does when no instance has room."""
+
+    def __init__(self, client: Any, resource_failures: int = 0) -> None:
+        self.client = client
+        self.resource_failures = resource_failures
+        self.run_calls: list[dict[str, Any]] = []
+        self.describe_batches: list[int] = []
+        self.before_describe_returns: Any = None
+
+    def run_task(self, **kwargs: Any) -> dict[str, Any]:
+        self.run_calls.append(kwargs)
+        if self.resource_failures:
+            self.resource_failures -= 1
+            return {"tasks": [], "failures": [{"reason": "RESOURCE:MEMORY"}]}
+        return self.client.run_task(**kwargs)
+
+    def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
+        self.describe_batches.append(len(kwargs["tasks"]))
+        response = self.client.describe_tasks(**kwargs)
+        if self.before_describe_returns is not None:
+            self.before_describe_returns()
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ecs_launcher(world: World, client: RecordingClient, ticks: Ticks | None = None) -> EcsLauncher:
+    return EcsLauncher(world.orch, API_URL, CLUSTER, client=client, resource_retry_after=30.0,
+                       token_factory=lambda action_id, engine: f"key-{action_id}:secret",
+                       monotonic=ticks or Ticks())
+
+
+def tasks_for(world: World, action_id: str) -> list[str]:
+    ecs = ecs_client(world.endpoint)
+    return [arn for status in ("RUNNING", "STOPPED")
+            for arn in ecs.list_tasks(cluster=CLUSTER, startedBy=action_id, desiredStatus=status)["taskArns"]]
+
+
+def test_run_task_gets_started_by_client_token_and_the_engine_environment(world: World) -> None:
+    datastore_id = world.datastore()
+    [action_id] = world.queued_actions(datastore_id, 1)
+    client = RecordingClient(ecs_client(world.endpoint))
+    launcher = ecs_launcher(world, client)
+    assert launcher.launch_ready(datastore_id) == [action_id]
+    [call] = client.run_calls
+    pending_version = world.orch.reader.row("action", action_id).version - 1  # then ActionLaunched
+    assert call["startedBy"] == action_id and call["count"] == 1 and call["launchType"] == "FARGATE"
+    assert call["clientToken"] == f"dart-{action_id}-{pending_version}"
+    assert call["taskDefinition"] == world.orch.reader.find_by("engine", name="no_op_engine")[0]["data"][
+        "ecs_task_definition_arn"]
+    [override] = call["overrides"]["containerOverrides"]
+    assert override["name"] == "dart-no_op_engine"
+    assert {e["name"]: e["value"] for e in override["environment"]} == {
+        "DART_ACTION_ID": action_id, "DART_ACTION_USER_ID": ADMIN.user_id, "DART_API_URL": API_URL,
+        "DART_API_TOKEN": f"key-{action_id}:secret"}
+    action = world.action(action_id)
+    assert action["state"] == "PENDING" and tasks_for(world, action_id) == [action["ecs_task_arn"]]
+    # A repeat of the launch finds the task; run_task is not called again.
+    assert launcher.launch({**action, "id": action_id}, {}) == action["ecs_task_arn"]
+    assert len(client.run_calls) == 1 and tasks_for(world, action_id) == [action["ecs_task_arn"]]
+
+
+def test_resource_failures_put_the_action_back_in_the_queue_and_hold_the_datastore(world: World) -> None:
+    datastore_id = world.datastore()
+    [action_id] = world.queued_actions(datastore_id, 1)
+    client = RecordingClient(ecs_client(world.endpoint), resource_failures=1)
+    ticks = Ticks()
+    launcher = ecs_launcher(world, client, ticks)
+    assert launcher.launch_ready(datastore_id) == [action_id]
+    assert world.state(action_id) == "QUEUED" and world.action(action_id)["ecs_task_arn"] is None
+    assert tasks_for(world, action_id) == []
+
+    # The ActionRequeued comes back to the launcher: held, nothing is tried yet.
+    stream = world.container.store.read_stream(f"action-{action_id}")
+    requeued = [e for e in stream if e.type == "ActionRequeued"]
+    launcher.handle(requeued)
+    assert launcher.retry_held() == []
+    assert len(client.run_calls) == 1 and world.state(action_id) == "QUEUED"
+
+    ticks.now += 30.0  # the hold runs out
+    assert launcher.retry_held() == [action_id]
+    assert len(client.run_calls) == 2
+    first, second = (c["clientToken"] for c in client.run_calls)
+    assert first != second  # a new launch intent, a new token
+    action = world.action(action_id)
+    assert action["state"] == "PENDING" and tasks_for(world, action_id) == [action["ecs_task_arn"]]
+
+
+def test_the_launch_token_is_scoped_to_the_action_and_revoked_when_no_task_started(world: World) -> None:
+    datastore_id = world.datastore()
+    [action_id] = world.queued_actions(datastore_id, 1)
+    client = RecordingClient(ecs_client(world.endpoint), resource_failures=1)
+    ticks = Ticks()
+    launcher = EcsLauncher(world.orch, API_URL, CLUSTER, client=client, monotonic=ticks)  # real API keys
+
+    def token(call: dict[str, Any]) -> str:
+        [override] = call["overrides"]["containerOverrides"]
+        return next(e["value"] for e in override["environment"] if e["name"] == "DART_API_TOKEN")
+
+    launcher.launch_ready(datastore_id)
+    ticks.now += launcher.resource_retry_after
+    assert launcher.retry_held() == [action_id]
+    unused, used = (token(c) for c in client.run_calls)
+    with pytest.raises(NotAuthenticated):  # its run_task started nothing: revoked
+        authenticate(world.container.store, f"Bearer {unused}")
+    principal = authenticate(world.container.store, f"Bearer {used}")
+    assert principal.scope == f"action:{action_id}" and principal.user_id == "engine@no_op_engine"
+
+
+def test_an_engine_without_a_task_definition_fails_its_action_clearly(world: World) -> None:
+    local_only = copy.deepcopy(NO_OP_ENGINE)
+    local_only["name"] = "local_only_engine"
+    local_only["ecs_task_definition"] = None
+    world.service.create("engine", {"data": local_only}, ADMIN)
+    datastore_id = world.datastore(engine="local_only_engine")
+    [action_id] = world.queued_actions(datastore_id, 1)
+    client = RecordingClient(ecs_client(world.endpoint))
+    assert ecs_launcher(world, client).launch_ready(datastore_id) == [action_id]
+    action = world.action(action_id)
+    assert action["state"] == "FAILED"
+    assert "'local_only_engine' has no ECS task definition" in action["error_message"]
+    assert client.run_calls == [] and tasks_for(world, action_id) == []
+    datastore = world.orch.reader.row("datastore", datastore_id).data
+    assert datastore["state"] == "INACTIVE"  # the ad-hoc action's on_failure: DEACTIVATE
+
+
+def test_orphan_check_describes_in_batches_of_50_and_fails_only_lost_tasks(world: World) -> None:
+    ecs = ecs_client(world.endpoint)
+    [engine] = world.orch.reader.find_by("engine", name="no_op_engine")
+    definition = engine["data"]["ecs_task_definition_arn"]
+    datastore_id = world.datastore(concurrency=10)
+    actions = world.queued_actions(datastore_id, 56)
+    arns: dict[str, str] = {}
+    for i, action_id in enumerate(actions):
+        [task] = ecs.run_task(cluster=CLUSTER, taskDefinition=definition, count=1, launchType="FARGATE",
+                              startedBy=action_id)["tasks"]
+        arns[action_id] = task["taskArn"]
+        world.append(action_id, ActionPending({"state": "PENDING"}))
+        world.append(action_id, ActionLaunched({"ecs_task_arn": task["taskArn"]}))
+        if i % 2:
+            world.append(action_id, ActionCheckedOut(datetime.now(UTC).isoformat()))
+    lost = [actions[1], actions[2], actions[54]]  # RUNNING, PENDING, and one in the second batch
+    checks_in = actions[55]  # its engine checks in while the check is under way, then its task stops
+    for action_id in lost + [checks_in]:
+        ecs.stop_task(cluster=CLUSTER, task=arns[action_id], reason="Essential container in task exited")
+    client = RecordingClient(ecs)
+    client.before_describe_returns = lambda: (
+        world.state(checks_in) == "RUNNING" and world.append(checks_in, ActionCheckedIn("COMPLETED")))
+    launcher = ecs_launcher(world, client)
+
+    assert sorted(launcher.check_orphans()) == sorted(lost)
+    assert sorted(client.describe_batches) == [6, 50]
+    for action_id in lost:
+        action = world.action(action_id)
+        assert action["state"] == "FAILED" and action["error_message"].startswith(ORPHAN_MESSAGE)
+    assert world.state(checks_in) == "FINISHING"  # checked in: not failed
+    others = [a for a in actions if a not in lost and a != checks_in]
+    assert {world.state(a) for a in others} == {"PENDING", "RUNNING"}
+    client.describe_batches.clear()
+    assert launcher.check_orphans() == []  # nothing more to fail
+    assert sum(client.describe_batches) == len(others)
+
+
+def test_stale_pending_with_a_recorded_task_is_failed_and_its_task_stopped(world: World) -> None:
+    datastore_id = world.datastore()
+    [action_id] = world.queued_actions(datastore_id, 1)
+    client = RecordingClient(ecs_client(world.endpoint))
+    launcher = ecs_launcher(world, client)
+    launcher.launch_ready(datastore_id)
+    arn = world.action(action_id)["ecs_task_arn"]
+    updated = world.orch.reader.row("action", action_id).updated
+    assert launcher.check_stale(updated + launcher.stale_after) == {"requeued": [], "failed": []}  # not yet
+    result = launcher.check_stale(updated + launcher.stale_after + launcher.stale_after / 100)
+    assert result == {"requeued": [], "failed": [action_id]}
+    assert world.state(action_id) == "FAILED"
+    task = ecs_client(world.endpoint).describe_tasks(cluster=CLUSTER, tasks=[arn])["tasks"][0]
+    assert task["desiredStatus"] == "STOPPED"
+    assert tasks_for(world, action_id) == [arn]
+
+
+def test_stale_check_requeues_a_pending_action_without_a_task(world: World) -> None:
+    datastore_id = world.datastore()
+    [action_id] = world.queued_actions(datastore_id, 1)
+    world.append(action_id, ActionPending({"state": "PENDING"}))  # the intent, then the launcher died
+    row = world.orch.reader.row("action", action_id)
+    launcher = ecs_launcher(world, RecordingClient(ecs_client(world.endpoint)))
+    assert launcher.check_stale(row.updated + launcher.stale_after / 2) == {"requeued": [], "failed": []}
+    later = row.updated + launcher.stale_after * 2
+    assert launcher.check_stale(later) == {"requeued": [action_id], "failed": []}
+    assert world.state(action_id) == "QUEUED"
+    stream = world.container.store.read_stream(f"action-{action_id}")
+    assert [e.type for e in stream][-2:] == ["ActionPending", "ActionRequeued"]
