@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     api.add_argument("--threads", type=int, default=8, help="threads per worker")
 
+    sub.add_parser("relay", help="publish committed events to the broker's queues (production)")
+    worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
+    worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler"])
+
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
     db.add_parser("revision", help="print the current and newest migration")
@@ -80,6 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rebuild_command(settings, args.names) if args.action == "rebuild" else status_command(settings)
         if args.command == "db":
             return _db(settings, args.action)
+        if args.command == "relay":
+            from services.processes import run_relay
+
+            return run_relay(settings)
+        if args.command == "worker":
+            from services.processes import run_worker
+
+            return run_worker(settings, args.name)
         if args.command == "keys":
             return _keys(settings, args)
         if args.command == "api":
@@ -88,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, args.workers, args.threads)
     except KeyboardInterrupt:
         return 130
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError) as exc:  # SettingsError is a ValueError: named, not a traceback
         print(f"dart: {exc}", file=sys.stderr)
         return 2
     return 2

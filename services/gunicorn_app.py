@@ -8,9 +8,14 @@ from typing import Any
 import falcon
 from gunicorn.app.base import BaseApplication
 
+import logging
+
 from services.app import create_app
+from services.auth import first_start_admin_key, has_admin_key
 from services.settings import Settings, load_settings
 from services.wiring import build
+
+log = logging.getLogger("dart.api")
 
 
 def production_app(settings: Settings | None = None) -> falcon.App:
@@ -33,7 +38,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, workers: int, threads: int) -> int:
-    build(settings).store.close()  # apply migrations once, before the workers start
+    container = build(settings)  # apply migrations once, before the workers start
+    if settings.bootstrap_api_key:
+        first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
+    elif not has_admin_key(container.store):
+        log.warning("no admin API key exists: create one with `dart keys create --user EMAIL --admin` "
+                    "or set DART_BOOTSTRAP_API_KEY=key:secret")
+    container.store.close()
     options = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": workers,

@@ -32,6 +32,10 @@ class Settings:
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
     stale_pending_seconds: float = 120.0
     scheduler_interval: float = 30.0  # the longest a scheduler sleeps between checks
+    queue_prefix: str = "dart"  # queues are <prefix>-<consumer group>, <prefix>-inbox, <prefix>-out-<reader>
+    outside_readers: str = ""  # JSON: reader name -> list of event types, or null for every event
+    api_url: str = ""
+    sqs_visibility_timeout: int = 60  # seconds before a message whose worker died is delivered again  # how engines reach the API; default http://<host>:<port>/api/1
     poll_interval: float = 0.5
 
     @property

@@ -80,13 +80,13 @@ def instances(api: Api, flow: dict[str, Any]) -> list[dict[str, Any]]:
     return api.get(f"/workflow/{flow['id']}/instance", params={"limit": 100})
 
 
-def finished(api: Api, flow: dict[str, Any], count: int = 1) -> list[dict[str, Any]]:
+def finished(api: Api, flow: dict[str, Any], count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
     def check() -> list[dict[str, Any]] | None:
         found = instances(api, flow)
         done = [i for i in found if i["data"]["state"] in ("COMPLETED", "FAILED")]
         return found if len(done) >= count and len(done) == len(found) else None
 
-    return wait_for(check, what=f"{count} finished instance(s) of {flow['data']['name']}")
+    return wait_for(check, timeout, what=f"{count} finished instance(s) of {flow['data']['name']}")
 
 
 def instance_actions(api: Api, instance: dict[str, Any]) -> list[dict[str, Any]]:
