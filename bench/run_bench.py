@@ -10,6 +10,7 @@ user waits for, without the engine process's own start-up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -132,11 +133,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--chain", type=int, default=100)
-    parser.add_argument("--database-url", default=os.environ.get("DART_BENCH_RUN_DATABASE_URL"),
-                        help="PostgreSQL URL to run on instead of the embedded SQLite")
+    parser.add_argument("--wiring", choices=["embedded", "amqp", "sqs"], default="embedded",
+                        help="embedded: dart up on SQLite; amqp/sqs: separate processes on PostgreSQL and a broker")
+    parser.add_argument("--server-url", default=os.environ.get("DART_BENCH_DATABASE_URL",
+                                                               "postgresql://postgres@127.0.0.1:5432/postgres"),
+                        help="PostgreSQL server for the production wirings (a fresh database is created)")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="dart-run-bench-"))
-    dart = RunningDart(home, args.database_url, DART_POLL_INTERVAL="0.5", DART_LOG_FORMAT="json")
+    with contextlib.ExitStack() as stack:
+        if args.wiring == "embedded":
+            dart: Any = RunningDart(home, None, DART_POLL_INTERVAL="0.5", DART_LOG_FORMAT="json")
+        else:
+            from tests.e2e.test_production_wiring import Stack
+            from tests.support import pg
+            from tests.support.moto import AWS_ENV, moto_server
+
+            database_url = stack.enter_context(pg.temporary_database(args.server_url))
+            if args.wiring == "amqp":
+                broker, extra = "amqp://guest:guest@127.0.0.1:5672//", {}
+            else:
+                broker = "sqs://testing:testing@" + stack.enter_context(moto_server()).removeprefix("http://")
+                extra = {**AWS_ENV}
+            dart = Stack(home, database_url, broker, extra)
+        return _measure(dart, args)
+
+
+def _measure(dart: Any, args: argparse.Namespace) -> int:
     try:
         api = dart.api()
         api.post("/engine", {"data": NO_OP_ENGINE})
@@ -145,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         chain = workflow_chain(api, args.chain)
     finally:
         dart.stop()
-    wiring = "embedded (SQLite)" if not args.database_url else "PostgreSQL"
+    wiring = {"embedded": "embedded (dart up, SQLite)", "amqp": "production (PostgreSQL, RabbitMQ, separate processes)",
+              "sqs": "production (PostgreSQL, SQS on moto, separate processes)"}[args.wiring]
     rows = [
         ("check-in -> next action launched", checkin),
         ("manual trigger -> first launch", trigger),

@@ -56,7 +56,7 @@ def run_relay(settings: Settings) -> int:
     except ValueError as exc:
         raise SettingsError(f"setting outside_readers (DART_OUTSIDE_READERS) is not JSON: {exc}") from exc
     relay = Relay(container.store, url, options, routes_for(consumers(container).values()), outside,
-                  settings.queue_prefix, poll_interval=settings.poll_interval)
+                  settings.queue_prefix, poll_interval=settings.relay_poll_interval)
     log.info("relay publishing to %s with prefix %s", url.split("@")[-1], settings.queue_prefix)
     run_until_signalled(relay.run)
     return 0

@@ -35,6 +35,7 @@ class Settings:
     queue_prefix: str = "dart"  # queues are <prefix>-<consumer group>, <prefix>-inbox, <prefix>-out-<reader>
     outside_readers: str = ""  # JSON: reader name -> list of event types, or null for every event
     api_url: str = ""
+    relay_poll_interval: float = 0.02  # the relay runs beside other writers: it polls the log this often
     sqs_visibility_timeout: int = 60  # seconds before a message whose worker died is delivered again  # how engines reach the API; default http://<host>:<port>/api/1
     poll_interval: float = 0.5
 
