@@ -9,6 +9,7 @@ block the writer.
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import contextmanager
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,9 +39,21 @@ def create_sqlite_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA synchronous=FULL")
         dbapi_connection.execute("PRAGMA busy_timeout=60000")
+        for attempt in range(100):
+            # Switching a new file to WAL takes a lock the busy handler does not wait for; WAL is persistent,
+            # so when another connection is switching it at this moment, wait and see it done.
+            try:
+                mode = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+                continue
+            if mode == "wal":
+                break
+            time.sleep(0.05)
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
 
     return engine
 

@@ -313,7 +313,7 @@ def test_relay_delivers_every_event_to_its_routed_queues_across_a_sigkill(
             got = broker.drain(name, lambda ms, want=want: set(ids_in(ms)) >= want, timeout=60)
             got_ids = ids_in(got)
             assert set(got_ids) == want, (
-                f"{name}: missing {len(want - set(got_ids))}, foreign {set(got_ids) - want}")
+                f"{name}: {len(want - set(got_ids))} missing, {len(set(got_ids) - want)} foreign")
             if broker.kind == "amqp":  # one AMQP queue keeps publish order: first copies are in log order
                 positions = {e.event_id: e.global_position for e in events}
                 firsts = [positions[i] for i in dict.fromkeys(got_ids)]
