@@ -21,8 +21,18 @@ _EVENT_CLASSES: dict[str, dict[str, type[Event]]] = {
 }
 
 
+# Fields of data that decisions and list filters look up by value: promoted to indexed columns, so
+# "actions of this datastore" or "instances of this workflow" is an index lookup, not a JSON scan.
+PROMOTED: dict[str, tuple[str, ...]] = {
+    "action": ("datastore_id", "workflow_id", "workflow_instance_id"),
+    "workflow_instance": ("workflow_id",),
+    "trigger": ("trigger_type_name",),
+}
+
+
 def entity_table(metadata: sa.MetaData, category: str, suffix: str = "") -> sa.Table:
     name = f"rm_{category}{suffix}"
+    promoted = PROMOTED.get(category, ())
     return sa.Table(
         name,
         metadata,
@@ -32,10 +42,12 @@ def entity_table(metadata: sa.MetaData, category: str, suffix: str = "") -> sa.T
         sa.Column("updated", UTCDateTime(), nullable=False),
         sa.Column("state", sa.String(40), nullable=True),
         sa.Column("name", sa.String(200), nullable=True),
+        *(sa.Column(field, sa.String(64), nullable=True) for field in promoted),
         sa.Column("data", JSONType, nullable=False),
         sa.Index(f"ix_{name}_updated", "updated"),
         sa.Index(f"ix_{name}_state", "state"),
         sa.Index(f"ix_{name}_name", "name"),
+        *(sa.Index(f"ix_{name}_{field}", field) for field in promoted),
     )
 
 
@@ -59,9 +71,9 @@ class _Folding:
         self.version = event.stream_version
         self.updated = event.recorded_at
 
-    def row(self, entity_id: str) -> dict[str, Any]:
+    def row(self, entity_id: str, promoted: tuple[str, ...] = ()) -> dict[str, Any]:
         state = self.state or {}
-        return {
+        row = {
             "id": entity_id,
             "version": self.version,
             "created": self.created,
@@ -70,6 +82,9 @@ class _Folding:
             "name": _text(state.get("name")),
             "data": state,
         }
+        for field in promoted:
+            row[field] = _text(state.get(field))
+        return row
 
 
 def _text(value: Any) -> str | None:
@@ -83,6 +98,7 @@ class EntityProjection(Projection):
         self.category = category
         self.name = f"entities.{category}"
         self._classes = _EVENT_CLASSES[category]
+        self.promoted = PROMOTED.get(category, ())
         super().__init__(suffix)
         self.table = self.tables[f"rm_{category}"]
 
@@ -121,7 +137,7 @@ class EntityProjection(Projection):
                 if folding.existed:
                     deletes.append(entity_id)
             else:
-                upserts.append(folding.row(entity_id))
+                upserts.append(folding.row(entity_id, self.promoted))
         if deletes:
             conn.execute(t.delete().where(t.c.id.in_(deletes)))
         upsert(conn, t, upserts, ["id"])
@@ -133,15 +149,13 @@ class EntityProjection(Projection):
         appends (one writer at a time) are not held up for the whole load."""
         rows = self._fold_streams(store.iter_category(self.category, until_position), progress)
         if store.engine.dialect.name == "postgresql":
-            columns = ", ".join(c.name for c in self.table.columns)
+            names = [c.name for c in self.table.columns]
+            columns = ", ".join(names)
             with store.transaction() as conn:
                 raw = conn.connection.driver_connection
                 with raw.cursor().copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN') as copy:
                     for row in rows:
-                        copy.write_row(
-                            (row["id"], row["version"], row["created"], row["updated"], row["state"],
-                             row["name"], dumps(row["data"]))
-                        )
+                        copy.write_row(tuple(dumps(row[n]) if n == "data" else row[n] for n in names))
         else:
             batch: list[dict[str, Any]] = []
             for row in rows:
@@ -166,13 +180,13 @@ class EntityProjection(Projection):
                 progress(10000)
             if event.stream_id != current:
                 if current is not None and folding.state is not None:
-                    yield folding.row(current.split("-", 1)[1])
+                    yield folding.row(current.split("-", 1)[1], self.promoted)
                 current = event.stream_id
                 folding = _Folding(None, 0, None, False)
             cls = classes.get(event.type)
             if cls is not None:
                 folding.step(cls, event)
         if current is not None and folding.state is not None:
-            yield folding.row(current.split("-", 1)[1])
+            yield folding.row(current.split("-", 1)[1], self.promoted)
         if progress is not None:
             progress(self._events_read % 10000)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,8 +115,25 @@ def parse_credentials(header: str | None) -> tuple[str, str]:
     return key, secret
 
 
+_VERIFIED: dict[tuple[int, str, str], tuple[float, Principal]] = {}
+VERIFIED_SECONDS = 2.0  # a revoked key may still pass for this long in a process that just verified it
+
+
 def authenticate(store: EventStore, header: str | None) -> Principal:
     key, secret = parse_credentials(header)
+    cache_key = (id(store), key, hashlib.sha256(secret.encode()).hexdigest())
+    hit = _VERIFIED.get(cache_key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < VERIFIED_SECONDS:
+        return hit[1]
+    principal = _authenticate(store, key, secret)
+    if len(_VERIFIED) > 10000:
+        _VERIFIED.clear()
+    _VERIFIED[cache_key] = (now, principal)
+    return principal
+
+
+def _authenticate(store: EventStore, key: str, secret: str) -> Principal:
     found = _lookup(store, key)
     if found is None:
         raise NotAuthenticated("unknown API key")

@@ -153,6 +153,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 def _db(settings: Settings, action: str) -> int:
     from events.database import create_engine, current_revision, head_revision, upgrade
 
+    settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
     if action == "upgrade":
         upgrade(engine)

@@ -41,6 +41,7 @@ COLUMN_KEYS = ("id", "created", "updated")
 _TIMESTAMP_KEYS = ("created", "updated")
 # Also columns of rm_<entity> (indexed) holding data.state / data.name when those are strings.
 _TEXT_COLUMN_KEYS = ("state", "name")
+_NOT_DATA_COLUMNS = ("id", "version", "created", "updated", "data")
 
 
 class FilterError(ValueError):
@@ -325,8 +326,8 @@ def _scalar(
     if key in _TIMESTAMP_KEYS:
         column = table.c[key]
         return column, "timestamp", column.type  # the column's type normalises datetimes per dialect
-    if key == "id" or (key in _TEXT_COLUMN_KEYS and ptype.kind == "text"):
-        return table.c[key], "text", None
+    if key == "id" or (ptype.kind == "text" and key not in _NOT_DATA_COLUMNS and key in table.c):
+        return table.c[key], "text", None  # a promoted, indexed copy of data.<key> (state, name, workflow_id ...)
     return scalar_value(table.c.data, segments, ptype.kind, dialect), ptype.kind, None
 
 

@@ -4,6 +4,7 @@ schemas, ``order_by`` (actions), and the original's convenience parameters."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import falcon
@@ -18,8 +19,23 @@ DEFAULT_ORDER = {"engine": "asc", "dataset": "asc"}
 CONVENIENCE = {"action": ("datastore_id", "workflow_id"), "workflow_instance": ("workflow_id",)}
 
 
+_SCHEMA_CACHE: dict[str, tuple[float, Any, list[dict[str, Any]]]] = {}
+SCHEMA_CACHE_SECONDS = 5.0
+
+
 def data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]:
-    """Every schema an entity's data may follow: one per engine or trigger type where they differ."""
+    """Every schema an entity's data may follow, for typing filters: one per engine or trigger type where
+    they differ. Engines' schemas are cached a few seconds per process (they only type filter values)."""
+    now = time.monotonic()
+    cached = _SCHEMA_CACHE.get(category)
+    if cached is not None and now - cached[0] < SCHEMA_CACHE_SECONDS and cached[1] is service.store:
+        return cached[2]
+    found = _data_schemas(service, category)
+    _SCHEMA_CACHE[category] = (now, service.store, found)
+    return found
+
+
+def _data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]:
     if category in ("action", "datastore"):
         found: list[dict[str, Any]] = []
         for engine in service.reader.find_by("engine"):

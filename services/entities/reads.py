@@ -73,8 +73,8 @@ class EntityReader:
         for name, value in fields.items():
             if name == "name":
                 query = query.where(table.c.name == value)
-            elif name == "state":
-                query = query.where(table.c.state == value)
+            elif name == "state" or name in table.c:
+                query = query.where(table.c[name] == value)  # promoted, indexed columns
             else:
                 query = query.where(_json_text(table, name) == str(value))
         with self.store.engine.connect() as conn:
@@ -100,8 +100,11 @@ class EntityReader:
         else:
             ordering = [table.c.updated.desc(), table.c.id.desc()]
         with self.store.engine.connect() as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*clauses)).scalar() or 0
             rows = conn.execute(base.order_by(*ordering).limit(limit).offset(offset)).all()
+            if 0 < len(rows) < limit or (not rows and offset == 0):
+                total = offset + len(rows)  # a short page is the last one: no need to count
+            else:
+                total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*clauses)).scalar() or 0
         return Page([envelope(r) for r in rows], limit, offset, int(total))
 
     # -------------------------------------------------------------------------------- time travel

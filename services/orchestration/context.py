@@ -14,6 +14,8 @@ ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def json_field(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
+    if name in table.c:  # a promoted, indexed copy of data.<name>
+        return table.c[name]
     return table.c.data[name].as_string()
 
 

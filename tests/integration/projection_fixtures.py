@@ -22,7 +22,7 @@ from events.streams import CATEGORIES, CATEGORY_MODULES, default_registry
 from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated
 from events.types import ExpectedVersion, NewEvent, RawEvent, StreamAppend
 from projections.catalog import all_projections
-from projections.entities import EntityProjection
+from projections.entities import PROMOTED, EntityProjection
 from projections.stats import EventTypeCounts
 
 ENTITY_TABLES = tuple(f"rm_{c}" for c in CATEGORIES)
@@ -254,9 +254,10 @@ def oracle_entity_rows(store: EventStore) -> dict[str, dict[str, dict[str, Any]]
         if row is not None:
             row["version"] = event.stream_version
             row["updated"] = event.recorded_at
-    for rows in live.values():
+    for table, rows in live.items():
+        promoted = PROMOTED.get(table.removeprefix("rm_"), ())
         for row in rows.values():
-            for column in ("state", "name"):
+            for column in ("state", "name", *promoted):
                 value = row["data"].get(column)
                 row[column] = value if isinstance(value, str) else None
     return live
