@@ -58,6 +58,18 @@ FROM pg_advisory_xact_lock(%s)
 RETURNING event_id, stream_version, global_position, recorded_at
 """
 
+# One event at an exact expected version needs no function: the unique (stream_id, stream_version) index
+# refuses it if the stream moved past the expected version (even while this statement waited for the lock),
+# and the EXISTS refuses a version beyond the stream's end. A stale snapshot can only make it refuse wrongly,
+# which the caller re-checks and retries.
+_INSERT_ONE_EXACT = """
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
+SELECT %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, clock_timestamp()
+FROM pg_advisory_xact_lock(%s)
+WHERE %s = 0 OR EXISTS (SELECT 1 FROM events WHERE stream_id = %s AND stream_version = %s)
+RETURNING event_id, stream_version, global_position, recorded_at
+"""
+
 # dart_stream_version() raises this SQLSTATE when a stream is not at its expected version.
 VERSION_CONFLICT = "DV001"
 
@@ -138,7 +150,14 @@ class PostgresEventStore(EventStore):
             # One statement in autocommit: one round trip, the lock held only inside the server.
             conn = self._fast.get()
             try:
-                if len(rows) == 1:
+                expected = params["part_expected"][0]
+                if len(rows) == 1 and expected is not None:
+                    row = rows[0]
+                    returned = conn.execute(_INSERT_ONE_EXACT, (
+                        row.event_id, row.stream_id, expected + 1, row.type, row.schema_version, row.data_json,
+                        row.metadata_json, APPEND_LOCK_KEY, expected, row.stream_id, expected,
+                    )).fetchall()
+                elif len(rows) == 1:
                     row = rows[0]
                     returned = conn.execute(_INSERT_ONE, (
                         row.event_id, row.stream_id, row.stream_id, params["part_expected"][0], row.type,
