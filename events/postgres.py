@@ -124,7 +124,9 @@ class PostgresEventStore(EventStore):
         if not rows:
             return []
         projections = self._projections_for(rows)
-        params = _params(rows, appends)
+        # One event to one stream needs no arrays: skip building them.
+        params = ({"part_expected": [expected_as_int(appends[0].expected_version)]}
+                  if len(rows) == 1 and not projections else _params(rows, appends))
         for _attempt in range(ANY_RETRIES):
             try:
                 recorded = self._insert(rows, params, projections)

@@ -14,6 +14,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 class ExpectedVersion(enum.Enum):
     """Expected versions that are not a number: ANY skips the check, NO_STREAM requires a new stream."""
 
@@ -36,7 +39,10 @@ class Event:
     category: ClassVar[str] = ""
 
     def payload(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() is slow enough to show on the append path: once per class
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass(frozen=True)
