@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from events.errors import ConcurrencyError, IdempotencyConflict
+from events.errors import ConcurrencyError
 from events.registry import EventRegistry
 from events.store import ANY_RETRIES, EventStore, InlineProjection, PendingRow, expected_as_int
 from events.types import RecordedEvent, StreamAppend
@@ -200,18 +200,7 @@ class PostgresEventStore(EventStore):
         return out
 
     def _already_stored(self, rows: list[PendingRow]) -> list[RecordedEvent] | None:
-        ids = [r.event_id for r in rows]
-        stored = self.read_by_ids(ids)
-        if not stored:
-            return None
-        by_id = {e.event_id: e for e in stored}
-        if len(stored) != len(ids) or any(
-            by_id[r.event_id].stream_id != r.stream_id or by_id[r.event_id].type != r.type for r in rows
-        ):
-            raise IdempotencyConflict(
-                f"{len(stored)} of {len(ids)} event ids are already stored with other content or streams"
-            )
-        return [by_id[i] for i in ids]
+        return self._match_stored(rows, self.read_by_ids([r.event_id for r in rows]))
 
     def _versions(self, stream_ids: list[str]) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from events.errors import IdempotencyConflict
 from events.registry import EventRegistry
 from events.store import EventStore, PendingRow
 from events.types import RecordedEvent, StreamAppend
@@ -136,21 +135,11 @@ class SqliteEventStore(EventStore):
 
     def _already_stored(self, raw: sqlite3.Connection, rows: list[PendingRow]) -> list[RecordedEvent] | None:
         ids = [str(r.event_id) for r in rows]
-        marks = ",".join("?" * len(ids))
         found = raw.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({marks}) ORDER BY global_position", ids
+            f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({','.join('?' * len(ids))}) ORDER BY global_position",
+            ids,
         ).fetchall()
-        if not found:
-            return None
-        stored = {str(e.event_id): e for e in (self._decode_row(r) for r in found)}
-        if len(stored) != len(ids) or any(
-            stored[str(r.event_id)].stream_id != r.stream_id or stored[str(r.event_id)].type != r.type
-            for r in rows
-        ):
-            raise IdempotencyConflict(
-                f"{len(stored)} of {len(ids)} event ids are already stored with other content or streams"
-            )
-        return [stored[i] for i in ids]
+        return self._match_stored(rows, [self._decode_row(r) for r in found])
 
     @staticmethod
     def _versions(raw: sqlite3.Connection, stream_ids: list[str]) -> dict[str, int]:

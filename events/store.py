@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from events.errors import ConcurrencyError, EventSchemaError
+from events.errors import ConcurrencyError, EventSchemaError, IdempotencyConflict
 from events.registry import EventRegistry
 from events.types import Expected, ExpectedVersion, RecordedEvent, StreamAppend
 
@@ -277,6 +277,22 @@ class EventStore(ABC):
             metadata=metadata,
             recorded_at=recorded_at,
         )
+
+    @staticmethod
+    def _match_stored(rows: Sequence[PendingRow], stored: list[RecordedEvent]) -> list[RecordedEvent] | None:
+        """The stored result of an append whose event ids are already in the log (idempotent re-append), or
+        None when none are; IdempotencyConflict when only some are, or under other streams or types."""
+        if not stored:
+            return None
+        by_id = {e.event_id: e for e in stored}
+        if len(by_id) != len(rows) or any(
+            r.event_id not in by_id or by_id[r.event_id].stream_id != r.stream_id or by_id[r.event_id].type != r.type
+            for r in rows
+        ):
+            raise IdempotencyConflict(
+                f"{len(by_id)} of {len(rows)} event ids are already stored with other content or streams"
+            )
+        return [by_id[r.event_id] for r in rows]
 
     def _raise_version_conflict(self, appends: Sequence[StreamAppend], actual: dict[str, int]) -> bool:
         """Raise ConcurrencyError for the first stream not at its expected version.
