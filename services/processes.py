@@ -67,12 +67,12 @@ def run_worker(settings: Settings, name: str) -> int:
     from services.delivery.inbox import InboxConsumer
     from services.delivery.kombu_consumer import KombuConsumer
     from services.orchestration.context import Orchestration
-    from services.orchestration.scheduler import Scheduler
+    from services.orchestration.scheduler import Scheduler, offset_clock
 
     container = build(settings, migrate=False)
     orch = Orchestration(container.store, settings.s3_datastores_root)
     if name == "scheduler":
-        thread, stop = Scheduler(orch).start(settings.scheduler_interval)
+        thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval)
         run_until_signalled(lambda signalled: (signalled.wait(), stop.set(), thread.join(10)))
         return 0
     url, options = _broker(settings)

@@ -34,10 +34,13 @@ class Settings:
     scheduler_interval: float = 30.0  # the longest a scheduler sleeps between checks
     queue_prefix: str = "dart"  # queues are <prefix>-<consumer group>, <prefix>-inbox, <prefix>-out-<reader>
     outside_readers: str = ""  # JSON: reader name -> list of event types, or null for every event
-    api_url: str = ""
+    api_url: str = ""  # how engines reach the API; default http://<host>:<port>/api/1
     relay_poll_interval: float = 0.02  # the relay runs beside other writers: it polls the log this often
-    sqs_visibility_timeout: int = 60  # seconds before a message whose worker died is delivered again  # how engines reach the API; default http://<host>:<port>/api/1
+    sqs_visibility_timeout: int = 60  # seconds before a message whose worker died is delivered again
     poll_interval: float = 0.5
+    # The scheduler's clock runs this many seconds ahead of (negative: behind) the wall clock: to rehearse a
+    # schedule, and so end-to-end tests reach a scheduled time without waiting for it. 0 in production.
+    clock_offset_seconds: float = 0.0
 
     @property
     def effective_database_url(self) -> str:
@@ -61,7 +64,9 @@ def _coerce(name: str, raw: Any) -> Any:
             return value
         if kind in ("float", float):
             value = float(raw)
-            if value <= 0:
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError("must be a finite number")
+            if value <= 0 and name != "clock_offset_seconds":
                 raise ValueError("must be positive")
             return value
         if kind in ("Path", Path):

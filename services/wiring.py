@@ -70,7 +70,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     from services.orchestration.ecs_launcher import ecs_launcher_from_settings
     from services.orchestration.launcher import Launcher, LocalLauncher, local_engine_commands
     from services.orchestration.orchestrator import Orchestrator
-    from services.orchestration.scheduler import Scheduler
+    from services.orchestration.scheduler import Scheduler, offset_clock
 
     settings = container.settings
     orch = Orchestration(container.store, settings.s3_datastores_root)
@@ -87,5 +87,5 @@ def start_workers(container: Container, api_url: str) -> Workers:
                                            checkpoint_interval=0.5)
         threads.append(subscription.start())
     threads.append(launcher.start_periodic(settings.poll_interval))  # orphans, stale PENDING, held retries
-    threads.append(Scheduler(orch).start(settings.scheduler_interval))
+    threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval))
     return Workers(threads, launcher)

@@ -34,7 +34,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events.errors import ConcurrencyError
@@ -49,7 +49,7 @@ STREAM_WINDOW = 50
 RETRIES = 10
 MIN_SLEEP = 0.05  # never spin: a sleep is at least this long
 
-__all__ = ["SCHEDULE_NAMESPACE", "Scheduler", "fire_cause", "utcnow", "validate_cron_args", "CronError"]
+__all__ = ["SCHEDULE_NAMESPACE", "Scheduler", "fire_cause", "offset_clock", "utcnow", "validate_cron_args", "CronError"]
 
 
 def utcnow() -> datetime:
@@ -63,6 +63,14 @@ def fire_cause(trigger_id: str, scheduled: datetime) -> uuid.UUID:
 
 def _as_utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def offset_clock(seconds: float) -> Callable[[], datetime]:
+    """The wall clock shifted by ``seconds`` (the ``clock_offset_seconds`` setting); the wall clock at 0."""
+    if not seconds:
+        return utcnow
+    shift = timedelta(seconds=seconds)
+    return lambda: utcnow() + shift
 
 
 class Scheduler:
