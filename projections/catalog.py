@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from events.streams import CATEGORIES
 from projections.base import Projection
+from projections.elements import ElementProjection
 from projections.entities import EntityProjection
 from projections.stats import EventTypeCounts
 
 
 def all_projections() -> list[Projection]:
-    return [*(EntityProjection(c) for c in CATEGORIES), EventTypeCounts()]
+    return [*(EntityProjection(c) for c in CATEGORIES), ElementProjection(), EventTypeCounts()]
 
 
 def by_name(names: list[str] | None = None) -> list[Projection]:

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("relay", help="publish committed events to the broker's queues (production)")
     worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
-    worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler"])
+    worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions"])
 
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")

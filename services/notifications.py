@@ -150,6 +150,8 @@ class Notifier:
         "WorkflowInstanceCompleted",
         "WorkflowInstanceFailed",
         "SubscriptionUpdated",
+        "SubscriptionActivated",
+        "SubscriptionGenerationFailed",
     ])
 
     def __init__(self, reader: EntityReader, mailer: Mailer, env_name: str = "local",
@@ -186,7 +188,7 @@ class Notifier:
             return self._action(event)
         if event.type.startswith("WorkflowInstance"):
             return self._workflow(event)
-        if event.type == "SubscriptionUpdated":
+        if event.type in ("SubscriptionUpdated", "SubscriptionActivated", "SubscriptionGenerationFailed"):
             return self._subscription(event)
         return None
 
@@ -279,7 +281,7 @@ class Notifier:
         ]
         return Draft("subscription failed" if failed else "subscription completed", recipients,
                      "subscription", str(subscription.get("name") or event.entity_id), event.entity_id, lines,
-                     subscription.get("error_message") if failed else None,
+                     (event.data.get("reason") or subscription.get("error_message")) if failed else None,
                      f"/api/1/subscription/{event.entity_id}")
 
     def _row_data(self, category: str, entity_id: Any) -> dict[str, Any] | None:

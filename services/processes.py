@@ -11,7 +11,7 @@ from services.settings import Settings, SettingsError
 from services.wiring import Container, build
 
 log = logging.getLogger("dart.process")
-WORKERS = ("orchestrator", "launcher", "notifier", "inbox", "scheduler")
+WORKERS = ("orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions")
 
 
 def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -42,7 +42,23 @@ def consumers(container: Container) -> dict[str, Any]:
         else LocalLauncher(orch, _api_url(settings), local_engine_commands(settings.local_engines),
                            settings.stale_pending_seconds)
     )
-    return {"orchestrator": Orchestrator(orch), "launcher": launcher, "notifier": notifier_from_env(container.store)}
+    return {"orchestrator": Orchestrator(orch), "launcher": launcher, "notifier": notifier_from_env(container.store),
+            "subscriptions": subscription_worker(orch, settings)}
+
+
+def subscription_worker(orch: Any, settings: Settings) -> Any:
+    from services.subscriptions.generation import SubscriptionWorker, s3_client
+
+    return SubscriptionWorker(orch, s3_client(settings), settings.subscription_page_size)
+
+
+def notification_poller(orch: Any, settings: Settings) -> Any | None:
+    """The S3 notification reader, when DART_S3_NOTIFICATION_QUEUE names a queue."""
+    if not settings.s3_notification_queue:
+        return None
+    from services.subscriptions.generation import NotificationPoller, sqs_client
+
+    return NotificationPoller(orch, sqs_client(settings), settings.s3_notification_queue)
 
 
 def run_relay(settings: Settings) -> int:
@@ -81,6 +97,9 @@ def run_worker(settings: Settings, name: str) -> int:
         return 0
     consumer = consumers(container)[name]
     periodic = consumer.start_periodic(settings.poll_interval) if name == "launcher" else None
+    if name == "subscriptions":
+        poller = notification_poller(orch, settings)
+        periodic = poller.start() if poller is not None else None
     try:
         run_until_signalled(KombuConsumer(consumer, container.store, url, options, settings.queue_prefix))
     finally:

@@ -41,6 +41,8 @@ class Settings:
     # The scheduler's clock runs this many seconds ahead of (negative: behind) the wall clock: to rehearse a
     # schedule, and so end-to-end tests reach a scheduled time without waiting for it. 0 in production.
     clock_offset_seconds: float = 0.0
+    s3_notification_queue: str = ""  # SQS queue (name or URL) of S3 ObjectCreated notifications; empty: none
+    subscription_page_size: int = 1000  # keys per S3 list call during generation (1-1000)
 
     @property
     def effective_database_url(self) -> str:
@@ -99,6 +101,9 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
     if settings.log_format not in ("auto", "json", "text"):
         raise SettingsError(f"setting log_format (DART_LOG_FORMAT) must be auto, json or text, not {settings.log_format!r}")
+    if not 1 <= settings.subscription_page_size <= 1000:
+        raise SettingsError(f"setting subscription_page_size (DART_SUBSCRIPTION_PAGE_SIZE) must be 1..1000, "
+                            f"not {settings.subscription_page_size}")
     url = settings.effective_database_url
     if not url.startswith(("sqlite:", "postgresql", "postgres:")):
         raise SettingsError(f"setting database_url (DART_DATABASE_URL) must be sqlite:/// or postgresql://, not {url!r}")

@@ -63,7 +63,8 @@ class Workers:
 
 def start_workers(container: Container, api_url: str) -> Workers:
     """The embedded mode's workers, as threads of this process: orchestrator, launcher (local processes, or
-    ECS when DART_ECS_CLUSTER is set), notifier, scheduler."""
+    ECS when DART_ECS_CLUSTER is set), notifier, subscriptions (and its S3 notification reader when
+    DART_S3_NOTIFICATION_QUEUE is set), scheduler."""
     from events.subscription import CatchUpSubscription
     from services.notifications import notifier_from_env
     from services.orchestration.context import Orchestration
@@ -71,6 +72,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     from services.orchestration.launcher import Launcher, LocalLauncher, local_engine_commands
     from services.orchestration.orchestrator import Orchestrator
     from services.orchestration.scheduler import Scheduler, offset_clock
+    from services.processes import notification_poller, subscription_worker
 
     settings = container.settings
     orch = Orchestration(container.store, settings.s3_datastores_root)
@@ -81,11 +83,15 @@ def start_workers(container: Container, api_url: str) -> Workers:
         launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
                                  settings.stale_pending_seconds)
     threads = []
-    for consumer in (Orchestrator(orch), launcher, notifier_from_env(container.store)):
+    workers = (Orchestrator(orch), launcher, notifier_from_env(container.store), subscription_worker(orch, settings))
+    for consumer in workers:
         subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
                                            batch_size=100, poll_interval=settings.poll_interval,
                                            checkpoint_interval=0.5)
         threads.append(subscription.start())
     threads.append(launcher.start_periodic(settings.poll_interval))  # orphans, stale PENDING, held retries
+    poller = notification_poller(orch, settings)
+    if poller is not None:
+        threads.append(poller.start())
     threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval))
     return Workers(threads, launcher)

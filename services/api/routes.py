@@ -11,7 +11,14 @@ import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
 from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
+from services.api.subscription_resources import (
+    ActionElements,
+    ElementHistory,
+    ElementStats,
+    SubscriptionElements,
+)
 from services.api.resources import (
+    DatasetGuess,
     EntityCollection,
     EntityHistory,
     EntityList,
@@ -97,6 +104,8 @@ def _entity_routes(name: str, path: str, edits: set[str], creatable: bool) -> li
 ROUTES: list[Route] = [
     *_entity_routes("engine", "engine", {"PUT", "DELETE"}, True),
     *_entity_routes("dataset", "dataset", {"PUT", "DELETE"}, True),
+    Route("/dataset/guess", DatasetGuess, {"GET": "guess a dataset from the first object under an S3 prefix"},
+          None, "schema", ("s3_path", "max_lines")),  # "schema": results is a plain object (no entity, no id)
     *_entity_routes("datastore", "datastore", EDIT, True),
     *_entity_routes("action", "action", EDIT, False),
     *_entity_routes("workflow", "workflow", EDIT, False),
@@ -112,6 +121,16 @@ ROUTES: list[Route] = [
           {"POST": "create a workflow on a datastore"}, "workflow", "item"),
     Route("/dataset/{entity_id}/subscription", lambda s: NestedCreate(s, "dataset", "subscription"),
           {"POST": "create a subscription to a dataset"}, "subscription", "item"),
+    Route("/subscription/{entity_id}/element_stats", ElementStats,
+          {"GET": "a subscription's element count and bytes per state"}, None, "list"),
+    Route("/subscription/{entity_id}/elements", SubscriptionElements,
+          {"GET": "a subscription's elements by s3_path (state, processed_after_s3_path, paging)"}, None, "list",
+          ("state", "processed_after_s3_path", "limit", "offset")),
+    Route("/subscription/{entity_id}/element_history", ElementHistory,
+          {"GET": "every event that changed one element of a subscription"}, None, "list", ("s3_path",)),
+    Route("/action/{entity_id}/subscription/elements", ActionElements,
+          {"GET": "the subscription elements assigned to a consume_subscription action"}, None, "list",
+          ("limit", "offset")),
     Route("/workflow/{entity_id}/instance", WorkflowInstances,
           {"GET": "a workflow's instances", "DELETE": "delete a workflow's instances and their actions"},
           "workflow_instance", "list", ("limit", "offset", "filters")),

@@ -19,6 +19,7 @@ from events.streams.workflow_instance import WorkflowInstanceCompleted, Workflow
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from services.orchestration.context import Orchestration, derived_event_id
 from services.orchestration.runs import Fire, start_instance
+from services.subscriptions import batches
 
 IN_FLIGHT = ("QUEUED", "PENDING", "RUNNING", "FINISHING")
 DONE = ("COMPLETED", "FAILED", "SKIPPED")
@@ -69,6 +70,10 @@ def try_next_actions(orch: Orchestration, datastore_id: str, cause: uuid.UUID | 
             DatastoreSlotTaken({"queued": [a["id"] for a in chosen]}), _meta(cause))])]
         appends += [StreamAppend(f"action-{a['id']}", a["_version"], [NewEvent(
             ActionQueued({"state": "QUEUED", "queued_time": now}), _meta(cause))]) for a in chosen]
+        for action in chosen:  # a consume_subscription action gets its elements as it is queued (§9.3)
+            assigned = batches.assignment(orch, action["id"], action, _meta(cause))
+            if assigned is not None:
+                appends.append(assigned)
         try:
             orch.store.append(*appends)
         except ConcurrencyError:
@@ -100,14 +105,15 @@ def parse_timedelta(text: str | None) -> timedelta:
 
 
 def complete_action(orch: Orchestration, action_id: str, state: str, error_message: str | None,
-                    cause: uuid.UUID | None) -> bool:
-    """COMPLETE_ACTION: finish an action and everything that follows from it. False if it was already done."""
+                    cause: uuid.UUID | None, consume_state: str | None = None) -> bool:
+    """COMPLETE_ACTION: finish an action and everything that follows from it. False if it was already done.
+    ``consume_state`` is the engine's ``consume_subscription_state``, if it gave one."""
     for attempt in range(10):
         row = orch.reader.row("action", action_id)
         if row is None or row.data.get("state") in DONE:
             return False
         try:
-            _complete(orch, action_id, row.version, row.data, state, error_message, cause, attempt)
+            _complete(orch, action_id, row.version, row.data, state, error_message, cause, attempt, consume_state)
         except ConcurrencyError:
             continue
         return True
@@ -115,7 +121,8 @@ def complete_action(orch: Orchestration, action_id: str, state: str, error_messa
 
 
 def _complete(orch: Orchestration, action_id: str, version: int, action: dict[str, Any], state: str,
-              error_message: str | None, cause: uuid.UUID | None, attempt: int) -> None:
+              error_message: str | None, cause: uuid.UUID | None, attempt: int,
+              consume_state: str | None = None) -> None:
     end = _now()
     meta = _meta(cause)
     tag = f"complete:{action_id}:{attempt}"
@@ -126,6 +133,9 @@ def _complete(orch: Orchestration, action_id: str, version: int, action: dict[st
         changes["error_message"] = error_message
     appends = [StreamAppend(f"action-{action_id}", version, [NewEvent(ActionCompleted(changes), meta,
                                                                       derived_event_id(cause, tag))])]
+    settled = batches.settlement(orch, action_id, action, state == "COMPLETED", consume_state, meta, tag)
+    if settled is not None:
+        appends.append(settled)
     template_id = action.get("workflow_action_id")
     if state == "COMPLETED" and template_id:
         template = orch.reader.row("action", template_id)

@@ -10,6 +10,7 @@ from events.types import RecordedEvent
 from services.orchestration.actions import complete_action, try_next_actions
 from services.orchestration.context import Orchestration
 from services.orchestration.triggers import on_instance_completed, on_trigger_fired
+from services.subscriptions import batches
 
 log = logging.getLogger("dart.orchestrator")
 
@@ -38,7 +39,7 @@ def _try_next_if_activated(orch: Orchestration, event: RecordedEvent) -> None:
 
 def _complete_checked_in(orch: Orchestration, event: RecordedEvent) -> None:
     if complete_action(orch, event.entity_id, event.data["result"], event.data.get("error_message"),
-                       event.event_id):
+                       event.event_id, event.data.get("consume_subscription_state")):
         # Straight on to the next action: the ActionCompleted this appended would lead here too, one
         # delivery later; that second try finds nothing left to queue.
         _try_next_after_completion(orch, event)
@@ -54,6 +55,27 @@ def _completion_triggers(orch: Orchestration, event: RecordedEvent) -> None:
     instance = orch.reader.row("workflow_instance", event.entity_id)
     if instance is not None:
         on_instance_completed(orch, instance.data["workflow_id"], instance.id, event.event_id)
+        # A run started by a batch (directly or through super triggers) completed: the next batch may be
+        # due, which drains a backlog one batch per run (reference §7).
+        for trigger_id in batches.batch_triggers_behind(orch, instance.data.get("trigger_id")):
+            batches.evaluate(orch, trigger_id, event.event_id)
+
+
+def _evaluate_new_batch_trigger(orch: Orchestration, event: RecordedEvent) -> None:
+    data = event.data.get("data") or event.data.get("changes") or {}
+    row = orch.reader.row("trigger", event.entity_id)
+    if row is not None and row.data.get("trigger_type_name") == "subscription_batch" and (
+            event.type == "TriggerCreated" or "state" in data or "args" in data):
+        batches.evaluate(orch, row.id, event.event_id)
+
+
+def _evaluate_after_generation(orch: Orchestration, event: RecordedEvent) -> None:
+    batches.evaluate_for_subscription(orch, event.entity_id, event.event_id)
+
+
+def _evaluate_after_new_files(orch: Orchestration, event: RecordedEvent) -> None:
+    if event.data.get("source") != "listing" and event.data.get("elements"):
+        batches.evaluate_for_subscription(orch, event.entity_id, event.event_id)
 
 
 def _super_triggers(orch: Orchestration, event: RecordedEvent) -> None:
@@ -69,6 +91,10 @@ HANDLERS: dict[str, Callable[[Orchestration, RecordedEvent], None]] = {
     "ActionCompleted": _try_next_after_completion,
     "WorkflowInstanceCompleted": _completion_triggers,
     "TriggerFired": _super_triggers,
+    "TriggerCreated": _evaluate_new_batch_trigger,
+    "TriggerUpdated": _evaluate_new_batch_trigger,
+    "SubscriptionActivated": _evaluate_after_generation,
+    "SubscriptionElementsAdded": _evaluate_after_new_files,
 }
 
 

@@ -1,0 +1,166 @@
+"""Batches and consumption (reference §7 subscription_batch, §9.3): reserving a batch when a subscription_batch
+trigger is evaluated, assigning a batch to a consume_subscription action when it is queued, and settling the
+action's elements when it completes.
+
+Every one of these decisions reads the elements' inline read model and appends to the subscription's stream
+with the version read before it, in the same append as the rest of the decision (the trigger's fire, the
+action's queueing, the action's completion). Two deciders racing on one subscription cannot both succeed;
+the loser re-reads and decides again. So no element is ever in two batches, or assigned or consumed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from events.errors import ConcurrencyError
+from events.streams.subscription import (
+    SubscriptionBatchReserved,
+    SubscriptionElementsAssigned,
+    SubscriptionElementsConsumed,
+    SubscriptionElementsReleased,
+)
+from events.types import Metadata, StreamAppend
+from services.orchestration.context import Orchestration, derived_event_id, derived_id
+from services.subscriptions import elements
+
+log = logging.getLogger("dart.subscriptions")
+RETRIES = 20
+CONSUME_ACTION = "consume_subscription"
+
+
+def batch_triggers(orch: Orchestration, subscription_id: str) -> list[Any]:
+    return [t for t in orch.triggers("subscription_batch")
+            if (t.data.get("args") or {}).get("subscription_id") == subscription_id]
+
+
+def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
+    """Evaluate one subscription_batch trigger: when the subscription's UNCONSUMED bytes reach the threshold,
+    reserve one batch (s3_path order, up to the element that reaches it) and fire, in one append. True when
+    it fired."""
+    from services.orchestration.triggers import fire_trigger
+
+    for _ in range(RETRIES):
+        trigger = orch.reader.row("trigger", trigger_id)
+        if trigger is None or trigger.data.get("state") != "ACTIVE":
+            return False
+        if trigger.data.get("trigger_type_name") != "subscription_batch":
+            return False
+        if orch.store.read_by_ids([derived_event_id(cause, f"fired:{trigger_id}")]):
+            return False  # this cause was evaluated before
+        args = trigger.data.get("args") or {}
+        subscription_id = str(args.get("subscription_id"))
+        subscription = orch.reader.row("subscription", subscription_id)
+        if subscription is None or subscription.data.get("state") != "ACTIVE":
+            return False
+        chosen = elements.select_batch(orch.store, subscription_id, int(args.get("unconsumed_data_size_in_bytes") or 1))
+        if not chosen:
+            return False
+        batch_id = derived_id(cause, f"batch:{trigger_id}")
+        meta = Metadata(actor="orchestrator", causation_id=str(cause))
+        prefix = elements.common_prefix(chosen)
+        reserved = elements.chunked_events(
+            prefix, chosen, lambda p, s: SubscriptionBatchReserved(trigger_id, batch_id, p, s), meta,
+            lambda i: derived_event_id(cause, f"reserve:{trigger_id}:{i}"))
+        try:
+            fire_trigger(orch, trigger, cause, f"batch:{batch_id}", extra=[
+                StreamAppend(f"subscription-{subscription_id}", subscription.version, reserved)])
+        except ConcurrencyError:
+            continue
+        log.info("trigger %s reserved batch %s: %d element(s) of subscription %s", trigger_id, batch_id,
+                 len(chosen), subscription_id)
+        return True
+    log.warning("trigger %s: subscription kept changing; not evaluated for %s", trigger_id, cause)
+    return False
+
+
+def evaluate_for_subscription(orch: Orchestration, subscription_id: str, cause: uuid.UUID) -> None:
+    for trigger in batch_triggers(orch, subscription_id):
+        evaluate(orch, trigger.id, cause)
+
+
+def batch_triggers_behind(orch: Orchestration, trigger_id: str | None, seen: set[str] | None = None) -> list[str]:
+    """The subscription_batch triggers a trigger stands for: itself, or, for a super trigger, every one found
+    through its ``completed_trigger_ids``, recursively (reference §7, when evaluations are sent, 4)."""
+    seen = set() if seen is None else seen
+    if not trigger_id or trigger_id in seen:
+        return []
+    seen.add(trigger_id)
+    trigger = orch.reader.row("trigger", trigger_id)
+    if trigger is None:
+        return []
+    kind = trigger.data.get("trigger_type_name")
+    if kind == "subscription_batch":
+        return [trigger_id]
+    if kind != "super":
+        return []
+    found: list[str] = []
+    for inner in (trigger.data.get("args") or {}).get("completed_trigger_ids") or []:
+        found += batch_triggers_behind(orch, str(inner), seen)
+    return found
+
+
+# ------------------------------------------------------------------------------------- consumption
+def consumed_subscription(action: dict[str, Any]) -> str | None:
+    if action.get("action_type_name") != CONSUME_ACTION:
+        return None
+    subscription_id = (action.get("args") or {}).get("subscription_id")
+    return str(subscription_id) if subscription_id else None
+
+
+def assignment(orch: Orchestration, action_id: str, action: dict[str, Any],
+               meta: Metadata) -> StreamAppend | None:
+    """What queueing a consume_subscription action appends to its subscription: the oldest reserved batch
+    when the subscription has an ACTIVE batch trigger, else every unbatched UNCONSUMED element. None when
+    there is nothing to assign (the action still runs, with no elements)."""
+    subscription_id = consumed_subscription(action)
+    if subscription_id is None:
+        return None
+    subscription = orch.reader.row("subscription", subscription_id)
+    if subscription is None:
+        return None
+    t = elements.ELEMENTS
+    mine = t.c.subscription_id == subscription_id
+    batch_id: str | None = None
+    if batch_triggers(orch, subscription_id):
+        batch_id = elements.oldest_batch(orch.store, subscription_id)
+        if batch_id is None:
+            log.error("action %s: subscription %s has a batch trigger but no reserved batch; it gets no elements",
+                      action_id, subscription_id)
+            return None
+        paths = elements.paths_where(orch.store, mine, t.c.state == "RESERVED", t.c.batch_id == batch_id)
+    else:
+        paths = elements.paths_where(orch.store, mine, t.c.state == "UNCONSUMED", t.c.batch_id.is_(None))
+    if not paths:
+        return None
+    prefix = elements.common_prefix(paths)
+    cause = uuid.UUID(meta.causation_id) if meta.causation_id else None
+    events = elements.chunked_events(
+        prefix, paths, lambda p, s: SubscriptionElementsAssigned(action_id, batch_id, p, s), meta,
+        lambda i: derived_event_id(cause, f"assign:{action_id}:{i}"))
+    return StreamAppend(f"subscription-{subscription_id}", subscription.version, events)
+
+
+def settlement(orch: Orchestration, action_id: str, action: dict[str, Any], succeeded: bool,
+               consume_state: str | None, meta: Metadata, tag: str) -> StreamAppend | None:
+    """What completing a consume_subscription action appends: its ASSIGNED elements become CONSUMED (success,
+    or ``consume_subscription_state`` SUCCESS) or UNCONSUMED again (failure, or FAILURE)."""
+    subscription_id = consumed_subscription(action)
+    if subscription_id is None:
+        return None
+    subscription = orch.reader.row("subscription", subscription_id)
+    if subscription is None:
+        return None
+    t = elements.ELEMENTS
+    paths = elements.paths_where(orch.store, t.c.subscription_id == subscription_id, t.c.action_id == action_id,
+                                 t.c.state == "ASSIGNED")
+    if not paths:
+        return None
+    consumed = consume_state == "SUCCESS" if consume_state in ("SUCCESS", "FAILURE") else succeeded
+    kind = SubscriptionElementsConsumed if consumed else SubscriptionElementsReleased
+    prefix = elements.common_prefix(paths)
+    cause = uuid.UUID(meta.causation_id) if meta.causation_id else None
+    events = elements.chunked_events(prefix, paths, lambda p, s: kind(action_id, p, s), meta,
+                                     lambda i: derived_event_id(cause, f"{tag}:settle:{i}"))
+    return StreamAppend(f"subscription-{subscription_id}", subscription.version, events)

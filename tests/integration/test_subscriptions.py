@@ -1,0 +1,398 @@
+"""Subscriptions in-process, on SQLite and PostgreSQL, against S3 and SQS on a loopback moto server: generation
+in resumable steps, the range rules, S3 notifications, batch reservation under concurrent evaluators, and
+consumption. Workers are driven by hand (``World.pump`` hands every new event to them, as either delivery
+adapter would), so a crash is simply a worker that stops being called."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from engines.no_op.definition import NO_OP_ENGINE
+from services.auth import Principal
+from services.entities.service import EntityService
+from services.orchestration.actions import complete_action
+from services.orchestration.context import Orchestration
+from services.orchestration.orchestrator import Orchestrator
+from services.settings import load_settings
+from services.subscriptions import batches, elements
+from services.subscriptions.generation import (
+    NotificationPoller,
+    SubscriptionWorker,
+    on_created_file,
+    parse_notification,
+)
+from services.wiring import Container, build
+from tests.support.moto import AWS_ENV, moto_server
+
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
+SIZES = {"impala/impala-2.0.rpm": 152_875_004, "impala/impala-udf.rpm": 834_620,
+         "impala/impala-shell.rpm": 49_524}
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+def client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+
+
+def put(s3: Any, bucket: str, key: str, size: int = 1) -> None:
+    """An object that *says* it has ``size`` bytes would cost that much memory in moto; element sizes come
+    from the listing, so the tests that need exact sizes write small bodies and check sizes separately,
+    or write real bodies of the size when it is small."""
+    s3.put_object(Bucket=bucket, Key=key, Body=b"x" * size)
+
+
+@dataclass
+class World:
+    container: Container
+    service: EntityService
+    orch: Orchestration
+    s3: Any
+    bucket: str
+    page_size: int = 1000
+    position: int = 0
+    clock_now: datetime | None = None
+    extra: list[Container] = field(default_factory=list)
+
+    def worker(self, page_size: int | None = None) -> SubscriptionWorker:
+        clock = (lambda: self.clock_now) if self.clock_now else (lambda: datetime.now(UTC))
+        return SubscriptionWorker(self.orch, self.s3, page_size or self.page_size, clock)
+
+    def pump(self, worker: SubscriptionWorker | None = None, steps: int | None = None, orchestrate: bool = True
+             ) -> int:
+        """Hand every event after the last one seen to the subscriptions worker (and the orchestrator), until
+        nothing new is appended, or at most ``steps`` events to the worker. Returns the events handed."""
+        worker = worker or self.worker()
+        orchestrator = Orchestrator(self.orch)
+        handed = 0
+        while True:
+            batch = self.container.store.read_all(self.position, 1)
+            if not batch:
+                return handed
+            event = batch[0]
+            if steps is not None and handed >= steps and event.type in worker.types:
+                return handed
+            self.position = event.global_position
+            if event.type in worker.types:
+                worker.handle([event])
+                handed += 1
+            if orchestrate and event.type in Orchestrator.types:
+                orchestrator.handle([event])
+
+    def dataset(self, location: str) -> str:
+        return self.service.create("dataset", {"data": {
+            "name": f"ds_{uuid.uuid4().hex[:6]}", "table_name": "t", "location": location, "load_type": "INSERT",
+            "data_format": {"file_format": "TEXTFILE", "row_format": "DELIMITED"},
+            "columns": [{"name": "c", "data_type": "STRING"}], "compression": "NONE"}}, ADMIN)["id"]
+
+    def subscription(self, dataset_id: str, **data: Any) -> str:
+        return self.service.create("subscription", {"data": {"name": f"s_{uuid.uuid4().hex[:6]}", **data}}, ADMIN,
+                                   dataset_id)["id"]
+
+    def state(self, subscription_id: str) -> str:
+        return self.service.reader.data("subscription", subscription_id)["state"]
+
+    def paths(self, subscription_id: str, state: str | None = None) -> list[str]:
+        t = elements.ELEMENTS
+        where = [t.c.subscription_id == subscription_id] + ([t.c.state == state] if state else [])
+        return [r.s3_path for r in elements.page(self.container.store, where, 100000, 0)]
+
+    def logged_paths(self, subscription_id: str, event_type: str) -> list[str]:
+        """Every path the log's events of a type name, with repeats: the log must not hold a path twice."""
+        from events.streams.subscription import ELEMENT_EVENTS
+
+        cls = {c.type_name: c for c in ELEMENT_EVENTS}[event_type]
+        return [p for e in self.container.store.read_stream(f"subscription-{subscription_id}") if e.type == event_type
+                for p in cls(**e.data).paths()]
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Any, endpoint: str) -> Iterator[World]:
+    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": url}))
+    service = EntityService(container.store, container)
+    service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, ADMIN)
+    s3 = client(endpoint, "s3")
+    bucket = f"b{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    world = World(container, service, Orchestration(container.store), s3, bucket)
+    yield world
+    for other in world.extra:
+        other.store.close()
+    container.store.close()
+
+
+def impala(world: World, sizes: dict[str, int] | None = None) -> str:
+    """The acceptance tests' bucket layout (reference §15.3 test 11): three matching .rpm files, plus keys
+    before, after and beside the range. Bodies are small; sizes are checked through the listing."""
+    b = world.bucket
+    for key in ["impala/", "impala/aaa.rpm", "impala/impala-2.0.rpm", "impala/impala-shell.rpm",
+                "impala/impala-udf.rpm", "impala/impala-notes.txt", "impala/install/x.rpm", "impala/zzz.rpm",
+                "impala2/impala-3.rpm"]:
+        put(world.s3, b, key, (sizes or {}).get(key, 10))
+    return world.subscription(world.dataset(f"s3://{b}/impala/"),
+                              s3_path_start_prefix_inclusive=f"s3://{b}/impala/impala",
+                              s3_path_end_prefix_exclusive=f"s3://{b}/impala/install",
+                              s3_path_regex_filter=r".*\.rpm")
+
+
+def test_generation_lists_exactly_the_range_and_becomes_active(world: World) -> None:
+    world.page_size = 2  # many steps: every page is one event of the chain
+    sub = impala(world)
+    assert world.state(sub) == "QUEUED"
+    world.pump()
+    b = world.bucket
+    assert world.state(sub) == "ACTIVE"
+    assert world.paths(sub) == [f"s3://{b}/impala/impala-2.0.rpm", f"s3://{b}/impala/impala-shell.rpm",
+                                f"s3://{b}/impala/impala-udf.rpm"]
+    data = world.service.reader.data("subscription", sub)
+    assert data["generating_time"] and data["initial_active_time"]
+    types = [e.type for e in world.container.store.read_stream(f"subscription-{sub}")]
+    assert types[:2] == ["SubscriptionCreated", "SubscriptionGenerationStarted"]
+    assert types.count("SubscriptionActivated") == 1
+    assert sorted(world.logged_paths(sub, "SubscriptionElementsAdded")) == world.paths(sub)  # each once
+
+
+def test_a_start_prefix_that_matches_nothing_starts_after_it_not_at_the_root(world: World) -> None:
+    b = world.bucket
+    for key in ["data/a.csv", "data/m.csv", "data/n/x.csv", "data/z.csv"]:
+        put(world.s3, b, key)
+    sub = world.subscription(world.dataset(f"s3://{b}/data"), s3_path_start_prefix_inclusive=f"s3://{b}/data/mm")
+    world.pump()
+    assert world.paths(sub) == [f"s3://{b}/data/n/x.csv", f"s3://{b}/data/z.csv"]
+
+
+def test_date_tokens_are_resolved_once_at_generation(world: World) -> None:
+    b = world.bucket
+    for key in ["logs/2026/11/24/a.gz", "logs/2026/11/25/a.gz", "logs/2026/11/25/b.gz", "logs/2026/11/26/a.gz"]:
+        put(world.s3, b, key)
+    world.clock_now = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
+    sub = world.subscription(world.dataset(f"s3://{b}/logs"),
+                             s3_path_start_prefix_inclusive=f"s3://{b}/logs/{{YEAR}}/{{MONTH}}/{{DAY}}",
+                             s3_path_regex_filter=r"/{YEAR}/{MONTH}/{DAY}/")
+    world.pump()
+    assert world.paths(sub) == [f"s3://{b}/logs/2026/11/25/a.gz", f"s3://{b}/logs/2026/11/25/b.gz"]
+    # A notification is tested against the same resolved range, whatever the day it arrives.
+    assert on_created_file(world.orch, f"s3://{b}/logs/2026/11/25/c.gz", 5, uuid.uuid4()) == [sub]
+    assert on_created_file(world.orch, f"s3://{b}/logs/2026/11/27/c.gz", 5, uuid.uuid4()) == []
+
+
+def test_a_bad_bucket_fails_the_subscription(world: World) -> None:
+    sub = world.subscription(world.dataset("s3://no-such-bucket-here/x"))
+    world.pump()
+    assert world.state(sub) == "FAILED"
+    [failed] = [e for e in world.container.store.read_stream(f"subscription-{sub}")
+                if e.type == "SubscriptionGenerationFailed"]
+    assert "NoSuchBucket" in failed.data["reason"]
+
+
+def test_a_worker_killed_midway_resumes_where_the_log_stopped(world: World) -> None:
+    """Test 15, the resuming way: a worker dies after some pages; a new worker, handed the events again from
+    an older checkpoint (at-least-once), finishes the listing with every key recorded exactly once."""
+    b = world.bucket
+    keys = [f"big/{i:04d}.csv" for i in range(60)]
+    for key in keys:
+        put(world.s3, b, key)
+    sub = world.subscription(world.dataset(f"s3://{b}/big"))
+    start = world.position
+    world.pump(world.worker(page_size=7), steps=4, orchestrate=False)  # then it "dies"
+    assert world.state(sub) == "GENERATING"
+    halfway = len(world.paths(sub))
+    assert 0 < halfway < 60
+    world.position = start  # the new worker's checkpoint is older than the dead one's progress
+    world.pump(world.worker(page_size=7))
+    assert world.state(sub) == "ACTIVE"
+    assert world.paths(sub) == [f"s3://{b}/{k}" for k in keys]
+    logged = world.logged_paths(sub, "SubscriptionElementsAdded")
+    assert len(logged) == len(set(logged)) == 60
+    # Delivering everything once more changes nothing.
+    head = world.container.store.head_position()
+    world.position = start
+    world.pump(world.worker(page_size=7))
+    assert world.container.store.head_position() == head
+
+
+def test_notifications_add_new_matching_files_once(world: World, endpoint: str) -> None:
+    sub = impala(world)
+    world.pump()
+    b = world.bucket
+    sqs = client(endpoint, "sqs")
+    queue = f"s3-events-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+
+    def s3_event(key: str, size: int, name: str = "ObjectCreated:Put") -> dict[str, Any]:
+        return {"Records": [{"eventName": name, "s3": {"bucket": {"name": b}, "object": {"key": key, "size": size}}}]}
+
+    sns = {"Type": "Notification", "Subject": "Amazon S3 Notification",
+           "Message": json.dumps(s3_event("impala/impala-new+one.rpm", 77))}
+    for body in (sns, sns, s3_event("impala/impala-x.txt", 5), s3_event("impala/impala-del.rpm", 5, "ObjectRemoved:Delete"),
+                 {"Event": "s3:TestEvent"}):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    poller = NotificationPoller(world.orch, sqs, queue, wait_seconds=0)
+    while poller.poll_once():
+        pass
+    new_path = f"s3://{b}/impala/impala-new one.rpm"
+    assert new_path in world.paths(sub)
+    assert len(world.paths(sub)) == 4
+    assert world.logged_paths(sub, "SubscriptionElementsAdded").count(new_path) == 1
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert parse_notification(json.dumps(s3_event("a%2Fb.rpm", 3))) == [(f"s3://{b}/a/b.rpm", 3)]
+
+
+def _batch_trigger(world: World, sub: str, threshold: int, workflow_ids: list[str]) -> str:
+    return world.service.create("trigger", {"data": {
+        "name": f"t_{uuid.uuid4().hex[:6]}", "trigger_type_name": "subscription_batch", "state": "ACTIVE",
+        "args": {"subscription_id": sub, "unconsumed_data_size_in_bytes": threshold},
+        "workflow_ids": workflow_ids}}, ADMIN)["id"]
+
+
+def _consuming_workflow(world: World, sub: str, on_failure: str = "DEACTIVATE") -> str:
+    store = world.service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}",
+                                                        "engine_name": "no_op_engine", "state": "TEMPLATE",
+                                                        "args": {}}}, ADMIN)
+    flow = world.service.create("workflow", {"data": {"name": f"w_{uuid.uuid4().hex[:6]}", "state": "ACTIVE"}},
+                                ADMIN, store["id"])
+    world.service.create_many("action", [{"name": "consume", "action_type_name": "consume_subscription",
+                                          "args": {"subscription_id": sub}, "on_failure": on_failure}], ADMIN,
+                              ("workflow", flow["id"]))
+    return flow["id"]
+
+
+def _queued_consumer(world: World, workflow_id: str) -> dict[str, Any]:
+    [action] = [a for a in world.service.reader.find_by("action", workflow_id=workflow_id)
+                if a["data"]["state"] == "QUEUED"]
+    return action
+
+
+def test_batches_run_one_at_a_time_until_the_backlog_is_drained(world: World) -> None:
+    """Test 11's numbers: three files, threshold 49,524: three batches, three runs, all CONSUMED."""
+    sizes = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
+    sub = impala(world, sizes)
+    world.pump()
+    flow = _consuming_workflow(world, sub)
+    trigger = _batch_trigger(world, sub, 49, [flow])
+    world.pump()
+    for run in range(3):
+        action = _queued_consumer(world, flow)
+        assigned = [e["s3_path"] for e in _assigned(world, action["id"])]
+        assert len(assigned) == 1
+        complete_action(world.orch, action["id"], "COMPLETED", None, uuid.uuid4())
+        world.pump()
+    assert [s["state"] for s in elements.stats(world.container.store, sub)] == ["CONSUMED"]
+    [stat] = elements.stats(world.container.store, sub)
+    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": 152_875 + 834 + 49}
+    instances = world.service.reader.find_by("workflow_instance", workflow_id=flow)
+    assert sorted(i["data"]["state"] for i in instances) == ["COMPLETED"] * 3
+    assert all(i["data"]["trigger_id"] == trigger for i in instances)
+    reserved = world.logged_paths(sub, "SubscriptionBatchReserved")
+    assert len(reserved) == len(set(reserved)) == 3
+
+
+def _assigned(world: World, action_id: str) -> list[dict[str, Any]]:
+    rows = elements.page(world.container.store, [elements.ELEMENTS.c.action_id == action_id], 10000, 0)
+    return [elements.element_envelope(r) for r in rows]
+
+
+def test_a_failed_consume_returns_its_elements_to_unconsumed(world: World) -> None:
+    sub = impala(world)
+    world.pump()
+    flow = _consuming_workflow(world, sub, "HALT")  # no batch trigger: the action takes every unbatched element
+    from services.orchestration.triggers import fire_manual
+
+    fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
+    world.pump()
+    action = _queued_consumer(world, flow)
+    assert len(_assigned(world, action["id"])) == 3
+    assert [s["state"] for s in elements.stats(world.container.store, sub)] == ["ASSIGNED"]
+    complete_action(world.orch, action["id"], "FAILED", "boom", uuid.uuid4())
+    world.pump()
+    assert [(s["state"], s["count"]) for s in elements.stats(world.container.store, sub)] == [("UNCONSUMED", 3)]
+    assert {e["action_id"] for e in _assigned(world, action["id"])} == {action["id"]}  # kept, as the original
+
+    # The next run takes them again, and consumes them.
+    fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
+    world.pump()
+    second = _queued_consumer(world, flow)
+    assert len(_assigned(world, second["id"])) == 3
+    complete_action(world.orch, second["id"], "COMPLETED", None, uuid.uuid4())
+    world.pump()
+    assert [(s["state"], s["count"]) for s in elements.stats(world.container.store, sub)] == [("CONSUMED", 3)]
+    assert world.logged_paths(sub, "SubscriptionElementsReleased") == world.paths(sub)
+
+
+def test_consume_state_overrides_the_action_result(world: World) -> None:
+    sub = impala(world)
+    world.pump()
+    flow = _consuming_workflow(world, sub, "HALT")
+    from services.orchestration.triggers import fire_manual
+
+    fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
+    world.pump()
+    action = _queued_consumer(world, flow)
+    complete_action(world.orch, action["id"], "FAILED", "late step failed", uuid.uuid4(), consume_state="SUCCESS")
+    world.pump()
+    assert [(s["state"], s["count"]) for s in elements.stats(world.container.store, sub)] == [("CONSUMED", 3)]
+    history = [e.type for e in world.container.store.read_stream(f"subscription-{sub}")]
+    assert history.count("SubscriptionElementsAssigned") == 1 and history.count("SubscriptionElementsConsumed") == 1
+
+
+def test_four_concurrent_evaluators_never_put_an_element_in_two_batches(world: World, tmp_path: Any) -> None:
+    b = world.bucket
+    for i in range(120):
+        put(world.s3, b, f"many/{i:03d}.csv", 1)
+    sub = world.subscription(world.dataset(f"s3://{b}/many"))
+    world.pump()
+    trigger = _batch_trigger(world, sub, 7, [])  # a pure input: no workflow, fires only reserve
+    url = world.container.store.engine.url.render_as_string(hide_password=False)
+    orchs = []
+    for n in range(4):
+        other = build(load_settings(env={"DART_HOME": str(tmp_path / f"r{n}"), "DART_DATABASE_URL": url}),
+                      migrate=False)
+        world.extra.append(other)
+        orchs.append(Orchestration(other.store))
+    barrier = threading.Barrier(4)
+    fired = [0] * 4
+    errors: list[BaseException] = []
+
+    def evaluator(n: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(6):
+                fired[n] += batches.evaluate(orchs[n], trigger, uuid.uuid4())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=evaluator, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    reserved = world.logged_paths(sub, "SubscriptionBatchReserved")
+    assert len(reserved) == len(set(reserved))  # no element in two batches
+    assert sum(fired) == 17 == len(reserved) // 7  # 120 // 7 batches of 7; the rest stays below the threshold
+    rows = elements.page(world.container.store, [elements.ELEMENTS.c.subscription_id == sub], 1000, 0)
+    by_batch: dict[str, int] = {}
+    for row in rows:
+        if row.state == "RESERVED":
+            by_batch[row.batch_id] = by_batch.get(row.batch_id, 0) + 1
+    assert sorted(by_batch.values()) == [7] * 17
