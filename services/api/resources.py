@@ -163,3 +163,21 @@ def _csv(raw: str | None) -> list[str] | None:
     """A comma-separated query value (falcon 4 no longer splits them)."""
     values = [v.strip() for v in (raw or "").split(",") if v.strip()]
     return values or None
+
+
+class DatasetGuess:
+    """``GET /dataset/guess?s3_path=&max_lines=``: a DatasetData guessed from the first object under an S3
+    prefix (services/guess.py), as ``{"results": {"data": ...}}``, ready to POST; nothing is recorded."""
+
+    def __init__(self, service: EntityService) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from services import guess
+
+        s3_path = req.get_param("s3_path")
+        guess.parse_s3_path(s3_path)  # a malformed path is a 400 before any S3 client is built
+        max_lines = int_param(req, "max_lines", guess.DEFAULT_MAX_LINES, 1, guess.MAX_MAX_LINES)
+        settings = getattr(self.service.context, "settings", None)
+        client = guess.s3_client(getattr(settings, "aws_endpoint_url", ""), getattr(settings, "aws_region", ""))
+        resp.media = {"results": {"data": guess.guess_dataset(client, s3_path, max_lines, who(req).user_id)}}
