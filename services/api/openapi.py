@@ -42,6 +42,8 @@ QUERY = {
     "after": {"type": "integer", "minimum": 0}, "type": {"type": "string"}, "stream": {"type": "string"},
     "engine_name": {"type": "string"}, "action_id": {"type": "string"}, "trigger_type_name": {"type": "string"},
     "trigger_id": {"type": "string"},
+    "state": {"type": "string", "enum": ["UNCONSUMED", "RESERVED", "ASSIGNED", "CONSUMED"]},
+    "processed_after_s3_path": {"type": "string", "description": "an element's s3_path"},
     "s3_path": {"type": "string", "description": "s3://bucket/prefix"},
     "max_lines": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100},
 }
