@@ -290,7 +290,7 @@ class NotificationPoller:
                 except Exception:  # the queue or the database is away: keep trying, more slowly
                     log.exception("S3 notification poll failed; retrying in %.1f s", backoff)
                     stop.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    backoff = min(backoff * 2, 5.0)
 
         thread = threading.Thread(target=loop, name="s3-notifications", daemon=True)
         thread.start()
@@ -298,11 +298,21 @@ class NotificationPoller:
 
 
 def s3_client(settings: Any) -> Any:
+    return listing_client(settings.aws_region, settings.aws_endpoint_url or None)
+
+
+def listing_client(region: str, endpoint_url: str | None, **credentials: Any) -> Any:
+    """An S3 client for listing: timestamps are left as the strings S3 sent. Listings never read them, and
+    botocore's parsing of every key's LastModified (dateutil) costs more than the rest of a page's handling."""
     import boto3
+    import botocore.session
     from botocore.config import Config
 
-    return boto3.client("s3", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None,
-                        config=Config(s3={"addressing_style": "path"}) if settings.aws_endpoint_url else None)
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=lambda value: value)
+    return boto3.Session(botocore_session=session, **credentials).client(
+        "s3", region_name=region, endpoint_url=endpoint_url,
+        config=Config(s3={"addressing_style": "path"}) if endpoint_url else None)
 
 
 def sqs_client(settings: Any) -> Any:
