@@ -318,6 +318,10 @@ class TriggerKind(Kind):
                 validate_cron_args(data.get("args") or {})
             except CronError as exc:
                 raise BadRequest(f"args.{exc}") from exc
+        if data.get("trigger_type_name") == "subscription_batch":
+            subscription_id = (data.get("args") or {}).get("subscription_id")
+            if svc.reader.row("subscription", str(subscription_id)) is None:
+                raise BadRequest(f"args.subscription_id: subscription {subscription_id!r} does not exist")
         return data
 
     def prepare(self, svc: EntityService, data: dict[str, Any], who: Principal, parent: Any,
