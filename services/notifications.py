@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from events.streams import subscription as subscription_events
 from events.store import EventStore
 from events.timestamps import UTCDateTime
 from events.types import RecordedEvent
@@ -139,6 +140,10 @@ class Draft:
     lines: list[tuple[str, Any]]
     error_message: str | None = None
     path: str = ""
+
+
+SUBSCRIPTION_FIELD_EVENTS = sorted(cls.type_name for cls in subscription_events.EVENTS
+                                   if cls not in subscription_events.ELEMENT_EVENTS)
 
 
 class Notifier:
@@ -257,14 +262,17 @@ class Notifier:
         state = (event.data.get("changes") or {}).get("state")
         if state not in ("ACTIVE", "FAILED"):
             return None
-        earlier = self.store.read_stream(event.stream_id, to_version=event.stream_version - 1)
-        before = fold(self.store, earlier)
+        # The subscription's own events only: its element events change none of its fields, and a large
+        # listing has thousands of them (reading them would make memory grow with the listing).
+        lifecycle = self.store.read_all(0, 100_000, types=SUBSCRIPTION_FIELD_EVENTS, streams=[event.stream_id],
+                                        until_position=event.global_position)
+        before = fold(self.store, [e for e in lifecycle if e.global_position < event.global_position])
         previous = (before or {}).get("state")
         if state == "ACTIVE" and previous != "GENERATING":
             return None  # re-activated by a user (INACTIVE -> ACTIVE): nothing was generated
         if state == "FAILED" and previous == "FAILED":
             return None
-        subscription = self._as_of(event) or {}
+        subscription = fold(self.store, lifecycle) or {}
         failed = state == "FAILED"
         recipients = _addresses_of(subscription, "on_failure_email" if failed else "on_success_email")
         if not failed and not recipients:
