@@ -125,11 +125,14 @@ class EntityReader:
         }
 
     def history(self, category: str, entity_id: str, limit: int, offset: int) -> Page:
-        events = self.store.read_stream(f"{category}-{entity_id}")
-        if not events:
+        """One page of the entity's events: only that page is read, however long the stream (a subscription
+        with a large listing has thousands of element events)."""
+        stream = f"{category}-{entity_id}"
+        total = self.store.stream_version(stream)
+        if not total:
             raise NotFound(category, entity_id)
-        chosen = events[offset: offset + limit]
-        return Page([e.as_dict() for e in chosen], limit, offset, len(events))
+        chosen = self.store.read_stream(stream, from_version=offset + 1, to_version=offset + limit) if limit else []
+        return Page([e.as_dict() for e in chosen], limit, offset, total)
 
 
 def fold(store: EventStore, events: list[RecordedEvent]) -> dict[str, Any] | None:
