@@ -100,13 +100,9 @@ class SubscriptionElementsAdded(_ElementEvent):
 
 
 @dataclass(frozen=True)
-class SubscriptionBatchReserved(_ElementEvent):
-    """A subscription_batch trigger reserved these UNCONSUMED files as (part of) batch ``batch_id``."""
+class _NamedFiles(_ElementEvent):
+    """Files named as suffixes of one prefix."""
 
-    type_name = "SubscriptionBatchReserved"
-    category = CATEGORY
-    trigger_id: str
-    batch_id: str
     prefix: str
     suffixes: list[str]
 
@@ -114,8 +110,18 @@ class SubscriptionBatchReserved(_ElementEvent):
         return [self.prefix + s for s in self.suffixes]
 
 
-@dataclass(frozen=True)
-class SubscriptionElementsAssigned(_ElementEvent):
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionBatchReserved(_NamedFiles):
+    """A subscription_batch trigger reserved these UNCONSUMED files as (part of) batch ``batch_id``."""
+
+    type_name = "SubscriptionBatchReserved"
+    category = CATEGORY
+    trigger_id: str
+    batch_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionElementsAssigned(_NamedFiles):
     """These files were handed to a consume_subscription action (a batch's RESERVED files, or every
     unbatched UNCONSUMED file when the subscription has no batch trigger)."""
 
@@ -123,39 +129,24 @@ class SubscriptionElementsAssigned(_ElementEvent):
     category = CATEGORY
     action_id: str
     batch_id: str | None
-    prefix: str
-    suffixes: list[str]
-
-    def paths(self) -> list[str]:
-        return [self.prefix + s for s in self.suffixes]
 
 
-@dataclass(frozen=True)
-class SubscriptionElementsConsumed(_ElementEvent):
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionElementsConsumed(_NamedFiles):
     """The action's files are CONSUMED (its engine checked in SUCCESS, or consume_subscription_state SUCCESS)."""
 
     type_name = "SubscriptionElementsConsumed"
     category = CATEGORY
     action_id: str
-    prefix: str
-    suffixes: list[str]
-
-    def paths(self) -> list[str]:
-        return [self.prefix + s for s in self.suffixes]
 
 
-@dataclass(frozen=True)
-class SubscriptionElementsReleased(_ElementEvent):
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionElementsReleased(_NamedFiles):
     """The action failed: its files are UNCONSUMED again (keeping their batch and action, as the original)."""
 
     type_name = "SubscriptionElementsReleased"
     category = CATEGORY
     action_id: str
-    prefix: str
-    suffixes: list[str]
-
-    def paths(self) -> list[str]:
-        return [self.prefix + s for s in self.suffixes]
 
 
 ELEMENT_EVENTS = (SubscriptionElementsAdded, SubscriptionBatchReserved, SubscriptionElementsAssigned,

@@ -61,7 +61,7 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
         meta = Metadata(actor="orchestrator", causation_id=str(cause))
         prefix = elements.common_prefix(chosen)
         reserved = elements.chunked_events(
-            prefix, chosen, lambda p, s: SubscriptionBatchReserved(trigger_id, batch_id, p, s), meta,
+            prefix, chosen, lambda p, s: SubscriptionBatchReserved(p, s, trigger_id=trigger_id, batch_id=batch_id), meta,
             lambda i: derived_event_id(cause, f"reserve:{trigger_id}:{i}"))
         try:
             fire_trigger(orch, trigger, cause, f"batch:{batch_id}", extra=[
@@ -109,17 +109,21 @@ def consumed_subscription(action: dict[str, Any]) -> str | None:
     return str(subscription_id) if subscription_id else None
 
 
+def _consumed(orch: Orchestration, action: dict[str, Any]) -> Any | None:
+    """The subscription a consume_subscription action consumes (its read-model row), if any."""
+    subscription_id = consumed_subscription(action)
+    return None if subscription_id is None else orch.reader.row("subscription", subscription_id)
+
+
 def assignment(orch: Orchestration, action_id: str, action: dict[str, Any],
                meta: Metadata) -> StreamAppend | None:
     """What queueing a consume_subscription action appends to its subscription: the oldest reserved batch
     when the subscription has an ACTIVE batch trigger, else every unbatched UNCONSUMED element. None when
     there is nothing to assign (the action still runs, with no elements)."""
-    subscription_id = consumed_subscription(action)
-    if subscription_id is None:
-        return None
-    subscription = orch.reader.row("subscription", subscription_id)
+    subscription = _consumed(orch, action)
     if subscription is None:
         return None
+    subscription_id = subscription.id
     t = elements.ELEMENTS
     mine = t.c.subscription_id == subscription_id
     batch_id: str | None = None
@@ -137,7 +141,7 @@ def assignment(orch: Orchestration, action_id: str, action: dict[str, Any],
     prefix = elements.common_prefix(paths)
     cause = uuid.UUID(meta.causation_id) if meta.causation_id else None
     events = elements.chunked_events(
-        prefix, paths, lambda p, s: SubscriptionElementsAssigned(action_id, batch_id, p, s), meta,
+        prefix, paths, lambda p, s: SubscriptionElementsAssigned(p, s, action_id=action_id, batch_id=batch_id), meta,
         lambda i: derived_event_id(cause, f"assign:{action_id}:{i}"))
     return StreamAppend(f"subscription-{subscription_id}", subscription.version, events)
 
@@ -146,12 +150,10 @@ def settlement(orch: Orchestration, action_id: str, action: dict[str, Any], succ
                consume_state: str | None, meta: Metadata, tag: str) -> StreamAppend | None:
     """What completing a consume_subscription action appends: its ASSIGNED elements become CONSUMED (success,
     or ``consume_subscription_state`` SUCCESS) or UNCONSUMED again (failure, or FAILURE)."""
-    subscription_id = consumed_subscription(action)
-    if subscription_id is None:
-        return None
-    subscription = orch.reader.row("subscription", subscription_id)
+    subscription = _consumed(orch, action)
     if subscription is None:
         return None
+    subscription_id = subscription.id
     t = elements.ELEMENTS
     paths = elements.paths_where(orch.store, t.c.subscription_id == subscription_id, t.c.action_id == action_id,
                                  t.c.state == "ASSIGNED")
@@ -161,6 +163,6 @@ def settlement(orch: Orchestration, action_id: str, action: dict[str, Any], succ
     kind = SubscriptionElementsConsumed if consumed else SubscriptionElementsReleased
     prefix = elements.common_prefix(paths)
     cause = uuid.UUID(meta.causation_id) if meta.causation_id else None
-    events = elements.chunked_events(prefix, paths, lambda p, s: kind(action_id, p, s), meta,
+    events = elements.chunked_events(prefix, paths, lambda p, s: kind(p, s, action_id=action_id), meta,
                                      lambda i: derived_event_id(cause, f"{tag}:settle:{i}"))
     return StreamAppend(f"subscription-{subscription_id}", subscription.version, events)
