@@ -1,7 +1,9 @@
 """How fast workflows move: check-in -> next action launched, manual trigger -> first launch, and a chain of
-workflows, measured from the log's own timestamps on a running `dart up` (the embedded wiring).
+workflows, measured from the log's own timestamps on a running dart (tests/e2e/stacks.py): `dart up` on
+SQLite (embedded), or production — PostgreSQL, RabbitMQ (amqp) or SQS on moto (sqs) as the broker, engines as
+ECS tasks on moto started by the test ECS agent, every dart process on its own.
 
-    .venv/bin/python -m bench.run_bench [--runs 200] [--chain 100]
+    .venv/bin/python -m bench.run_bench [--runs 200] [--chain 100] [--wiring embedded|amqp|sqs]
 
 Each interval is the difference of two events' recorded_at in the log (one clock, the store's): what a
 user waits for, without the engine process's own start-up.
@@ -10,7 +12,6 @@ user waits for, without the engine process's own start-up.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -22,7 +23,7 @@ from typing import Any
 
 from engines.no_op.definition import NO_OP_ENGINE
 from tests.e2e.api_client import Api
-from tests.e2e.conftest import RunningDart
+from tests.e2e.stacks import EMBEDDED_SQLITE, PRODUCTION, PRODUCTION_AMQP, running
 
 ANCHORS = {
     "airflow 3.3 (LocalExecutor, PostgreSQL)": {"trigger_to_start_p50_ms": 518, "task_to_next_p50_ms": 922,
@@ -134,41 +135,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--wiring", choices=["embedded", "amqp", "sqs"], default="embedded",
-                        help="embedded: dart up on SQLite; amqp/sqs: separate processes on PostgreSQL and a broker")
+                        help="embedded: dart up on SQLite; amqp/sqs: production, separate processes on PostgreSQL "
+                             "with RabbitMQ or SQS (moto) as the broker, engines as ECS tasks (moto + test agent)")
     parser.add_argument("--server-url", default=os.environ.get("DART_BENCH_DATABASE_URL",
                                                                "postgresql://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL server for the production wirings (a fresh database is created)")
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="dart-run-bench-"))
-    with contextlib.ExitStack() as stack:
-        if args.wiring == "embedded":
-            dart: Any = RunningDart(home, None, DART_POLL_INTERVAL="0.5", DART_LOG_FORMAT="json")
-        else:
-            from tests.e2e.test_production_wiring import Stack
-            from tests.support import pg
-            from tests.support.moto import AWS_ENV, moto_server
-
-            database_url = stack.enter_context(pg.temporary_database(args.server_url))
-            if args.wiring == "amqp":
-                broker, extra = "amqp://guest:guest@127.0.0.1:5672//", {}
-            else:
-                broker = "sqs://testing:testing@" + stack.enter_context(moto_server()).removeprefix("http://")
-                extra = {**AWS_ENV}
-            dart = Stack(home, database_url, broker, extra)
+    wiring = {"embedded": EMBEDDED_SQLITE, "amqp": PRODUCTION_AMQP, "sqs": PRODUCTION}[args.wiring]
+    # Every interval at its default (the embedded followers' 0.5 s poll), as a user would run dart.
+    with running(wiring, home, env={"DART_POLL_INTERVAL": "0.5"}, server_url=args.server_url) as dart:
         return _measure(dart, args)
 
 
-def _measure(dart: Any, args: argparse.Namespace) -> int:
+def loadavg() -> str:
     try:
-        api = dart.api()
-        api.post("/engine", {"data": NO_OP_ENGINE})
-        checkin = checkin_to_next_launch(api, args.runs)
-        trigger = trigger_to_first_launch(api, args.runs)
-        chain = workflow_chain(api, args.chain)
-    finally:
-        dart.stop()
-    wiring = {"embedded": "embedded (dart up, SQLite)", "amqp": "production (PostgreSQL, RabbitMQ, separate processes)",
-              "sqs": "production (PostgreSQL, SQS on moto, separate processes)"}[args.wiring]
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _measure(dart: Any, args: argparse.Namespace) -> int:
+    api = dart.api()
+    api.post("/engine", {"data": NO_OP_ENGINE})
+    load = {"start": loadavg()}
+    checkin = checkin_to_next_launch(api, args.runs)
+    load["after check-in runs"] = loadavg()
+    trigger = trigger_to_first_launch(api, args.runs)
+    load["after trigger runs"] = loadavg()
+    chain = workflow_chain(api, args.chain)
+    load["after chain"] = loadavg()
+    wiring = {"embedded": "embedded (dart up, SQLite)",
+              "amqp": "production (PostgreSQL, RabbitMQ, ECS on moto, separate processes)",
+              "sqs": "production (PostgreSQL, SQS on moto, ECS on moto, separate processes)"}[args.wiring]
     rows = [
         ("check-in -> next action launched", checkin),
         ("manual trigger -> first launch", trigger),
@@ -179,11 +178,13 @@ def _measure(dart: Any, args: argparse.Namespace) -> int:
         print(f"{label:<36} {statistics.median(values):>8.1f} {pct(values, 99):>8.1f} {max(values):>8.1f}")
     print(f"{args.chain}-workflow chain (workflow_completion triggers): {chain:.1f} s "
           f"({chain / args.chain * 1000:.0f} ms per link, engine start-up included)")
+    print("load average (1/5/15 min): " + "; ".join(f"{k} {v}" for k, v in load.items()))
     result = {
         "wiring": wiring, "runs": args.runs,
         "checkin_to_next_launch_ms": {"p50": statistics.median(checkin), "p99": pct(checkin, 99)},
         "trigger_to_first_launch_ms": {"p50": statistics.median(trigger), "p99": pct(trigger, 99)},
         "chain": {"workflows": args.chain, "seconds": chain},
+        "loadavg": load,
         "anchors": ANCHORS,
     }
     print("BENCH_JSON " + json.dumps(result))

@@ -12,19 +12,13 @@ wall clock: every wait is for a condition."""
 
 from __future__ import annotations
 
-import copy
-import os
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engines.no_op.definition import NO_OP_ENGINE
 from events.streams.action import ActionPending
 from events.streams.datastore import DatastoreSlotTaken
 from events.types import Metadata, NewEvent, StreamAppend
@@ -33,15 +27,18 @@ from services.orchestration.ecs_launcher import EcsLauncher
 from services.settings import load_settings
 from services.wiring import Container, build
 from tests.e2e.api_client import Api
-from tests.e2e.conftest import RunningDart
+from tests.e2e.flows import datastore, name, register_no_op
+from tests.e2e.flows import wait_for as _wait_for
+from tests.e2e.stacks import CLUSTER, RunningDart
 from tests.support.ecs_agent import EcsAgent, ecs_client
 from tests.support.moto import AWS_ENV, moto_server
 
-CLUSTER = "dart-engines"
-REPO = Path(__file__).resolve().parents[2]
 STALE_SECONDS = 3600.0
 SUCCEEDS = "fake_action_that_succeeds"
 
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    return _wait_for(check, timeout, what, every=0.05)
 
 
 class Crash(Exception):
@@ -93,7 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         container = build(load_settings(env={"DART_HOME": str(home)}), migrate=False)
         try:
             api = dart.api()
-            engine = api.post("/engine", {"data": copy.deepcopy(NO_OP_ENGINE)})
+            engine = register_no_op(api)
             assert engine["data"]["ecs_task_definition_arn"].startswith("arn:aws:ecs:")
             yield World(dart, api, agent, ecs_client(endpoint), container, Orchestration(container.store),
                         endpoint)
@@ -102,25 +99,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             agent.stop()
             container.store.close()
     assert agent.errors == []
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:6]}"
-
-
-def datastore(api: Api, state: str, sleep: int = 0) -> dict[str, Any]:
-    return api.post("/datastore", {"data": {"name": name("ds"), "engine_name": "no_op_engine", "state": state,
-                                            "args": {"action_sleep_time_in_seconds": sleep}}})
 
 
 def adhoc_action(world: World, store: dict[str, Any], state: str = "QUEUED") -> str:

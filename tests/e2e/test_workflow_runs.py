@@ -1,102 +1,43 @@
-"""Workflows running end to end in `dart up` with real no_op engine processes (reference §15.3 tests 7-10,
-13, 14 and the extra checks of §15), on SQLite and on PostgreSQL."""
+"""Workflows running end to end with real no_op engine processes (reference §15.3 tests 7-10, 13, 14 and the
+extra checks of §15), every case on every wiring (tests/e2e/stacks.py): `dart up` on SQLite and on
+PostgreSQL, and production (PostgreSQL, SQS on moto, engines as ECS tasks started by the test ECS agent,
+every dart process on its own)."""
 
 from __future__ import annotations
 
-import copy
-import os
-import signal
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from engines.no_op.definition import NO_OP_ENGINE
 from tests.e2e.api_client import Api
-from tests.e2e.conftest import BACKENDS, RunningDart
-from tests.support import pg
+from tests.e2e.flows import (
+    FAILS,
+    SUCCEEDS,
+    adhoc_action,
+    datastore,
+    finished,
+    instance_actions,
+    instances,
+    name,
+    register_no_op,
+    trigger,
+    wait_for,
+    workflow,
+)
+from tests.e2e.stacks import WIRINGS, Running, running
 
-SUCCEEDS, FAILS = "fake_action_that_succeeds", "fake_action_that_fails"
 
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def dart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    home = tmp_path_factory.mktemp(f"runs-{request.param}")
-    extra = {"DART_POLL_INTERVAL": "0.2"}
-    if request.param == "postgres":
-        server = pg.server_url_from_env()
-        if server is None:
-            pytest.skip(pg.SKIP_REASON)
-        with pg.temporary_database(server) as url:
-            running = RunningDart(home, url, **extra)
-            yield running
-            running.stop()
-    else:
-        running = RunningDart(home, None, **extra)
-        yield running
-        running.stop()
+@pytest.fixture(scope="module", params=WIRINGS)
+def dart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(request.param, tmp_path_factory.mktemp(f"runs-{request.param}")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
-def api(dart: RunningDart) -> Api:
+def api(dart: Running) -> Api:
     client = dart.api()
-    client.post("/engine", {"data": copy.deepcopy(NO_OP_ENGINE)})
+    register_no_op(client)
     return client
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:6]}"
-
-
-def datastore(api: Api, state: str = "TEMPLATE", sleep: int = 0) -> dict[str, Any]:
-    return api.post("/datastore", {"data": {"name": name("ds"), "engine_name": "no_op_engine", "state": state,
-                                            "args": {"action_sleep_time_in_seconds": sleep}}})
-
-
-def workflow(api: Api, store: dict[str, Any], actions: list[str], **data: Any) -> dict[str, Any]:
-    flow = api.post(f"/datastore/{store['id']}/workflow", {"data": {"name": name("wf"), "state": "ACTIVE", **data}})
-    api.post(f"/workflow/{flow['id']}/action", [
-        {"data": {"name": f"a{i}", "action_type_name": t, "engine_name": "no_op_engine",
-                  **({"args": {"source_hdfs_path": "hdfs://x", "destination_s3_path": "s3://b/x"}}
-                     if t == "fake_copy_hdfs_to_s3" else {})}}
-        for i, t in enumerate(actions)
-    ])
-    return flow
-
-
-def instances(api: Api, flow: dict[str, Any]) -> list[dict[str, Any]]:
-    return api.get(f"/workflow/{flow['id']}/instance", params={"limit": 100})
-
-
-def finished(api: Api, flow: dict[str, Any], count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
-    def check() -> list[dict[str, Any]] | None:
-        found = instances(api, flow)
-        done = [i for i in found if i["data"]["state"] in ("COMPLETED", "FAILED")]
-        return found if len(done) >= count and len(done) == len(found) else None
-
-    return wait_for(check, timeout, what=f"{count} finished instance(s) of {flow['data']['name']}")
-
-
-def instance_actions(api: Api, instance: dict[str, Any]) -> list[dict[str, Any]]:
-    found = api.get("/action", params={"filters": [f"workflow_instance_id = {instance['id']}"], "limit": 100})
-    return sorted(found, key=lambda a: a["data"]["order_idx"])
-
-
-def trigger(api: Api, type_name: str, args: dict[str, Any], workflow_ids: list[str]) -> dict[str, Any]:
-    return api.post("/trigger", {"data": {"name": name("t"), "trigger_type_name": type_name, "state": "ACTIVE",
-                                          "args": args, "workflow_ids": workflow_ids}})
 
 
 def test_workflow_chaining(api: Api) -> None:
@@ -232,27 +173,15 @@ def test_template_averages_and_completed_runs_are_kept(api: Api) -> None:
     assert api.get(f"/workflow/{flow['id']}")["data"]["avg_runtime"]
 
 
-def test_lost_engine_process_fails_the_action_and_deactivates_the_datastore(dart: RunningDart, api: Api) -> None:
+def test_lost_engine_fails_the_action_and_deactivates_the_datastore(dart: Running, api: Api) -> None:
+    """Reference §15.3 test 14: the engine dies without checking in. Embedded: the supervised local process
+    exits; production: the ECS agent's engine process is killed, the agent reports the task STOPPED, and the
+    launcher's orphan check fails the action."""
     store = datastore(api, state="ACTIVE", sleep=30)
-    [action] = api.post(f"/datastore/{store['id']}/action", [
-        {"data": {"name": "doomed", "action_type_name": SUCCEEDS, "engine_name": "no_op_engine"}}])
+    action = adhoc_action(api, store)
     wait_for(lambda: api.get(f"/action/{action['id']}")["data"]["state"] == "RUNNING", what="RUNNING")
-    pid = _engine_pid(action["id"])
-    os.kill(pid, signal.SIGKILL)
+    assert dart.kill_engine(action["id"]) == 1
     failed = wait_for(lambda: (a := api.get(f"/action/{action['id']}"))["data"]["state"] == "FAILED" and a,
                       what="the lost action FAILED")
-    assert "without checking in" in failed["data"]["error_message"]
+    assert dart.lost_engine_message in failed["data"]["error_message"]
     assert wait_for(lambda: api.get(f"/datastore/{store['id']}")["data"]["state"] == "INACTIVE", what="INACTIVE")
-
-
-def _engine_pid(action_id: str) -> int:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if f"DART_ACTION_ID={action_id}".encode() in f.read().split(b"\0"):
-                    return int(entry)
-        except OSError:
-            continue
-    raise AssertionError(f"no engine process for {action_id}")
