@@ -65,7 +65,15 @@ def _check_for(annotation: Any) -> Check:
                     return f"{k}: {reason}"
             return None
 
-        return check_dict
+        def check_dict_of_any(v: Any) -> str | None:
+            if not isinstance(v, dict):
+                return "expected an object"
+            for k in v:
+                if not isinstance(k, str):
+                    return "keys must be strings"
+            return None
+
+        return check_dict_of_any if args and args[1] is Any else check_dict
     if annotation is bool:
         return lambda v: None if isinstance(v, bool) else "expected a boolean"
     if annotation is int:
@@ -81,12 +89,61 @@ def _check_for(annotation: Any) -> Check:
     raise TypeError(f"event payload fields must be JSON-native, not {annotation!r}")
 
 
+# Exact-type tests for the fast path of typed events: an instance of a subclass (a str enum, say) fails them and
+# takes the slow path, which accepts it as the full check always has.
+_EXACT = {
+    str: "type({v}) is str",
+    int: "type({v}) is int",
+    bool: "type({v}) is bool",
+    float: "(type({v}) is float or type({v}) is int)",
+    type(None): "{v} is None",
+}
+
+
+def _fast_test(annotation: Any, var: str, check: Check, helpers: dict[str, Any]) -> str | None:
+    """A Python expression that is true only if ``var`` fits ``annotation`` (None: nothing to test)."""
+    if annotation is Any:
+        return None
+    if annotation in _EXACT:
+        return _EXACT[annotation].format(v=var)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if all(a in _EXACT for a in options):
+            return "(" + " or ".join(_EXACT[a].format(v=var) for a in options) + ")"
+    name = f"_check_{var}"
+    helpers[name] = check
+    return f"{name}({var}) is None"
+
+
+def _compile_payload(cls: type, names: list[str], hints: dict[str, Any], checks: dict[str, Check]) -> Callable[[Any], dict[str, Any] | None]:
+    """``f(event)``: the event's payload if every field fits its annotation, else None.
+
+    One generated function per class reads the fields and tests them in one pass: a typed event cannot lack a
+    field or carry an unknown one (its constructor refuses both), so only the value types need testing, and
+    for the common annotations that is an inline ``type(x) is ...``.
+    """
+    helpers: dict[str, Any] = {}
+    variables = [f"v{i}" for i in range(len(names))]
+    tests = [t for n, v in zip(names, variables) if (t := _fast_test(hints[n], v, checks[n], helpers))]
+    body = [f"def payload_if_valid(event):"]
+    body += [f"    {v} = event.{n}" for n, v in zip(names, variables)]
+    if tests:
+        body.append("    if not (" + " and ".join(tests) + "):")
+        body.append("        return None")
+    body.append("    return {" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, variables)) + "}")
+    namespace = dict(helpers)
+    exec("\n".join(body), namespace)  # noqa: S102 - source built from the class's own field names
+    fn = namespace["payload_if_valid"]
+    fn.__qualname__ = f"{cls.__qualname__}.payload_if_valid"
+    return fn
+
+
 def _name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 class _TypeEntry:
-    __slots__ = ("cls", "checks", "required", "known")
+    __slots__ = ("cls", "checks", "required", "known", "payload_if_valid")
 
     def __init__(self, cls: type[Event]) -> None:
         hints = typing.get_type_hints(cls)
@@ -97,6 +154,7 @@ class _TypeEntry:
             f.name for f in fields if f.default is _MISSING and f.default_factory is _MISSING
         }
         self.known = set(self.checks)
+        self.payload_if_valid = _compile_payload(cls, [f.name for f in fields], hints, self.checks)
 
 
 class EventRegistry:
@@ -177,10 +235,13 @@ class EventRegistry:
             self.validate(event.type_name, event.data)
             return event.type_name, self._types[event.type_name].cls.schema_version, event.data
         cls = type(event)
-        if self._types.get(cls.type_name, None) is None or self._types[cls.type_name].cls is not cls:
+        entry = self._types.get(cls.type_name)
+        if entry is None or entry.cls is not cls:
             raise UnknownEventType(cls.type_name or cls.__name__)
-        data = event.payload()
-        self.validate(cls.type_name, data)
+        data = entry.payload_if_valid(event)
+        if data is None:  # some field failed the quick test: the full check names every problem (or accepts it)
+            data = event.payload()
+            self.validate(cls.type_name, data)
         return cls.type_name, cls.schema_version, data
 
     def upcast(self, type_name: str, schema_version: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
