@@ -1,28 +1,24 @@
-"""Emails end to end (reference §14, §8.4): `dart up` with DART_SMTP_HOST/PORT pointing at a local SMTP server
-(aiosmtpd), real no_op engine processes, and the mails read back from the server, on SQLite and PostgreSQL."""
+"""Emails end to end (reference §14, §8.4), on every wiring (tests/e2e/stacks.py): dart with DART_SMTP_HOST/PORT
+pointing at a local SMTP server (aiosmtpd), real no_op engines (local processes, or ECS tasks on production
+where `dart worker notifier` sends the mails), and the mails read back from the server."""
 
 from __future__ import annotations
 
-import copy
 import email
 import email.policy
-import socket
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from engines.no_op.definition import NO_OP_ENGINE
+from services.notifications import Notifier
 from tests.e2e.api_client import Api
-from tests.e2e.conftest import BACKENDS, RunningDart
-from tests.support import pg
+from tests.e2e.flows import FAILS, SUCCEEDS, name, register_no_op, wait_for
+from tests.e2e.stacks import WIRINGS, Running, free_port, running
 
-SUCCEEDS, FAILS = "fake_action_that_succeeds", "fake_action_that_fails"
 ENV_NAME = "e2e-mail"
 TEAM = "dart-team@example.com"
 SENDER = "dart@e2e.example.com"
@@ -49,12 +45,6 @@ class Inbox:
                 if all(n in str(m["Subject"]) + "\n" + m.get_content() for n in needles)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[Inbox]:
     handler = Inbox()
@@ -65,56 +55,30 @@ def inbox() -> Iterator[Inbox]:
     controller.stop()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=WIRINGS)
 def dart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-         inbox: Inbox) -> Iterator[RunningDart]:
-    home = tmp_path_factory.mktemp(f"emails-{request.param}")
-    extra = {"DART_POLL_INTERVAL": "0.2", "DART_SMTP_HOST": "127.0.0.1",
-             "DART_SMTP_PORT": str(inbox.port),
-             "DART_SMTP_FROM": SENDER, "DART_ENV_NAME": ENV_NAME, "DART_EMAIL_CC_ON_ERROR": TEAM}
-    if request.param == "postgres":
-        server = pg.server_url_from_env()
-        if server is None:
-            pytest.skip(pg.SKIP_REASON)
-        with pg.temporary_database(server) as url:
-            running = RunningDart(home, url, **extra)
-            yield running
-            running.stop()
-    else:
-        running = RunningDart(home, None, **extra)
-        yield running
-        running.stop()
+         inbox: Inbox) -> Iterator[Running]:
+    env = {"DART_SMTP_HOST": "127.0.0.1", "DART_SMTP_PORT": str(inbox.port), "DART_SMTP_FROM": SENDER,
+           "DART_ENV_NAME": ENV_NAME, "DART_EMAIL_CC_ON_ERROR": TEAM}
+    with running(request.param, tmp_path_factory.mktemp(f"emails-{request.param}"), env=env) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
-def api(dart: RunningDart) -> Api:
+def api(dart: Running) -> Api:
     client = dart.api()
-    client.post("/engine", {"data": copy.deepcopy(NO_OP_ENGINE)})
+    register_no_op(client)
     return client
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:6]}"
 
 
 def workflow(api: Api, action_type: str, action_emails: dict[str, list[str]],
              **workflow_data: Any) -> dict[str, Any]:
-    store = api.post("/datastore", {"data": {"name": unique("ds"), "engine_name": "no_op_engine",
+    store = api.post("/datastore", {"data": {"name": name("ds"), "engine_name": "no_op_engine",
                                              "state": "ACTIVE", "args": {"action_sleep_time_in_seconds": 0}}})
     flow = api.post(f"/datastore/{store['id']}/workflow",
-                    {"data": {"name": unique("wf"), "state": "ACTIVE", **workflow_data}})
+                    {"data": {"name": name("wf"), "state": "ACTIVE", **workflow_data}})
     api.post(f"/workflow/{flow['id']}/action", [{"data": {
-        "name": unique("act"), "action_type_name": action_type, "engine_name": "no_op_engine",
+        "name": name("act"), "action_type_name": action_type, "engine_name": "no_op_engine",
         **action_emails}}])
     return flow
 
@@ -128,9 +92,15 @@ def finished_instance(api: Api, flow: dict[str, Any]) -> dict[str, Any]:
     return wait_for(check, what=f"a finished instance of {flow['data']['name']}")
 
 
+def notified_up_to_now(dart: Running) -> None:
+    """Wait until the notifier has handled every event it reads up to the log's head: any mail (or duplicate)
+    those events call for has been sent by then."""
+    head = dart.head_position()
+    wait_for(lambda: dart.consumer_caught_up(Notifier.name, head, Notifier.types),
+             what="the notifier caught up with the log")
+
+
 def one_mail(inbox: Inbox, *needles: str) -> tuple[list[str], EmailMessage]:
-    wait_for(lambda: inbox.matching(*needles), what=f"a mail with {needles}")
-    time.sleep(1.0)  # a duplicate would arrive right behind it
     found = inbox.matching(*needles)
     assert len(found) == 1, [str(m["Subject"]) for _, m in found]
     return found[0]
@@ -140,12 +110,14 @@ def addresses(header: Any) -> list[str]:
     return [a.strip() for a in str(header).split(",")] if header else []
 
 
-def test_a_failing_action_sends_the_action_and_workflow_failure_mails(api: Api, inbox: Inbox) -> None:
+def test_a_failing_action_sends_the_action_and_workflow_failure_mails(dart: Running, api: Api, inbox: Inbox) -> None:
     flow = workflow(api, FAILS, {"on_failure_email": ["action-owner@example.com"]},
                     on_failure_email=["wf-owner@example.com"])
     api.post(f"/workflow/{flow['id']}/do-manual-trigger", None)
     instance = finished_instance(api, flow)
     assert instance["data"]["state"] == "FAILED"
+    wait_for(lambda: inbox.matching("workflow failed", f"({flow['id']})"), what="the workflow failure mail")
+    notified_up_to_now(dart)
     [action] = api.get("/action", params={"filters": [f"workflow_instance_id = {instance['id']}"]})
 
     rcpt, mail = one_mail(inbox, "action failed", f"({action['id']})")
@@ -163,13 +135,15 @@ def test_a_failing_action_sends_the_action_and_workflow_failure_mails(api: Api, 
     assert instance["id"] in mail.get_content() and "failed as expected" in mail.get_content()
 
 
-def test_a_successful_run_sends_started_and_completed_mails(api: Api, inbox: Inbox) -> None:
+def test_a_successful_run_sends_started_and_completed_mails(dart: Running, api: Api, inbox: Inbox) -> None:
     flow = workflow(api, SUCCEEDS, {"on_success_email": ["action-fan@example.com"]},
                     on_started_email=["wf-watcher@example.com"], on_success_email=["wf-fan@example.com"],
                     on_failure_email=["wf-owner@example.com"])
     api.post(f"/workflow/{flow['id']}/do-manual-trigger", None)
     instance = finished_instance(api, flow)
     assert instance["data"]["state"] == "COMPLETED"
+    wait_for(lambda: inbox.matching("workflow completed", f"({flow['id']})"), what="the workflow completed mail")
+    notified_up_to_now(dart)
     [action] = api.get("/action", params={"filters": [f"workflow_instance_id = {instance['id']}"]})
 
     _, started = one_mail(inbox, "workflow started", f"({flow['id']})")
