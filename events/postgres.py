@@ -12,8 +12,9 @@ xid8 alternative needs readers to order by (xid, position), which breaks the pla
 
 from __future__ import annotations
 
-import queue
+import threading
 import uuid
+from collections import deque
 from datetime import UTC
 from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
@@ -78,35 +79,44 @@ class _VersionCheckFailed(Exception):
     """The statement's snapshot saw a stream at another version than expected; nothing was inserted."""
 
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE  # a closed or broken connection reports UNKNOWN
+
+
 class _AutocommitPool:
     """Autocommit connections for appends no inline projection needs: one statement, one round trip,
-    without the checkout and reset work of the general pool."""
+    without the checkout and reset work of the general pool.
+
+    A deque used as a stack (the most recently used connection first) under one lock: ``queue.LifoQueue``'s
+    conditions cost ~11% of a single append's client CPU, and nothing here ever waits for a connection.
+    """
 
     def __init__(self, url: str, size: int = 16) -> None:
         self._url = url
-        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue(size)
+        self._size = size
+        self._idle: deque[psycopg.Connection] = deque()
+        self._lock = threading.Lock()
 
     def get(self) -> psycopg.Connection:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return psycopg.connect(self._url, autocommit=True)
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return psycopg.connect(self._url, autocommit=True)
 
     def put(self, conn: psycopg.Connection) -> None:
-        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        if conn.pgconn.transaction_status != _IDLE:
             conn.close()
             return
-        try:
-            self._idle.put_nowait(conn)
-        except queue.Full:
-            conn.close()
+        with self._lock:
+            if len(self._idle) < self._size:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def close(self) -> None:
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+        with self._lock:
+            idle, self._idle = list(self._idle), deque()
+        for conn in idle:
+            conn.close()
 
 
 class PostgresEventStore(EventStore):
