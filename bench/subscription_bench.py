@@ -182,8 +182,8 @@ def generation(endpoint: str, prefix: str, expected: int) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         rss_after = peak_rss_kb(dart.proc.pid)
         stats = api.ok("GET", f"/subscription/{sub['id']}/element_stats")
-        events = len([e for e in api.ok("GET", f"/subscription/{sub['id']}/history", params={"limit": 10000})
-                      if e["type"] == "SubscriptionElementsAdded"])
+        events = len(api.request("GET", "/log", params={"stream": f"subscription_files-{sub['id']}",
+                                                        "limit": 10000})[1]["results"])
     finally:
         dart.stop()
     count = sum(s["count"] for s in stats)
@@ -197,7 +197,7 @@ def batch_run(url: str, size: int) -> dict[str, float]:
     import sqlalchemy as sa
 
     from engines.no_op.definition import NO_OP_ENGINE
-    from events.streams.subscription import SubscriptionElementsAdded, SubscriptionGenerationStarted
+    from events.streams.subscription import SubscriptionElementsAdded, SubscriptionGenerationStarted, files_stream
     from events.types import Metadata, NewEvent, StreamAppend
     from services.auth import Principal
     from services.entities.service import EntityService
@@ -228,7 +228,8 @@ def batch_run(url: str, size: int) -> dict[str, float]:
             appends.append(NewEvent(SubscriptionElementsAdded(
                 scope.prefix, [[f"part-{i:07d}.csv", SIZE] for i in range(start, min(size, start + 1000))],
                 "listing", None, start + 1000 < size), meta))
-        store.append(StreamAppend(f"subscription-{sub}", 1, appends))
+        store.append(StreamAppend(f"subscription-{sub}", 1, appends[:1]),
+                     StreamAppend(files_stream(sub), 0, appends[1:]))
         from events.streams.subscription import SubscriptionActivated
 
         version = orch.reader.row("subscription", sub).version

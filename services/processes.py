@@ -97,12 +97,15 @@ def run_worker(settings: Settings, name: str) -> int:
         return 0
     consumer = consumers(container)[name]
     periodic = consumer.start_periodic(settings.poll_interval) if name == "launcher" else None
+    poller = None
     if name == "subscriptions":
-        poller = notification_poller(orch, settings)
-        periodic = poller.start() if poller is not None else None
+        periodic = consumer.start_periodic(max(settings.poll_interval, 5.0))  # stalled generations
+        found = notification_poller(orch, settings)
+        poller = found.start() if found is not None else None
     try:
         run_until_signalled(KombuConsumer(consumer, container.store, url, options, settings.queue_prefix))
     finally:
-        if periodic is not None:
-            periodic[1].set()
+        for running in (periodic, poller):
+            if running is not None:
+                running[1].set()
     return 0

@@ -90,6 +90,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
                                            checkpoint_interval=0.5)
         threads.append(subscription.start())
     threads.append(launcher.start_periodic(settings.poll_interval))  # orphans, stale PENDING, held retries
+    threads.append(workers[3].start_periodic(max(settings.poll_interval, 5.0)))  # stalled generations
     poller = notification_poller(orch, settings)
     if poller is not None:
         threads.append(poller.start())

@@ -28,6 +28,6 @@ def default_registry() -> EventRegistry:
     for module in CATEGORY_MODULES:
         for cls in module.EVENTS:
             registry.register(cls)
-    for cls in name_claim.EVENTS:
+    for cls in (*name_claim.EVENTS, *subscription.FILE_EVENTS):
         registry.register(cls)
     return registry

@@ -9,6 +9,10 @@ from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated, S
 from events.types import Event
 
 CATEGORY = "subscription"
+# New files are recorded on their own stream, ``subscription_files-<id>``: a subscription receiving files all the
+# time must not move the version that guards the decisions on its elements (reserve, assign, settle) and on the
+# subscription itself (a user's PUT with version_id), or those decisions would lose every race to a new file.
+FILES_CATEGORY = "subscription_files"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class SubscriptionElementsAdded(_ElementEvent):
     ``gap`` (the listing again after activation) or ``notification`` (an S3 ObjectCreated event)."""
 
     type_name = "SubscriptionElementsAdded"
-    category = CATEGORY
+    category = FILES_CATEGORY
     prefix: str
     elements: list[list[Any]]
     source: str
@@ -153,4 +157,9 @@ ELEMENT_EVENTS = (SubscriptionElementsAdded, SubscriptionBatchReserved, Subscrip
                   SubscriptionElementsConsumed, SubscriptionElementsReleased)
 
 EVENTS = (SubscriptionCreated, SubscriptionUpdated, SubscriptionDeleted, SubscriptionGenerationStarted,
-          SubscriptionActivated, SubscriptionGenerationFailed, *ELEMENT_EVENTS)
+          SubscriptionActivated, SubscriptionGenerationFailed, *ELEMENT_EVENTS[1:])
+FILE_EVENTS = (SubscriptionElementsAdded,)  # the subscription_files-<id> streams: no entity read model of their own
+
+
+def files_stream(subscription_id: str) -> str:
+    return f"{FILES_CATEGORY}-{subscription_id}"

@@ -3,11 +3,12 @@ elements assigned to a consume_subscription action, and one element's whole life
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import falcon
 
-from events.streams.subscription import ELEMENT_EVENTS
+from events.streams.subscription import ELEMENT_EVENTS, files_stream
 from services.api.resources import int_param
 from services.entities.reads import iso
 from services.entities.service import EntityService
@@ -89,11 +90,12 @@ class ElementHistory:
         path = req.get_param("s3_path")
         if not path:
             raise BadRequest("s3_path: required")
-        store = self.service.store
+        if elements.element(self.service.store, entity_id, path) is None:
+            raise NotFound(f"subscription {entity_id} element", path)
         found: list[dict[str, Any]] = []
-        for event in store.read_stream(f"subscription-{entity_id}"):
-            cls = _ELEMENT_TYPES.get(event.type)
-            if cls is None or not path.startswith(event.data.get("prefix", "")):
+        for event in self._element_events(entity_id):
+            cls = _ELEMENT_TYPES[event.type]
+            if not path.startswith(event.data.get("prefix", "")):
                 continue
             decoded: Any = cls(**event.data)
             if path not in decoded.paths():
@@ -106,6 +108,17 @@ class ElementHistory:
                 if name in event.data:
                     entry[name] = event.data[name]
             found.append(entry)
-        if not found:
-            raise NotFound(f"subscription {entity_id} element", path)
         resp.media = {"results": found}
+
+    def _element_events(self, subscription_id: str) -> Iterator[Any]:
+        """The subscription's element events (its own stream and its files stream), in log order, a page at a
+        time so memory stays bounded however long the subscription has run."""
+        store = self.service.store
+        streams = [f"subscription-{subscription_id}", files_stream(subscription_id)]
+        after = 0
+        while True:
+            page = store.read_all(after, 500, types=list(_ELEMENT_TYPES), streams=streams)
+            yield from page
+            if len(page) < 500:
+                return
+            after = page[-1].global_position

@@ -3,6 +3,7 @@ fields, state rules and cascades. Pure decisions over plain dicts; the service d
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -350,6 +351,16 @@ class SubscriptionKind(Kind):
         super().prepare(svc, data, who, parent, entity_id)
         svc.reader.data("dataset", parent)  # 404 for an unknown dataset
         data.update(dataset_id=parent, state="QUEUED", queued_time=now_iso())
+
+    def validate(self, svc: EntityService, data: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+        data = super().validate(svc, data, before)
+        regex = data.get("s3_path_regex_filter")
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise BadRequest(f"s3_path_regex_filter: {regex!r} is not a regular expression: {exc}") from exc
+        return data
 
     def check_transition(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         super().check_transition(before, after)

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.errors import ConcurrencyError
+from events.errors import ConcurrencyError, IdempotencyConflict
 from events.streams.action import ActionCompleted, ActionQueued, ActionSkipped, ActionStatsUpdated
 from events.streams.datastore import DatastoreDeactivated, DatastoreSlotTaken
 from events.streams.workflow import WorkflowDeactivated, WorkflowStatsUpdated
@@ -62,7 +62,7 @@ def try_next_actions(orch: Orchestration, datastore_id: str, cause: uuid.UUID | 
         datastore = orch.reader.row("datastore", datastore_id)
         if datastore is None:
             return []
-        chosen = choose_next(orch.actions_of_datastore(datastore_id))
+        chosen = _one_consumer_per_subscription(choose_next(orch.actions_of_datastore(datastore_id)))
         if not chosen:
             return []
         now = _now().isoformat()
@@ -76,10 +76,25 @@ def try_next_actions(orch: Orchestration, datastore_id: str, cause: uuid.UUID | 
                 appends.append(assigned)
         try:
             orch.store.append(*appends)
-        except ConcurrencyError:
+        except (ConcurrencyError, IdempotencyConflict):
             continue
         return [a["id"] for a in chosen]
     return []
+
+
+def _one_consumer_per_subscription(chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most one consume_subscription action per subscription in one decision: each gets its own batch, so
+    a second waits for the next decision (its datastore's next completion) instead of sharing the first's."""
+    taken: set[str] = set()
+    kept = []
+    for action in chosen:
+        subscription_id = batches.consumed_subscription(action)
+        if subscription_id is not None:
+            if subscription_id in taken:
+                continue
+            taken.add(subscription_id)
+        kept.append(action)
+    return kept
 
 
 def _runtime(action: dict[str, Any], end: datetime) -> timedelta:
@@ -114,10 +129,10 @@ def complete_action(orch: Orchestration, action_id: str, state: str, error_messa
             return False
         try:
             _complete(orch, action_id, row.version, row.data, state, error_message, cause, attempt, consume_state)
-        except ConcurrencyError:
+        except (ConcurrencyError, IdempotencyConflict):
             continue
         return True
-    return False
+    raise RuntimeError(f"action {action_id} kept changing; its completion is tried again")
 
 
 def _complete(orch: Orchestration, action_id: str, version: int, action: dict[str, Any], state: str,

@@ -73,6 +73,11 @@ def _evaluate_after_generation(orch: Orchestration, event: RecordedEvent) -> Non
     batches.evaluate_for_subscription(orch, event.entity_id, event.event_id)
 
 
+def _evaluate_if_reactivated(orch: Orchestration, event: RecordedEvent) -> None:
+    if (event.data.get("changes") or {}).get("state") == "ACTIVE":  # INACTIVE -> ACTIVE: the backlog drains again
+        batches.evaluate_for_subscription(orch, event.entity_id, event.event_id)
+
+
 def _evaluate_after_new_files(orch: Orchestration, event: RecordedEvent) -> None:
     if event.data.get("source") != "listing" and event.data.get("elements"):
         batches.evaluate_for_subscription(orch, event.entity_id, event.event_id)
@@ -94,6 +99,7 @@ HANDLERS: dict[str, Callable[[Orchestration, RecordedEvent], None]] = {
     "TriggerCreated": _evaluate_new_batch_trigger,
     "TriggerUpdated": _evaluate_new_batch_trigger,
     "SubscriptionActivated": _evaluate_after_generation,
+    "SubscriptionUpdated": _evaluate_if_reactivated,
     "SubscriptionElementsAdded": _evaluate_after_new_files,
 }
 

@@ -164,10 +164,14 @@ def _clone_action(template: dict[str, Any], template_id: str, datastore_id: str,
     return data
 
 
+def skipped_event_id(fired_id: uuid.UUID, workflow_id: str) -> uuid.UUID:
+    return uuid.uuid5(fired_id, f"skipped:{workflow_id}")
+
+
 def record_skipped_fire(orch: Orchestration, trigger_id: str, workflow_id: str, reason: str,
                         cause: uuid.UUID | None) -> None:
     """A fire that started nothing for a workflow is an event, not silence (design.md §6)."""
-    event_id = uuid.uuid5(cause, f"skipped:{workflow_id}") if cause else uuid.uuid4()
+    event_id = skipped_event_id(cause, workflow_id) if cause else uuid.uuid4()
     orch.store.append(StreamAppend(f"trigger-{trigger_id}", ExpectedVersion.ANY, [NewEvent(
         TriggerFireSkipped({"workflow_id": workflow_id, "reason": reason}), Metadata(actor="orchestrator"),
         event_id)]))

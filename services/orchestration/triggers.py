@@ -14,14 +14,17 @@ from events.errors import ConcurrencyError
 from events.streams.trigger import TriggerFired, TriggerInputRecorded
 from events.types import Metadata, NewEvent, StreamAppend
 from services.orchestration.context import Orchestration, derived_event_id
-from services.orchestration.runs import Fire, record_skipped_fire, start_instance
+from services.orchestration.runs import Fire, record_skipped_fire, skipped_event_id, start_instance
 
 
 def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, user_id: str = "anonymous",
                  extra: list[StreamAppend] | None = None) -> bool:
     """Record the fire and start each of its workflows; False when this cause already fired it."""
     fired_id = derived_event_id(cause, f"fired:{trigger.id}")
-    if orch.store.read_by_ids([fired_id]):
+    kind = trigger.data.get("trigger_type_name", "?")
+    earlier = orch.store.read_by_ids([fired_id])
+    if earlier:  # fired before; a crash may have come before its runs were started: finish that (idempotent)
+        start_fired(orch, trigger.id, kind, earlier[0].data["note"]["workflow_ids"], fired_id, user_id)
         return False
     note = {"key": key, "workflow_ids": list(trigger.data.get("workflow_ids") or [])}
     orch.store.append(
@@ -29,12 +32,21 @@ def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, 
             actor="orchestrator", causation_id=str(cause)), fired_id)]),
         *(extra or []),
     )
-    for workflow_id in note["workflow_ids"]:
-        started = start_instance(orch, workflow_id, Fire(trigger.data.get("trigger_type_name", "?"), trigger.id, 0,
-                                                         user_id, uuid.uuid5(fired_id, workflow_id)))
-        if started.instance_id is None:
-            record_skipped_fire(orch, trigger.id, workflow_id, started.refused or "refused", fired_id)
+    start_fired(orch, trigger.id, kind, note["workflow_ids"], fired_id, user_id)
     return True
+
+
+def start_fired(orch: Orchestration, trigger_id: str, kind: str, workflow_ids: list[str], fired_id: uuid.UUID,
+                user_id: str) -> None:
+    """Start the runs of a recorded fire: each instance id derives from the fire, so doing this again (after a
+    crash, or a redelivery) starts nothing twice; a workflow already refused for this fire is not retried."""
+    for workflow_id in workflow_ids:
+        if orch.store.read_by_ids([skipped_event_id(fired_id, workflow_id)]):
+            continue
+        started = start_instance(orch, workflow_id, Fire(kind, trigger_id, 0, user_id,
+                                                         uuid.uuid5(fired_id, workflow_id)))
+        if started.instance_id is None:
+            record_skipped_fire(orch, trigger_id, workflow_id, started.refused or "refused", fired_id)
 
 
 def _fire_each(orch: Orchestration, matching: list[Any], cause: uuid.UUID, key: str) -> None:
@@ -87,7 +99,12 @@ def _super_input(orch: Orchestration, trigger: Any, fired_trigger_id: str, cause
         fire_trigger(orch, trigger, cause, f"input:{fired_trigger_id}")
         return
     if orch.store.read_by_ids([derived_event_id(cause, f"input:{trigger.id}")]):
-        return  # this input was recorded already
+        # This input was recorded already; if it completed the trigger, make sure the fire's runs started.
+        fired = orch.store.read_by_ids([derived_event_id(cause, f"fired:{trigger.id}")])
+        if fired:
+            start_fired(orch, trigger.id, "super", fired[0].data["note"]["workflow_ids"], fired[0].event_id,
+                        "orchestrator")
+        return
     extra_data = dict(trigger.data.get("extra_data") or {})
     times = dict(extra_data.get("completed_trigger_id_times") or {})
     times[fired_trigger_id] = datetime.now(UTC).isoformat()
@@ -103,11 +120,7 @@ def _super_input(orch: Orchestration, trigger: Any, fired_trigger_id: str, cause
     note = {"key": f"all:{','.join(sorted(times))}", "workflow_ids": list(trigger.data.get("workflow_ids") or [])}
     orch.store.append(StreamAppend(f"trigger-{trigger.id}", trigger.version, [record, NewEvent(
         TriggerFired(note), Metadata(actor="orchestrator", causation_id=str(cause)), fired)]))
-    for workflow_id in note["workflow_ids"]:
-        started = start_instance(orch, workflow_id, Fire("super", trigger.id, 0, "orchestrator",
-                                                         uuid.uuid5(fired, workflow_id)))
-        if started.instance_id is None:
-            record_skipped_fire(orch, trigger.id, workflow_id, started.refused or "refused", fired)
+    start_fired(orch, trigger.id, "super", note["workflow_ids"], fired, "orchestrator")
 
 
 def fire_manual(orch: Orchestration, workflow_id: str, user_id: str, request_id: uuid.UUID) -> Any:

@@ -16,6 +16,9 @@ from services.schemas.fields import (
 SUBSCRIPTION_STATES = ("INACTIVE", "QUEUED", "GENERATING", "FAILED", "ACTIVE")
 
 
+MAX_S3_PATH = 5 + 63 + 1 + 1024  # s3:// + the longest bucket name + / + the longest key
+
+
 def subscription_schema() -> Schema:
     return data_schema(
         {
@@ -26,16 +29,18 @@ def subscription_schema() -> Schema:
                 "string",
                 default=None,
                 pattern=S3_PATH_PATTERN,
+                maxLength=MAX_S3_PATH,
                 description="The inclusive s3 path start prefix",
             ),
             "s3_path_end_prefix_exclusive": nullable(
                 "string",
                 default=None,
                 pattern=S3_PATH_PATTERN,
+                maxLength=MAX_S3_PATH,
                 description="The exclusive s3 path end prefix",
             ),
             "s3_path_regex_filter": nullable(
-                "string", default=None, description="A regex pattern the s3 path must match"
+                "string", default=None, maxLength=4096, description="A regex pattern the s3 path must match"
             ),
             "state": {"type": "string", "enum": list(SUBSCRIPTION_STATES), "default": "INACTIVE"},
             "queued_time": timestamp_field(),

@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import Any
 
-from events.errors import ConcurrencyError
+from events.errors import ConcurrencyError, IdempotencyConflict
 from events.streams.subscription import (
     SubscriptionBatchReserved,
     SubscriptionElementsAssigned,
@@ -48,7 +48,8 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
         if trigger.data.get("trigger_type_name") != "subscription_batch":
             return False
         if orch.store.read_by_ids([derived_event_id(cause, f"fired:{trigger_id}")]):
-            return False  # this cause was evaluated before
+            fire_trigger(orch, trigger, cause, "")  # evaluated before: only makes sure its runs were started
+            return False
         args = trigger.data.get("args") or {}
         subscription_id = str(args.get("subscription_id"))
         subscription = orch.reader.row("subscription", subscription_id)
@@ -66,7 +67,7 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
         try:
             fire_trigger(orch, trigger, cause, f"batch:{batch_id}", extra=[
                 StreamAppend(f"subscription-{subscription_id}", subscription.version, reserved)])
-        except ConcurrencyError:
+        except (ConcurrencyError, IdempotencyConflict):
             continue
         log.info("trigger %s reserved batch %s: %d element(s) of subscription %s", trigger_id, batch_id,
                  len(chosen), subscription_id)

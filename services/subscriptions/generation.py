@@ -22,12 +22,13 @@ decision: the original dropped those, docs/decisions.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -39,11 +40,12 @@ from events.streams.subscription import (
     SubscriptionElementsAdded,
     SubscriptionGenerationFailed,
     SubscriptionGenerationStarted,
+    files_stream,
 )
 from events.types import Metadata, NewEvent, RecordedEvent, StreamAppend
 from services.orchestration.context import Orchestration, derived_event_id
 from services.subscriptions import elements
-from services.subscriptions.listing import ListingError, Page, Range, chunks, list_page, pages
+from services.subscriptions.listing import ListingError, Range, chunks, list_page, pages
 
 log = logging.getLogger("dart.subscriptions")
 ACTOR = "subscriptions"
@@ -126,32 +128,39 @@ class SubscriptionWorker:
 
     def step(self, subscription_id: str, cause: uuid.UUID) -> None:
         """List the page after the head of the chain and record it (with ACTIVE after the last page)."""
-        for _ in range(RETRIES):
+        row = self.orch.reader.row("subscription", subscription_id)
+        head = elements.listing(self.store, subscription_id)
+        if not _at_head(row, head, cause):
+            return  # not the head of the chain: a stale or repeated delivery
+        scope = Range(head.root, head.start_prefix, head.end_prefix, head.regex)
+        try:
+            page = list_page(self.s3, scope, head.listed_through, self.page_size)
+        except ClientError as exc:
+            if _transient(exc):
+                raise  # S3 is struggling, not refusing: the delivery tries again
+            self.fail(subscription_id, f"listing {scope.root}: {exc}", cause)
+            return
+        meta = _meta(cause)
+        for _ in range(RETRIES):  # new files (notifications) may race the page: re-check, never re-list
+            files_version = self.store.stream_version(files_stream(subscription_id))
             row = self.orch.reader.row("subscription", subscription_id)
-            if row is None or row.data.get("state") != "GENERATING":
-                return
             head = elements.listing(self.store, subscription_id)
-            if head is None or head.last_event_id != str(cause) or not head.more:
-                return  # not the head of the chain: a stale or repeated delivery
-            scope = Range(head.root, head.start_prefix, head.end_prefix, head.regex)
-            try:
-                page = list_page(self.s3, scope, head.listed_through, self.page_size)
-            except ClientError as exc:
-                self.fail(subscription_id, f"listing {scope.root}: {exc}", cause)
+            if not _at_head(row, head, cause):
                 return
             known = elements.existing(self.store, subscription_id, [p for p, _ in page.elements])
-            meta = _meta(cause)
             events = added_events(scope, [(p, s) for p, s in page.elements if p not in known], "listing", meta,
                                   lambda i: derived_event_id(cause, f"page:{i}"), page.listed_through, page.more)
+            appends = [StreamAppend(files_stream(subscription_id), files_version, events)]
             if not page.more:
-                events.append(NewEvent(SubscriptionActivated({
-                    "state": "ACTIVE", "initial_active_time": self.clock().isoformat()}), meta,
-                    derived_event_id(cause, "active")))
+                appends.append(StreamAppend(f"subscription-{subscription_id}", row.version, [NewEvent(
+                    SubscriptionActivated({"state": "ACTIVE", "initial_active_time": self.clock().isoformat()}),
+                    meta, derived_event_id(cause, "active"))]))
             try:
-                self.store.append(StreamAppend(f"subscription-{subscription_id}", row.version, events))
+                self.store.append(*appends)
             except (ConcurrencyError, IdempotencyConflict):
                 continue
             return
+        raise RuntimeError(f"subscription {subscription_id}: files kept arriving; this page is tried again")
 
     def close_gap(self, subscription_id: str, cause: uuid.UUID) -> None:
         """After activation, list again from the last key listed and add what appeared meanwhile."""
@@ -160,15 +169,11 @@ class SubscriptionWorker:
             return
         scope = Range(head.root, head.start_prefix, head.end_prefix, head.regex)
         try:
-            for number, page in enumerate(pages(self.s3, scope, head.listed_through, self.page_size)):
-                self._add(subscription_id, scope, page, "gap", cause, f"gap:{number}")
+            for page in pages(self.s3, scope, head.listed_through, self.page_size):
+                add_files(self.orch, subscription_id, scope, page.elements, "gap", cause, states=("ACTIVE",))
         except (ClientError, BotoCoreError) as exc:
             log.warning("subscription %s: the gap listing failed (%s); notifications still add new files",
                         subscription_id, exc)
-
-    def _add(self, subscription_id: str, scope: Range, page: Page, source: str, cause: uuid.UUID,
-             tag: str) -> None:
-        add_files(self.orch, subscription_id, scope, page.elements, source, cause, tag, states=("ACTIVE",))
 
     def fail(self, subscription_id: str, reason: str, cause: uuid.UUID) -> None:
         for _ in range(RETRIES):
@@ -185,26 +190,95 @@ class SubscriptionWorker:
                 continue
             return
 
+    # ---------------------------------------------------------------------------------- the kick
+    def kick(self, stale_after: timedelta) -> int:
+        """Re-drive generations that stopped moving (a delivery given up on, a worker that died while the broker
+        was away): each QUEUED or GENERATING subscription whose last event is older than ``stale_after`` is
+        handed the event at the head of its chain again. Idempotent; returns how many were kicked."""
+        kicked = 0
+        cutoff = self.clock() - stale_after
+        for state in ("QUEUED", "GENERATING"):
+            for row in self.orch.reader.find_by("subscription", state=state):
+                subscription_id = row["id"]
+                head = elements.listing(self.store, subscription_id)
+                moved = max(_parse(row.get("updated")), _parse(_last_file_time(self.store, subscription_id)))
+                if moved is not None and moved > cutoff:
+                    continue
+                if state == "QUEUED":
+                    first = self.store.read_stream(f"subscription-{subscription_id}", to_version=1)
+                    if first:
+                        self.start(subscription_id, first[0].event_id)
+                elif head is not None and head.more:
+                    self.step(subscription_id, uuid.UUID(head.last_event_id))
+                kicked += 1
+        return kicked
+
+    def start_periodic(self, interval: float, stale_after: timedelta = timedelta(seconds=60)
+                       ) -> tuple[threading.Thread, threading.Event]:
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.kick(stale_after)
+                except Exception:  # S3 or the database away: the next round tries again
+                    log.exception("subscription kick failed")
+
+        thread = threading.Thread(target=loop, name="subscription-kick", daemon=True)
+        thread.start()
+        return thread, stop
+
+
+def _at_head(row: Any, head: Any, cause: uuid.UUID) -> bool:
+    return (row is not None and row.data.get("state") == "GENERATING" and head is not None
+            and head.last_event_id == str(cause) and bool(head.more))
+
+
+def _transient(exc: ClientError) -> bool:
+    """S3 throttling or failing (5xx), as opposed to refusing (no bucket, access denied)."""
+    error = exc.response.get("Error") or {}
+    status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or error.get("Code") in ("SlowDown", "Throttling", "RequestTimeout", "InternalError",
+                                                  "ServiceUnavailable", "RequestTimeTooSkewed")
+
+
+def _parse(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _last_file_time(store: Any, subscription_id: str) -> datetime | None:
+    version = store.stream_version(files_stream(subscription_id))
+    if not version:
+        return None
+    return store.read_stream(files_stream(subscription_id), from_version=version)[0].recorded_at
+
 
 def add_files(orch: Orchestration, subscription_id: str, scope: Range, found: list[tuple[str, int]], source: str,
-              cause: uuid.UUID, tag: str, states: tuple[str, ...] = ACCEPTS_FILES) -> int:
-    """Append the files of ``found`` the subscription does not hold yet; how many were new."""
+              cause: uuid.UUID, states: tuple[str, ...] = ACCEPTS_FILES) -> int:
+    """Append the files of ``found`` the subscription does not hold yet; how many were new. The event ids
+    derive from the cause and the files themselves, so a repeat of the same files is a no-op and different
+    files never reuse an id. Raises when it keeps losing races, so the caller's delivery tries again."""
+    store = orch.store
     for _ in range(RETRIES):
+        files_version = store.stream_version(files_stream(subscription_id))
         row = orch.reader.row("subscription", subscription_id)
         if row is None or row.data.get("state") not in states:
             return 0
-        known = elements.existing(orch.store, subscription_id, [p for p, _ in found])
+        known = elements.existing(store, subscription_id, [p for p, _ in found])
         new = [(p, s) for p, s in found if p not in known and scope.matches(p)]
         if not new:
             return 0
-        events = added_events(scope, new, source, _meta(cause), lambda i: derived_event_id(cause, f"{tag}:{i}"))
+        digest = hashlib.sha1("\n".join(p for p, _ in new).encode()).hexdigest()
+        events = added_events(scope, new, source, _meta(cause),
+                              lambda i: derived_event_id(cause, f"{source}:{subscription_id}:{digest}:{i}"))
         try:
-            orch.store.append(StreamAppend(f"subscription-{subscription_id}", row.version, events))
+            store.append(StreamAppend(files_stream(subscription_id), files_version, events))
         except (ConcurrencyError, IdempotencyConflict):
             continue
         return len(new)
-    log.warning("subscription %s kept changing; %d file(s) from %s not added", subscription_id, len(found), source)
-    return 0
+    raise RuntimeError(f"subscription {subscription_id}: files kept arriving; {len(found)} file(s) tried again")
 
 
 # ---------------------------------------------------------------------------------- S3 notifications
@@ -239,7 +313,7 @@ def on_created_file(orch: Orchestration, path: str, size: int, cause: uuid.UUID)
     for head in elements.listings(orch.store):
         scope = Range(head.root, head.start_prefix, head.end_prefix, head.regex)
         if scope.matches(path) and add_files(orch, head.subscription_id, scope, [(path, size)], "notification",
-                                             cause, f"notified:{head.subscription_id}:{path}"):
+                                             cause):
             gained.append(head.subscription_id)
     return gained
 

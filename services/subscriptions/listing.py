@@ -109,10 +109,17 @@ class Page:
 
 
 def _before(key: str) -> str:
-    """A key just below ``key``: listing after it includes ``key`` itself (StartAfter is exclusive)."""
+    """Practically the greatest key below ``key``, so listing after it starts at ``key`` itself (StartAfter is
+    exclusive) without walking the keys of the folder before it: ``logs/25`` -> ``logs/24\U0010ffff``. UTF-8
+    byte order is code point order, which S3 sorts by."""
     if not key:
         return ""
-    return key[:-1] + chr(ord(key[-1]) - 1) if ord(key[-1]) > 0 else key[:-1]
+    last = ord(key[-1]) - 1
+    if last < 0:
+        return key[:-1]
+    if 0xD800 <= last <= 0xDFFF:  # a surrogate is no character: step below the block
+        last = 0xD7FF
+    return key[:-1] + chr(last) + "\U0010ffff"
 
 
 def list_page(client: Any, scope: Range, after: str | None, page_size: int = 1000) -> Page:

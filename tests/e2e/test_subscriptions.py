@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,24 +72,25 @@ def _client(service: str, endpoint: str) -> Any:
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home: Path = tmp_path_factory.mktemp(f"subs-{request.param}")
     env = {"DART_S3_NOTIFICATION_QUEUE": NOTIFICATIONS, "DART_SUBSCRIPTION_PAGE_SIZE": PAGE}
-    with moto_server() as s3_endpoint:
+    with ExitStack() as stack:
         if request.param in EMBEDDED:  # production brings its own moto (ECS, SQS, S3) and points dart at it
+            s3_endpoint = stack.enter_context(moto_server())
             env.update(AWS_ENV, DART_AWS_ENDPOINT_URL=s3_endpoint)
             _client("sqs", s3_endpoint).create_queue(QueueName=NOTIFICATIONS)
-        with running(request.param, home, env=env) as dart:
-            endpoint = getattr(dart, "aws_endpoint", s3_endpoint)
-            sqs = _client("sqs", endpoint)
-            sqs.create_queue(QueueName=NOTIFICATIONS)
-            s3 = _client("s3", endpoint)
-            bucket = f"dart-test-{uuid.uuid4().hex[:8]}"
-            s3.create_bucket(Bucket=bucket)
-            for key, size in RPMS.items():
-                s3.put_object(Bucket=bucket, Key=key, Body=bytes(size))
-            for key in OTHERS:
-                s3.put_object(Bucket=bucket, Key=key, Body=b"x" * 10)
-            api = dart.api()
-            register_no_op(api)
-            yield World(dart, api, s3, sqs, bucket, endpoint)
+        dart = stack.enter_context(running(request.param, home, env=env))
+        endpoint = getattr(dart, "aws_endpoint", None) or env["DART_AWS_ENDPOINT_URL"]
+        sqs = _client("sqs", endpoint)
+        sqs.create_queue(QueueName=NOTIFICATIONS)
+        s3 = _client("s3", endpoint)
+        bucket = f"dart-test-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        for key, size in RPMS.items():
+            s3.put_object(Bucket=bucket, Key=key, Body=bytes(size))
+        for key in OTHERS:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"x" * 10)
+        api = dart.api()
+        register_no_op(api)
+        yield World(dart, api, s3, sqs, bucket, endpoint)
 
 
 def _impala(world: World) -> dict[str, Any]:
@@ -202,8 +204,7 @@ def test_s3_notifications_add_new_files_and_start_a_batch(world: World) -> None:
         "workflow_ids": [flow["id"]]}})
     url = world.sqs.get_queue_url(QueueName=NOTIFICATIONS)["QueueUrl"]
 
-    def notify(key: str, size: int) -> None:
-        world.s3.put_object(Bucket=b, Key=key, Body=b"y" * size)
+    def notify(key: str, size: int) -> None:  # no object is put: only the notification can add the file
         record = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": b}, "object": {"key": key, "size": size}}}
         envelope = {"Type": "Notification", "Subject": "Amazon S3 Notification",
                     "Message": json.dumps({"Records": [record]})}
@@ -243,10 +244,15 @@ def test_a_generation_killed_midway_resumes_and_records_every_key_once(world: Wo
     assert world.settled(subscription, timeout=300) == "ACTIVE"
     listed = [e["s3_path"] for e in world.elements(subscription)]
     assert listed == [f"s3://{b}/{k}" for k in keys]
-    added = [e for e in world.api.ok("GET", f"/subscription/{subscription['id']}/history", params={"limit": 10000})
-             if e["type"] == "SubscriptionElementsAdded"]
+    status, log = world.api.request("GET", "/log", params={
+        "stream": f"subscription_files-{subscription['id']}", "type": "SubscriptionElementsAdded", "limit": 10000})
+    assert status == 200, log
+    added = log["results"]
     logged = [e["data"]["prefix"] + s for e in added for s, _ in e["data"]["elements"]]
     assert len(logged) == len(set(logged)) == 400
+    # Resumed, not restarted: the listing's position only ever moved forward, so no page was listed twice.
+    positions = [e["data"]["listed_through"] for e in added if e["data"]["source"] == "listing"]
+    assert positions == sorted(positions) and len(positions) == len(set(positions)) == 400 // int(PAGE)
 
 
 def world_state_after_kill(dart: Running, subscription: dict[str, Any]) -> str:

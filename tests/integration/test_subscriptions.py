@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
+from events.streams.subscription import files_stream
 from services.auth import Principal
 from services.entities.service import EntityService
 from services.orchestration.actions import complete_action
@@ -119,7 +120,9 @@ class World:
         from events.streams.subscription import ELEMENT_EVENTS
 
         cls = {c.type_name: c for c in ELEMENT_EVENTS}[event_type]
-        return [p for e in self.container.store.read_stream(f"subscription-{subscription_id}") if e.type == event_type
+        stream = (files_stream(subscription_id) if event_type == "SubscriptionElementsAdded"
+                  else f"subscription-{subscription_id}")
+        return [p for e in self.container.store.read_stream(stream) if e.type == event_type
                 for p in cls(**e.data).paths()]
 
 
@@ -396,3 +399,175 @@ def test_four_concurrent_evaluators_never_put_an_element_in_two_batches(world: W
         if row.state == "RESERVED":
             by_batch[row.batch_id] = by_batch.get(row.batch_id, 0) + 1
     assert sorted(by_batch.values()) == [7] * 17
+
+
+class CountingS3:
+    """The real boto3 client, counting the keys S3 returns (how much of the bucket a listing walked)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.keys = 0
+
+    def list_objects_v2(self, **request: Any) -> Any:
+        response = self.client.list_objects_v2(**request)
+        self.keys += len(response.get("Contents") or [])
+        return response
+
+
+def test_a_start_prefix_is_reached_without_walking_the_folder_before_it(world: World) -> None:
+    b = world.bucket
+    for i in range(120):
+        put(world.s3, b, f"logs/2016/11/24/{i:03d}.gz")
+    for i in range(5):
+        put(world.s3, b, f"logs/2016/11/25/{i:03d}.gz")
+    sub = world.subscription(world.dataset(f"s3://{b}/logs"), s3_path_start_prefix_inclusive=f"s3://{b}/logs/2016/11/25")
+    counting = CountingS3(world.s3)
+    world.pump(SubscriptionWorker(world.orch, counting, 1000))
+    assert len(world.paths(sub)) == 5
+    assert counting.keys <= 5 + 5  # the first listing and the gap listing: never the 120 keys of the 24th
+
+
+def test_two_consumers_of_one_subscription_queued_together_each_get_their_own_elements(world: World) -> None:
+    """Two workflows on one ACTIVE datastore, each consuming the same subscription, fired together: one
+    decision queues only one of them (both in one append would name the subscription's stream twice, and would
+    hand both the same elements); the next decision queues the other, with what is left."""
+    sub = impala(world)
+    world.pump()
+    store = world.service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}", "engine_name":
+                                                        "no_op_engine", "state": "ACTIVE", "args": {}}}, ADMIN)
+    flows = []
+    for _ in range(2):
+        flow = world.service.create("workflow", {"data": {"name": f"w_{uuid.uuid4().hex[:6]}", "state": "ACTIVE"}},
+                                    ADMIN, store["id"])
+        world.service.create_many("action", [{"name": "consume", "action_type_name": "consume_subscription",
+                                              "args": {"subscription_id": sub}}], ADMIN, ("workflow", flow["id"]))
+        flows.append(flow["id"])
+    from services.orchestration.triggers import fire_manual
+
+    for flow in flows:  # both instances exist before the orchestrator sees either
+        fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
+    world.pump()  # the first decision sees both actions and queues one; the next queues the other
+    queued = [a for f in flows for a in world.service.reader.find_by("action", workflow_id=f)
+              if a["data"]["state"] == "QUEUED"]
+    assert sorted(len(_assigned(world, a["id"])) for a in queued) == [0, 3]
+    for action in queued:
+        complete_action(world.orch, action["id"], "COMPLETED", None, uuid.uuid4())
+    world.pump()
+    assert [(s["state"], s["count"]) for s in elements.stats(world.container.store, sub)] == [("CONSUMED", 3)]
+    consumed = world.logged_paths(sub, "SubscriptionElementsConsumed")
+    assert len(consumed) == len(set(consumed)) == 3
+
+
+def test_decisions_on_elements_do_not_lose_to_arriving_files(world: World, tmp_path: Any) -> None:
+    """Files keep arriving (notifications, other processes) while batches are reserved: the reservations
+    are guarded by the subscription's version, which new files do not move, so none of them starves."""
+    b = world.bucket
+    for i in range(40):
+        put(world.s3, b, f"busy/{i:03d}.csv")
+    sub = world.subscription(world.dataset(f"s3://{b}/busy"))
+    world.pump()
+    trigger = _batch_trigger(world, sub, 5, [])
+    url = world.container.store.engine.url.render_as_string(hide_password=False)
+    other = build(load_settings(env={"DART_HOME": str(tmp_path / "adder"), "DART_DATABASE_URL": url}), migrate=False)
+    world.extra.append(other)
+    adder = Orchestration(other.store)
+    stop = threading.Event()
+    added: list[int] = []
+
+    def arrive() -> None:
+        n = 0
+        while not stop.is_set():
+            added.append(len(on_created_file(adder, f"s3://{b}/busy/new-{n:05d}.csv", 1, uuid.uuid4())))
+            n += 1
+
+    thread = threading.Thread(target=arrive)
+    thread.start()
+    try:
+        fired = sum(batches.evaluate(world.orch, trigger, uuid.uuid4()) for _ in range(8))
+    finally:
+        stop.set()
+        thread.join(60)
+    assert fired == 8 and sum(added) > 0
+    reserved = world.logged_paths(sub, "SubscriptionBatchReserved")
+    assert len(reserved) == len(set(reserved)) == 40  # the listed files, in path order, 8 batches of 5
+    logged = world.logged_paths(sub, "SubscriptionElementsAdded")
+    assert len(logged) == len(set(logged)) == 40 + sum(added)
+
+
+def test_a_fire_whose_run_was_not_started_before_a_crash_starts_it_when_redelivered(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = impala(world)
+    world.pump()
+    flow = _consuming_workflow(world, sub)
+    trigger = _batch_trigger(world, sub, 1, [])
+    world.service.update("trigger", trigger, lambda d: {**d, "state": "INACTIVE"}, ADMIN)  # evaluated by hand
+    world.pump()
+    world.service.update("trigger", trigger, lambda d: {**d, "state": "ACTIVE", "workflow_ids": [flow]}, ADMIN)
+    from services.orchestration import triggers
+
+    real = triggers.start_instance
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("the worker died after recording the fire")
+
+    cause = uuid.uuid4()
+    monkeypatch.setattr(triggers, "start_instance", crash)
+    with pytest.raises(SystemExit):
+        batches.evaluate(world.orch, trigger, cause)
+    assert world.service.reader.find_by("workflow_instance", workflow_id=flow) == []
+    monkeypatch.setattr(triggers, "start_instance", real)
+    assert batches.evaluate(world.orch, trigger, cause) is False  # the same delivery again: no second batch
+    [instance] = world.service.reader.find_by("workflow_instance", workflow_id=flow)
+    assert instance["data"]["trigger_id"] == trigger
+    assert len(world.logged_paths(sub, "SubscriptionBatchReserved")) == 1
+
+
+def test_the_gap_listing_ids_follow_the_files_so_a_redelivery_still_adds_new_ones(world: World) -> None:
+    from services.subscriptions.generation import add_files
+    from services.subscriptions.listing import Range
+
+    sub = impala(world)
+    world.pump()
+    scope = Range.from_dict(world.container.store.read_stream(f"subscription-{sub}")[1].data["range"])
+    cause = uuid.uuid4()
+    b = world.bucket
+    assert add_files(world.orch, sub, scope, [(f"s3://{b}/impala/impala-5.rpm", 1)], "gap", cause) == 1
+    assert add_files(world.orch, sub, scope, [(f"s3://{b}/impala/impala-5.rpm", 1)], "gap", cause) == 0
+    assert add_files(world.orch, sub, scope, [(f"s3://{b}/impala/impala-6.rpm", 1)], "gap", cause) == 1
+    assert len(world.paths(sub)) == 5
+
+
+def test_a_subscription_with_a_bad_regex_is_refused_at_creation(world: World) -> None:
+    from services.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="s3_path_regex_filter"):
+        world.subscription(world.dataset(f"s3://{world.bucket}/x"), s3_path_regex_filter="(unclosed")
+
+
+def test_very_long_keys_are_recorded(world: World) -> None:
+    b = world.bucket
+    long_key = "long/" + "k" * 1010 + ".csv"  # with s3://bucket/ over 1,024 characters
+    put(world.s3, b, long_key)
+    put(world.s3, b, "long/short.csv")
+    sub = world.subscription(world.dataset(f"s3://{b}/long"), s3_path_regex_filter=r"short")
+    world.pump()
+    assert world.state(sub) == "ACTIVE" and world.paths(sub) == [f"s3://{b}/long/short.csv"]
+    sub2 = world.subscription(world.dataset(f"s3://{b}/long"))
+    world.pump()
+    assert f"s3://{b}/{long_key}" in world.paths(sub2)
+
+
+def test_a_stalled_generation_is_kicked_from_the_head_of_its_chain(world: World) -> None:
+    from datetime import timedelta
+
+    b = world.bucket
+    for i in range(30):
+        put(world.s3, b, f"kick/{i:03d}.csv")
+    sub = world.subscription(world.dataset(f"s3://{b}/kick"))
+    world.pump(world.worker(page_size=7), steps=3, orchestrate=False)  # then every delivery is given up on
+    assert world.state(sub) == "GENERATING"
+    worker = world.worker(page_size=7)
+    assert worker.kick(timedelta(hours=1)) == 0  # not stale yet
+    while world.state(sub) == "GENERATING":
+        assert worker.kick(timedelta(0)) == 1  # one page a kick, without any delivery
+    assert world.state(sub) == "ACTIVE" and len(world.paths(sub)) == 30

@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         NAME,
         sa.Column("subscription_id", sa.String(64), primary_key=True),
-        sa.Column("s3_path", sa.String(1024), primary_key=True),
+        sa.Column("s3_path", sa.Text(), primary_key=True),
         sa.Column("file_size", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("batch_id", sa.String(64), nullable=True),
@@ -36,11 +36,11 @@ def upgrade() -> None:
     op.create_table(
         "rm_subscription_listing",
         sa.Column("subscription_id", sa.String(64), primary_key=True),
-        sa.Column("root", sa.String(1024), nullable=False),
-        sa.Column("start_prefix", sa.String(1024), nullable=True),
-        sa.Column("end_prefix", sa.String(1024), nullable=True),
+        sa.Column("root", sa.Text(), nullable=False),
+        sa.Column("start_prefix", sa.Text(), nullable=True),
+        sa.Column("end_prefix", sa.Text(), nullable=True),
         sa.Column("regex", sa.Text(), nullable=True),
-        sa.Column("listed_through", sa.String(1024), nullable=True),
+        sa.Column("listed_through", sa.Text(), nullable=True),
         sa.Column("last_event_id", sa.String(36), nullable=False),
         sa.Column("more", sa.Boolean(), nullable=False),
     )
