@@ -1,0 +1,134 @@
+"""`dart up` SIGKILLed again and again while a chain of workflows runs, restarted each time on the same home,
+database and port (issue 4's bar: ≥ 10 kills, 0 lost events, 0 actions launched twice), on SQLite and on
+PostgreSQL.
+
+Half the kills come while an engine is RUNNING: the local engine process outlives the `dart up` that started
+it (nothing supervises it any more) and must check in with the restarted one, which takes it from there. The
+other half land wherever the chain happens to be. Each kill waits for the chain to have moved on since the
+previous restart, so every kill hits a live system.
+
+Launches are counted by the engines themselves: the no_op engine runs behind tests/support/launch_ledger.py,
+which writes a line per start, so "launched twice" does not rely on what dart recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.api_client import Api
+from tests.e2e.flows import (
+    SUCCEEDS,
+    datastore,
+    finished,
+    history,
+    instance_actions,
+    instances,
+    register_no_op,
+    trigger,
+    wait_for,
+    workflow,
+)
+from tests.e2e.stacks import EMBEDDED_POSTGRES, EMBEDDED_SQLITE, RunningDart, pg_server_or_skip
+from tests.support import launch_ledger, pg
+
+KILLS = 12
+CHAIN = 10  # workflows of two actions each, started one by the other: it outlasts the kills by far
+ENGINE_SECONDS = 1  # each action's engine runs this long: long enough to be caught RUNNING
+# A kill between taking a slot and starting the engine leaves the action PENDING with no engine: it goes back
+# to the queue after this long. It must stay well above the time an orphaned engine needs to reach the
+# restarted dart (its retries back off from 0.5 s), or an engine already started could be started again.
+STALE_PENDING_SECONDS = "20"
+CONSUMERS = ("orchestrator", "launcher", "notifier")
+
+
+@pytest.fixture(params=[EMBEDDED_SQLITE, pytest.param(EMBEDDED_POSTGRES, marks=pytest.mark.postgres)])
+def dart(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningDart]:
+    ledger = tmp_path / "launches.txt"
+    engines = {"no_op_engine": [sys.executable, "-m", "tests.support.launch_ledger", str(ledger)]}
+    with ExitStack() as stack:
+        database_url = None
+        if request.param == EMBEDDED_POSTGRES:
+            database_url = stack.enter_context(pg.temporary_database(pg_server_or_skip()))
+        running = RunningDart(tmp_path, database_url, DART_POLL_INTERVAL="0.2",
+                              DART_LOCAL_ENGINES=json.dumps(engines), DART_STALE_PENDING_SECONDS=STALE_PENDING_SECONDS)
+        running.ledger = ledger  # type: ignore[attr-defined]
+        try:
+            yield running
+        finally:
+            running.stop()
+            for _, pid, _ in launch_ledger.read(ledger):  # engines a killed dart left behind, if any still run
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def running_action(api: Api) -> str | None:
+    found = api.get("/action", params={"filters": ["state = RUNNING"], "limit": 1})
+    return found[0]["id"] if found else None
+
+
+def test_sigkilled_dart_up_restarts_and_loses_nothing(dart: RunningDart) -> None:
+    api = dart.api()
+    register_no_op(api)
+    flows = [workflow(api, datastore(api, sleep=ENGINE_SECONDS), [SUCCEEDS, SUCCEEDS]) for _ in range(CHAIN)]
+    triggers = [trigger(api, "workflow_completion", {"completed_workflow_id": up["id"]}, [down["id"]])
+                for up, down in zip(flows, flows[1:])]
+    api.post(f"/workflow/{flows[0]['id']}/do-manual-trigger", None)
+
+    killed_at: dict[int, datetime] = {}  # dart up pid -> when it was killed
+    last = flows[-1]
+    for kill in range(KILLS):
+        seen = dart.head_position()
+        if kill % 2:
+            wait_for(lambda: (dart.head_position() > seen and running_action(api)) or instances(api, last),
+                     timeout=120, what=f"an engine running before kill {kill + 1}")
+        else:
+            wait_for(lambda: dart.head_position() >= seen + 3 or instances(api, last), timeout=120,
+                     what=f"progress before kill {kill + 1}")
+        assert not instances(api, last), f"the chain reached its last workflow after {kill} kills: lengthen it"
+        pid = dart.proc.pid
+        dart.kill()
+        killed_at[pid] = datetime.now().astimezone()
+        dart.start()
+    assert len(killed_at) == KILLS >= 10
+
+    # Every run completes, once.
+    actions = []
+    for flow in flows:
+        [instance] = finished(api, flow, timeout=240)
+        assert instance["data"]["state"] == "COMPLETED"
+        actions += instance_actions(api, instance)
+    assert len(actions) == 2 * CHAIN
+    for fired in triggers:
+        assert [e["type"] for e in history(api, "trigger", fired["id"])].count("TriggerFired") == 1
+
+    # Every action ran on exactly one engine, and its life is in the log once: nothing lost, nothing doubled.
+    launches = launch_ledger.read(dart.ledger)  # type: ignore[attr-defined]
+    assert Counter(a for a, _, _ in launches) == Counter(a["id"] for a in actions)
+    outlived = 0
+    for action in actions:
+        assert action["data"]["state"] == "COMPLETED"
+        events = history(api, "action", action["id"])
+        types = Counter(e["type"] for e in events)
+        assert types["ActionCheckedOut"] == types["ActionCheckedIn"] == types["ActionCompleted"] == 1, types
+        assert types["ActionLaunched"] <= 1 and types["ActionPending"] == types["ActionRequeued"] + 1, types
+        [launcher_pid] = [parent for a, _, parent in launches if a == action["id"]]
+        checked_in = next(datetime.fromisoformat(e["recorded_at"]) for e in events if e["type"] == "ActionCheckedIn")
+        if launcher_pid in killed_at and checked_in > killed_at[launcher_pid]:
+            outlived += 1  # its engine checked in with a later dart than the one that started it
+    assert outlived >= 1, "no engine outlived a killed dart up: the kills never hit a running engine"
+
+    # And every worker has handled the whole log.
+    head = dart.head_position()
+    for consumer in CONSUMERS:
+        wait_for(lambda: dart.consumer_caught_up(consumer, head, []), what=f"{consumer} caught up")
