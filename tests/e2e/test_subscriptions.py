@@ -262,3 +262,20 @@ def world_state_after_kill(dart: Running, subscription: dict[str, Any]) -> str:
     with dart.engine().connect() as conn:
         return str(conn.execute(sa.text("SELECT state FROM rm_subscription WHERE id = :i"),
                                 {"i": subscription["id"]}).scalar())
+
+
+def test_a_lost_consumer_returns_its_elements_to_unconsumed(world: World) -> None:
+    """A consume_subscription action whose engine dies mid-run is failed by dart (the launcher's lost-engine
+    check), and its elements go back to UNCONSUMED for a later run."""
+    subscription = _impala(world)
+    assert world.settled(subscription) == "ACTIVE"
+    store = datastore(world.api, state="ACTIVE", sleep=60)
+    [action] = world.api.post(f"/datastore/{store['id']}/action", [
+        action_spec("consume_subscription", name("consume"), args={"subscription_id": subscription["id"]})])
+    wait_for(lambda: world.api.get(f"/action/{action['id']}")["data"]["state"] == "RUNNING", 120, "RUNNING")
+    assert world.stats(subscription) == [{"state": "ASSIGNED", "count": 3, "file_size_sum": 153_759_148}]
+    assert world.dart.kill_engine(action["id"]) >= 1
+    wait_for(lambda: world.api.get(f"/action/{action['id']}")["data"]["state"] == "FAILED", 120, "FAILED")
+    assert world.stats(subscription) == [{"state": "UNCONSUMED", "count": 3, "file_size_sum": 153_759_148}]
+    given = world.api.ok("GET", f"/action/{action['id']}/subscription/elements")
+    assert {e["state"] for e in given} == {"UNCONSUMED"} and len(given) == 3
