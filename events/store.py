@@ -79,8 +79,10 @@ class EventStore(ABC):
         self.engine = engine
         self.registry = registry
         self._inline: list[InlineProjection] = []
-        self._appended = threading.Condition()
+        self._append_lock = threading.Lock()
+        self._appended = threading.Condition(self._append_lock)
         self._head_seen = 0
+        self._waiting = 0  # threads inside wait_for_append: an append notifies only when there are some
 
     # ----------------------------------------------------------------------------------------- writes
     @abstractmethod
@@ -192,10 +194,13 @@ class EventStore(ABC):
 
     # --------------------------------------------------------------------------- append signalling
     def _signal_appended(self, position: int) -> None:
-        with self._appended:
+        # The bare lock, not the Condition's Python-level __enter__; notify_all only when a reader waits
+        # (waiters register under this same lock, so none can be missed).
+        with self._append_lock:
             if position > self._head_seen:
                 self._head_seen = position
-            self._appended.notify_all()
+            if self._waiting:
+                self._appended.notify_all()
 
     def wait_for_append(self, after_position: int, timeout: float) -> bool:
         """Block until this process appends past ``after_position`` or the timeout passes.
@@ -205,7 +210,11 @@ class EventStore(ABC):
         with self._appended:
             if self._head_seen > after_position:
                 return True
-            return self._appended.wait_for(lambda: self._head_seen > after_position, timeout)
+            self._waiting += 1
+            try:
+                return self._appended.wait_for(lambda: self._head_seen > after_position, timeout)
+            finally:
+                self._waiting -= 1
 
     # ------------------------------------------------------------------------------------ helpers
     def _pending_rows(self, appends: Sequence[StreamAppend]) -> list[PendingRow]:
