@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from events.errors import ConcurrencyError
 from events.registry import EventRegistry
 from events.store import ANY_RETRIES, EventStore, InlineProjection, PendingRow, expected_as_int
-from events.types import RecordedEvent, StreamAppend
+from events.types import RecordedEvent, StreamAppend, recorded_event
 
 APPEND_LOCK_KEY = 0x64617274  # "dart": the one lock that orders every append
 
@@ -193,23 +193,16 @@ class PostgresEventStore(EventStore):
     def _recorded(self, rows: list[PendingRow], returned: list[tuple]) -> list[RecordedEvent]:
         if len(returned) != len(rows):
             raise _VersionCheckFailed()
+        if len(rows) == 1:
+            row, (_, version, position, at) = rows[0], returned[0]
+            return [recorded_event(row.event_id, row.stream_id, version, position, row.type, row.schema_version,
+                                   row.data, row.metadata, at if at.tzinfo is UTC else at.astimezone(UTC))]
         by_id = {r[0]: r for r in returned}
         out = []
         for row in rows:
             _, version, position, at = by_id[row.event_id]
-            out.append(
-                RecordedEvent(
-                    event_id=row.event_id,
-                    stream_id=row.stream_id,
-                    stream_version=version,
-                    global_position=position,
-                    type=row.type,
-                    schema_version=row.schema_version,
-                    data=row.data,
-                    metadata=row.metadata,
-                    recorded_at=at.astimezone(UTC),
-                )
-            )
+            out.append(recorded_event(row.event_id, row.stream_id, version, position, row.type, row.schema_version,
+                                      row.data, row.metadata, at if at.tzinfo is UTC else at.astimezone(UTC)))
         return out
 
     def _already_stored(self, rows: list[PendingRow]) -> list[RecordedEvent] | None:

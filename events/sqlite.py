@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from events.registry import EventRegistry
 from events.store import EventStore, PendingRow
-from events.types import RecordedEvent, StreamAppend
+from events.types import RecordedEvent, StreamAppend, recorded_event
 
 _COLUMNS = (
     "event_id, stream_id, stream_version, global_position, type, schema_version, data, metadata, recorded_at"
@@ -98,19 +98,8 @@ class SqliteEventStore(EventStore):
                         stamp,
                     ),
                 ).fetchone()
-                recorded.append(
-                    RecordedEvent(
-                        event_id=row.event_id,
-                        stream_id=row.stream_id,
-                        stream_version=version,
-                        global_position=position,
-                        type=row.type,
-                        schema_version=row.schema_version,
-                        data=row.data,
-                        metadata=row.metadata,
-                        recorded_at=now,
-                    )
-                )
+                recorded.append(recorded_event(row.event_id, row.stream_id, version, position, row.type,
+                                               row.schema_version, row.data, row.metadata, now))
             if projections:
                 self._apply_inline(conn, projections, recorded)
         self._signal_appended(recorded[-1].global_position)

