@@ -100,22 +100,52 @@ _EXACT = {
 }
 
 
-def _fast_test(annotation: Any, var: str, check: Check, helpers: dict[str, Any]) -> str | None:
-    """A Python expression that is true only if ``var`` fits ``annotation`` (None: nothing to test)."""
-    if annotation is Any:
-        return None
+def _scalar_test(annotation: Any, var: str) -> str | None:
+    """An expression true only if ``var`` is exactly of a JSON scalar annotation (or a union of them)."""
     if annotation in _EXACT:
         return _EXACT[annotation].format(v=var)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
         if all(a in _EXACT for a in options):
             return "(" + " or ".join(_EXACT[a].format(v=var) for a in options) + ")"
+    return None
+
+
+def _fast_lines(annotation: Any, var: str, check: Check, helpers: dict[str, Any]) -> list[str]:
+    """Statements that return None unless ``var`` fits ``annotation``: inline type tests for scalars and
+    lists or string-keyed objects of scalars, the compiled check for anything else."""
+    if annotation is Any:
+        return []
+    test = _scalar_test(annotation, var)
+    if test is not None:
+        return [f"if not {test}: return None"]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list and args:
+        item = "x_" + var
+        if args[0] is Any:
+            return [f"if type({var}) is not list: return None"]
+        if (test := _scalar_test(args[0], item)) is not None:
+            return [f"if type({var}) is not list: return None",
+                    f"for {item} in {var}:",
+                    f"    if not {test}: return None"]
+    if origin is dict and len(args) == 2 and args[0] is str:
+        key, item = "k_" + var, "x_" + var
+        if args[1] is Any:
+            return [f"if type({var}) is not dict: return None",
+                    f"for {key} in {var}:",
+                    f"    if type({key}) is not str: return None"]
+        if (test := _scalar_test(args[1], item)) is not None:
+            return [f"if type({var}) is not dict: return None",
+                    f"for {key}, {item} in {var}.items():",
+                    f"    if type({key}) is not str or not {test}: return None"]
     name = f"_check_{var}"
     helpers[name] = check
-    return f"{name}({var}) is None"
+    return [f"if {name}({var}) is not None: return None"]
 
 
-def _compile_payload(cls: type, names: list[str], hints: dict[str, Any], checks: dict[str, Check]) -> Callable[[Any], dict[str, Any] | None]:
+def _compile_payload(
+    cls: type, names: list[str], hints: dict[str, Any], checks: dict[str, Check]
+) -> Callable[[Any], dict[str, Any] | None]:
     """``f(event)``: the event's payload if every field fits its annotation, else None.
 
     One generated function per class reads the fields and tests them in one pass: a typed event cannot lack a
@@ -124,12 +154,10 @@ def _compile_payload(cls: type, names: list[str], hints: dict[str, Any], checks:
     """
     helpers: dict[str, Any] = {}
     variables = [f"v{i}" for i in range(len(names))]
-    tests = [t for n, v in zip(names, variables) if (t := _fast_test(hints[n], v, checks[n], helpers))]
-    body = [f"def payload_if_valid(event):"]
-    body += [f"    {v} = event.{n}" for n, v in zip(names, variables)]
-    if tests:
-        body.append("    if not (" + " and ".join(tests) + "):")
-        body.append("        return None")
+    body = ["def payload_if_valid(event):"]
+    for name, var in zip(names, variables):
+        body.append(f"    {var} = event.{name}")
+        body += ["    " + line for line in _fast_lines(hints[name], var, checks[name], helpers)]
     body.append("    return {" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, variables)) + "}")
     namespace = dict(helpers)
     exec("\n".join(body), namespace)  # noqa: S102 - source built from the class's own field names
