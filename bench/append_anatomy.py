@@ -2,18 +2,21 @@
 down to a bare INSERT, in one throwaway database, with the CPU each costs on both sides of the connection.
 
     .venv/bin/python -m bench.append_anatomy [--database-url URL] [--rounds N] [--seconds S] [--writers N]
+                                             [--variants NAME,NAME,...]
 
 Variants (each writer appends one event at a time to its own 50 streams at the exact expected version):
 
 - ``dart``         ``store.append(StreamAppend(...))``: registry check, serialisation, SQLAlchemy pool
                    checkout, the store's statement, RecordedEvent building.
-- ``dart-sql``     the store's own statement and parameters (``events.postgres._INSERT`` / ``_params``), run
-                   on a plain psycopg connection: what the SQL costs without the Python around it. Uses
-                   private names of events.postgres; skipped if they have changed.
-- ``dart-sql %b``   the same, every parameter sent in binary format (``%(name)b`` placeholders).
-- ``dart-sql gen``  the same, with ``plan_cache_mode = force_generic_plan`` on the connection.
+- ``dart-sql``     the store's multi-event statement and parameters (``events.postgres._INSERT`` /
+                   ``_params``, binary placeholders since they were measured here), for one event on a plain
+                   psycopg connection. Uses private names of events.postgres; skipped if they have changed.
+- ``dart-sql text`` the same with every placeholder in text format (``%(name)s``), as before.
+- ``dart-sql gen``  ``dart-sql`` with ``plan_cache_mode = force_generic_plan`` on the connection.
 - ``dart-exact-sql`` the store's one-event statement at an exact version (``_INSERT_ONE_EXACT``, where it
-                   exists: what ``dart`` runs here) with the store's parameters, on a plain connection.
+                   exists: what ``dart`` runs here) with the store's parameters, on a plain connection, by
+                   ``conn.execute`` (a new cursor per statement).
+- ``dart-exact-sql cur`` the same on one reused cursor, as the store's append pool runs it.
 - ``dart-one-sql``  the store's one-event statement for ExpectedVersion.ANY (``events.postgres._INSERT_ONE``,
                    with ``dart_stream_version()``), on a plain psycopg connection.
 - ``dart-one typed`` the same statement with every parameter cast to its type.
@@ -22,7 +25,8 @@ Variants (each writer appends one event at a time to its own 50 streams at the e
 - ``lock+function`` the same, the version read and checked by the migration's ``dart_stream_version()``
                    (only if it exists).
 - ``bare+ret``     a plain INSERT ... RETURNING (no lock, no check).
-- ``bare``         a plain INSERT: the limit store_bench compares against.
+- ``bare``         a plain INSERT by ``conn.execute``: the limit store_bench compares against.
+- ``bare cur``     the same on one reused cursor.
 
 After the warm-up the database is ANALYZEd (as in store_bench), so no session keeps a plan made on the
 empty table. Reported: events/s (median of the rounds), and per event the CPU of this process (``cpu``)
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--writers", type=int, default=1)
+    parser.add_argument("--variants", default="", help="comma-separated variant names to run (default: all)")
     args = parser.parse_args(argv)
 
     server = Server(args.database_url)
@@ -126,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return step
 
-    def dart_sql_writer(binary: bool = False, generic: bool = False) -> Callable[[], int]:
+    def dart_sql_writer(text: bool = False, generic: bool = False) -> Callable[[], int]:
         assert store_sql is not None
         sql, params_of = store_sql
-        if binary:  # every parameter sent in binary format: arrays without text quoting and escaping
-            sql = re.sub(r"%\((\w+)\)s", r"%(\1)b", sql)
+        if text:  # every parameter sent in text format: arrays quoted and escaped into literals
+            sql = re.sub(r"%\((\w+)\)b", r"%(\1)s", sql)
         conn, streams, k = connect(), Streams(random.Random(rng.random())), rng.randrange(256)
         if generic:  # plan once per connection, not on every execution
             conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -170,16 +175,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return step
 
-    def dart_exact_sql_writer() -> Callable[[], int]:
+    def dart_exact_sql_writer(reuse_cursor: bool = False) -> Callable[[], int]:
         """The store's one-event statement at an exact version (events.postgres._INSERT_ONE_EXACT)."""
         assert store_exact_sql is not None
         conn, streams, k = connect(), Streams(random.Random(rng.random())), rng.randrange(256)
+        execute = conn.cursor().execute if reuse_cursor else conn.execute
 
         def step() -> int:
             nonlocal k
             i, k = streams.next(), (k + 1) % len(payloads)
             v = streams.versions[i]
-            returned = conn.execute(store_exact_sql, (
+            returned = execute(store_exact_sql, (
                 uuid.uuid4(), streams.ids[i], v + 1, BENCH_TYPE, 1, _dumps(payloads[k]), METADATA_JSON,
                 lock_key, v, streams.ids[i], v,
             )).fetchall()
@@ -206,14 +212,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return step
 
-    def bare_writer(returning: bool) -> Callable[[], int]:
+    def bare_writer(returning: bool, reuse_cursor: bool = False) -> Callable[[], int]:
         conn, streams, k = connect(), Streams(random.Random(rng.random())), rng.randrange(256)
         sql = BARE_RETURNING if returning else BARE_INSERT
+        execute = conn.cursor().execute if reuse_cursor else conn.execute
 
         def step() -> int:
             nonlocal k
             i, k = streams.next(), (k + 1) % len(payloads)
-            cur = conn.execute(sql, (uuid.uuid4(), streams.ids[i], streams.versions[i] + 1, BENCH_TYPE,
+            cur = execute(sql, (uuid.uuid4(), streams.ids[i], streams.versions[i] + 1, BENCH_TYPE,
                                      _dumps(payloads[k]), METADATA_JSON))
             if returning:
                 cur.fetchall()
@@ -225,10 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     makers: dict[str, Callable[[], Callable[[], int]]] = {"dart": dart_writer}
     if store_sql is not None:
         makers["dart-sql"] = dart_sql_writer
-        makers["dart-sql %b"] = lambda: dart_sql_writer(binary=True)
+        makers["dart-sql text"] = lambda: dart_sql_writer(text=True)
         makers["dart-sql gen"] = lambda: dart_sql_writer(generic=True)
     if store_exact_sql is not None and store_exact_sql.count("%s") == 11:
         makers["dart-exact-sql"] = dart_exact_sql_writer
+        makers["dart-exact-sql cur"] = lambda: dart_exact_sql_writer(reuse_cursor=True)
     if store_one_sql is not None and store_one_sql.count("%s") == 9:
         makers["dart-one-sql"] = dart_one_sql_writer
         makers["dart-one typed"] = lambda: dart_one_sql_writer(typed=True)
@@ -239,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         makers["lock+function"] = lambda: lock_values_writer(LOCK_FUNCTION)
     makers["bare+ret"] = lambda: bare_writer(True)
     makers["bare"] = lambda: bare_writer(False)
+    makers["bare cur"] = lambda: bare_writer(False, reuse_cursor=True)
+    if args.variants:
+        wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = [v for v in wanted if v not in makers]
+        if unknown:
+            parser.error(f"unknown variants {unknown}; known: {', '.join(makers)}")
+        makers = {name: makers[name] for name in wanted}
 
     class _T:  # what store_bench.measure needs of a target
         database = db
@@ -261,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         server.drop_all()
 
     print(f"single-event appends, {args.writers} writer(s), {args.rounds} rounds x {args.seconds:g}s")
-    print(f"{'variant':<14}{'events/s':>10}{'cpu us':>9}{'pg us':>8}   rounds")
+    print(f"{'variant':<20}{'events/s':>10}{'cpu us':>9}{'pg us':>8}   rounds")
     for name, samples in results.items():
         pgs = [s.server_us for s in samples if s.server_us is not None]
         print(
-            f"{name:<14}{statistics.median(s.rate for s in samples):>10,.0f}"
+            f"{name:<20}{statistics.median(s.rate for s in samples):>10,.0f}"
             f"{statistics.median(s.client_us for s in samples):>9,.0f}"
             f"{statistics.median(pgs) if pgs else float('nan'):>8,.0f}   "
             + " ".join(f"{s.rate:,.0f}" for s in samples)
