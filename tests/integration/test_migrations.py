@@ -65,7 +65,7 @@ def schema_differences(engine: sa.Engine) -> list:
 def test_code_metadata_covers_every_projection_table() -> None:
     names = set(code_metadata().tables)
     assert names == {*ENTITY_TABLES, STATS_TABLE, "projection_checkpoints", "notifications_sent",
-                     "consumer_records"}
+                     "consumer_records", "rm_subscription_element", "rm_subscription_listing"}
 
 
 def test_migrated_database_matches_every_projections_tables(engine: sa.Engine) -> None:
