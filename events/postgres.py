@@ -156,7 +156,7 @@ class PostgresEventStore(EventStore):
                     return stored
                 self._raise_version_conflict(appends, self._versions([a.stream_id for a in appends]))
                 continue  # the streams are where the caller expected (a racing ANY append): try again
-            self._signal_appended(recorded[-1].global_position)
+            self._signal_appended(recorded)
             return recorded
         part = appends[0]
         raise ConcurrencyError(part.stream_id, part.expected_version, self.stream_version(part.stream_id))

@@ -91,6 +91,7 @@ class EventStore(ABC):
         self._append_lock = threading.Lock()
         self._appended = threading.Condition(self._append_lock)
         self._head_seen = 0
+        self._type_heads: dict[str, int] = {}  # event type -> position of its latest append in this process
         self._waiting = 0  # threads inside wait_for_append: an append notifies only when there are some
 
     # ----------------------------------------------------------------------------------------- writes
@@ -202,26 +203,40 @@ class EventStore(ABC):
             yield conn
 
     # --------------------------------------------------------------------------- append signalling
-    def _signal_appended(self, position: int) -> None:
+    def _signal_appended(self, recorded: Sequence[RecordedEvent]) -> None:
+        position = recorded[-1].global_position
         # The bare lock, not the Condition's Python-level __enter__; notify_all only when a reader waits
         # (waiters register under this same lock, so none can be missed).
         with self._append_lock:
             if position > self._head_seen:
                 self._head_seen = position
+            heads = self._type_heads
+            for event in recorded:
+                if event.global_position > heads.get(event.type, 0):
+                    heads[event.type] = event.global_position
             if self._waiting:
                 self._appended.notify_all()
 
-    def wait_for_append(self, after_position: int, timeout: float) -> bool:
-        """Block until this process appends past ``after_position`` or the timeout passes.
+    def wait_for_append(self, after_position: int, timeout: float, types: Sequence[str] | None = None) -> bool:
+        """Block until this process appends past ``after_position`` (an event of one of ``types``, if given)
+        or the timeout passes. A reader that handles a few types is not woken by every other append.
 
         Only appends made through this store object signal; readers still poll for other writers.
         """
+        if types is None:
+            def arrived() -> bool:
+                return self._head_seen > after_position
+        else:
+            heads = self._type_heads
+
+            def arrived() -> bool:
+                return any(heads.get(t, 0) > after_position for t in types)
         with self._appended:
-            if self._head_seen > after_position:
+            if arrived():
                 return True
             self._waiting += 1
             try:
-                return self._appended.wait_for(lambda: self._head_seen > after_position, timeout)
+                return self._appended.wait_for(arrived, timeout)
             finally:
                 self._waiting -= 1
 

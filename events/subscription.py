@@ -37,6 +37,7 @@ class CatchUpSubscription:
         poll_interval: float = 0.5,
         retry_interval: float = 1.0,
         checkpoint_interval: float = 0.0,
+        linger: float = 0.0,
     ) -> None:
         self.store = store
         self.name = name
@@ -49,6 +50,10 @@ class CatchUpSubscription:
         # Non-transactional readers may save their position at most this often (0: after every batch);
         # a crash then repeats at most that much, which at-least-once handlers absorb.
         self.checkpoint_interval = checkpoint_interval
+        # After handling a batch, wait this long before reading again, so a burst of appends is handled in
+        # one batch (one transaction) instead of one each: for readers whose lag nobody waits on (statistics),
+        # to keep them off the write lock and the CPU while the workflow path runs.
+        self.linger = linger
         self._position: int | None = None
         self._saved: int | None = None
         self._saved_at = 0.0
@@ -114,8 +119,10 @@ class CatchUpSubscription:
                 self._position = self._saved  # handle the failed batch again
                 stop.wait(self.retry_interval)
                 continue
-            if handled < self.batch_size:
-                self.store.wait_for_append(self._position or 0, self.poll_interval)
+            if handled and self.linger:
+                stop.wait(self.linger)
+            elif handled < self.batch_size:
+                self.store.wait_for_append(self._position or 0, self.poll_interval, self.types)
         try:
             self.flush()
         except Exception:

@@ -10,7 +10,8 @@ from events.subscription import CatchUpSubscription
 from projections.base import Projection
 
 
-def subscription_for(store: EventStore, projection: Projection, batch_size: int = 1000) -> CatchUpSubscription:
+def subscription_for(store: EventStore, projection: Projection, batch_size: int = 1000,
+                     linger: float = 0.0) -> CatchUpSubscription:
     return CatchUpSubscription(
         store,
         projection.name,
@@ -18,14 +19,17 @@ def subscription_for(store: EventStore, projection: Projection, batch_size: int 
         types=projection.handled_types(store.registry.names()),
         transactional=True,
         batch_size=batch_size,
+        linger=linger,
     )
 
 
 class AsyncProjectionRunner:
     """Runs every async projection, each in its own thread."""
 
-    def __init__(self, store: EventStore, projections: list[Projection]) -> None:
-        self.subscriptions = [subscription_for(store, p) for p in projections if p.mode == "async"]
+    def __init__(self, store: EventStore, projections: list[Projection], linger: float = 0.1) -> None:
+        # ``linger``: async projections are read models nobody's next step waits on; batching their writes
+        # over 0.1 s keeps them from taking turns with every append of the workflow path.
+        self.subscriptions = [subscription_for(store, p, linger=linger) for p in projections if p.mode == "async"]
         self._threads: list[tuple[threading.Thread, threading.Event]] = []
 
     def catch_up(self) -> int:
