@@ -29,6 +29,9 @@ PROMOTED: dict[str, tuple[str, ...]] = {
     "trigger": ("trigger_type_name",),
 }
 
+# Indexes over two columns, for the decisions that look up "this datastore's actions in these states".
+COMPOSITE: dict[str, tuple[tuple[str, ...], ...]] = {"action": (("datastore_id", "state"),)}
+
 
 def entity_table(metadata: sa.MetaData, category: str, suffix: str = "") -> sa.Table:
     name = f"rm_{category}{suffix}"
@@ -48,6 +51,7 @@ def entity_table(metadata: sa.MetaData, category: str, suffix: str = "") -> sa.T
         sa.Index(f"ix_{name}_state", "state"),
         sa.Index(f"ix_{name}_name", "name"),
         *(sa.Index(f"ix_{name}_{field}", field) for field in promoted),
+        *(sa.Index(f"ix_{name}_{'_'.join(columns)}", *columns) for columns in COMPOSITE.get(category, ())),
     )
 
 

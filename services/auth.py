@@ -55,14 +55,22 @@ def create_api_key(
     actor: str = "system",
 ) -> tuple[str, str]:
     """Create a key and return (key, secret); the secret is not recoverable afterwards."""
+    append, key, secret = new_api_key(user_id, scope, key=key, secret=secret, actor=actor)
+    store.append(append)
+    return key, secret
+
+
+def new_api_key(user_id: str, scope: str = "user", *, key: str | None = None, secret: str | None = None,
+                actor: str = "system") -> tuple[StreamAppend, str, str]:
+    """A new key as (the append that creates it, key, secret), for a caller that creates it together with
+    other events (the launcher mints an engine's token in the append that takes the action's slot)."""
     key = key or random_id(20)
     secret = secret or secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)
     data = {"user_id": user_id, "scope": scope, "salt": salt, "secret_hash": _hash(secret, salt), "name": key}
-    store.append(StreamAppend(f"api_key-{key}", ExpectedVersion.NO_STREAM, [
+    return StreamAppend(f"api_key-{key}", ExpectedVersion.NO_STREAM, [
         NewEvent(ApiKeyCreated(data), Metadata(actor=actor)),
-    ]))
-    return key, secret
+    ]), key, secret
 
 
 def ensure_api_key(store: EventStore, key: str, secret: str, user_id: str, scope: str = "admin") -> None:

@@ -62,24 +62,56 @@ def try_next_actions(orch: Orchestration, datastore_id: str, cause: uuid.UUID | 
         datastore = orch.reader.row("datastore", datastore_id)
         if datastore is None:
             return []
-        chosen = _one_consumer_per_subscription(choose_next(orch.actions_of_datastore(datastore_id)))
+        chosen, appends = _queue_next(orch, datastore, orch.actions_of_datastore(datastore_id), cause)
         if not chosen:
             return []
-        now = _now().isoformat()
-        appends = [StreamAppend(f"datastore-{datastore_id}", datastore.version, [NewEvent(
-            DatastoreSlotTaken({"queued": [a["id"] for a in chosen]}), _meta(cause))])]
-        appends += [StreamAppend(f"action-{a['id']}", a["_version"], [NewEvent(
-            ActionQueued({"state": "QUEUED", "queued_time": now}), _meta(cause))]) for a in chosen]
-        for action in chosen:  # a consume_subscription action gets its elements as it is queued (§9.3)
-            assigned = batches.assignment(orch, action["id"], action, _meta(cause))
-            if assigned is not None:
-                appends.append(assigned)
         try:
             orch.store.append(*appends)
         except (ConcurrencyError, IdempotencyConflict):
             continue
-        return [a["id"] for a in chosen]
+        return chosen
     return []
+
+
+def _queue_next(orch: Orchestration, datastore: Any, actions: list[dict[str, Any]],
+                cause: uuid.UUID | None) -> tuple[list[str], list[StreamAppend]]:
+    """The appends that queue what may run next among ``actions`` (the datastore's live ones), guarded by the
+    datastore's version: (queued ids, appends); nothing to queue gives ([], [])."""
+    chosen = _one_consumer_per_subscription(choose_next(actions))
+    if not chosen:
+        return [], []
+    now = _now().isoformat()
+    appends = [StreamAppend(f"datastore-{datastore.id}", datastore.version, [NewEvent(
+        DatastoreSlotTaken({"queued": [a["id"] for a in chosen]}), _meta(cause))])]
+    appends += [StreamAppend(f"action-{a['id']}", a["_version"], [NewEvent(
+        ActionQueued({"state": "QUEUED", "queued_time": now}), _meta(cause))]) for a in chosen]
+    for action in chosen:  # a consume_subscription action gets its elements as it is queued (§9.3)
+        assigned = batches.assignment(orch, action["id"], action, _meta(cause))
+        if assigned is not None:
+            appends.append(assigned)
+    return [a["id"] for a in chosen], appends
+
+
+def _queue_next_after(orch: Orchestration, action: dict[str, Any], completion: list[StreamAppend],
+                      cause: uuid.UUID | None) -> list[StreamAppend]:
+    """What the completion of ``action`` lets run next on its datastore, to go in the completion's own append:
+    the next action is queued the moment the last one finishes, not one delivery later. Every action stream
+    the completion writes to is finished by it (the action itself, the SKIPPED rest), so those are left out of
+    the choice. Nothing when the completion itself writes to a stream the queueing would (it deactivates the
+    datastore, or settles the subscription the next action consumes): the separate TRY_NEXT_ACTION that
+    follows every completion decides then."""
+    datastore_id = action.get("datastore_id")
+    if not datastore_id:
+        return []
+    datastore = orch.reader.row("datastore", str(datastore_id))
+    if datastore is None:
+        return []
+    touched = {a.stream_id for a in completion}
+    live = [a for a in orch.actions_of_datastore(datastore.id) if f"action-{a['id']}" not in touched]
+    _, appends = _queue_next(orch, datastore, live, cause)
+    if any(a.stream_id in touched for a in appends):
+        return []
+    return appends
 
 
 def _one_consumer_per_subscription(chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,15 +152,18 @@ def parse_timedelta(text: str | None) -> timedelta:
 
 
 def complete_action(orch: Orchestration, action_id: str, state: str, error_message: str | None,
-                    cause: uuid.UUID | None, consume_state: str | None = None) -> bool:
+                    cause: uuid.UUID | None, consume_state: str | None = None, queue_next: bool = False) -> bool:
     """COMPLETE_ACTION: finish an action and everything that follows from it. False if it was already done.
-    ``consume_state`` is the engine's ``consume_subscription_state``, if it gave one."""
+    ``consume_state`` is the engine's ``consume_subscription_state``, if it gave one. ``queue_next``: queue
+    the datastore's next action in the same append (first try only: a busy datastore whose version keeps
+    moving must not hold the completion back)."""
     for attempt in range(10):
         row = orch.reader.row("action", action_id)
         if row is None or row.data.get("state") in DONE:
             return False
         try:
-            _complete(orch, action_id, row.version, row.data, state, error_message, cause, attempt, consume_state)
+            _complete(orch, action_id, row.version, row.data, state, error_message, cause, attempt, consume_state,
+                      queue_next and attempt == 0)
         except (ConcurrencyError, IdempotencyConflict):
             continue
         return True
@@ -137,7 +172,7 @@ def complete_action(orch: Orchestration, action_id: str, state: str, error_messa
 
 def _complete(orch: Orchestration, action_id: str, version: int, action: dict[str, Any], state: str,
               error_message: str | None, cause: uuid.UUID | None, attempt: int,
-              consume_state: str | None = None) -> None:
+              consume_state: str | None = None, queue_next: bool = False) -> None:
     end = _now()
     meta = _meta(cause)
     tag = f"complete:{action_id}:{attempt}"
@@ -190,6 +225,8 @@ def _complete(orch: Orchestration, action_id: str, version: int, action: dict[st
                         WorkflowStatsUpdated({"avg_runtime": format_timedelta(total)}), meta)]))
     elif state == "FAILED" and on_failure == "DEACTIVATE":
         appends += _deactivate_datastore(orch, str(action.get("datastore_id")), meta)
+    if queue_next:
+        appends += _queue_next_after(orch, action, appends, cause)
     orch.store.append(*appends)
     if retry is not None:
         start_instance(orch, retry[0], Fire("retry", None, retry[1], "orchestrator",

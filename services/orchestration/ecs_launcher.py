@@ -85,17 +85,20 @@ class EcsLauncher(Launcher):
         """Start the action's task, or find the one an earlier delivery started. Returns the task ARN, or
         None when no task runs for it (re-queued, failed, or not PENDING)."""
         action_id = action["id"]
+        minted = action.get("_token")  # created with the launch intent (take_slots), if it was
         row = self.orch.reader.row("action", action_id)
         if row is None:
             return None
         existing = self.tasks_started_for(action_id)
-        if existing:
+        if existing or row.data.get("state") != "PENDING":
+            if minted:
+                self.revoke_token(minted)
+            if not existing:
+                return None  # only a PENDING action (one holding a slot) may get a task
             arn = existing[0]
             log.info("action %s already has ECS task %s: not starting another", action_id, arn)
             self.record_launched(action_id, arn)
             return arn
-        if row.data.get("state") != "PENDING":
-            return None  # only a PENDING action (one holding a slot) may get a task
         engine_name = str(row.data.get("engine_name"))
         engines = self.orch.reader.find_by("engine", name=engine_name)
         engine = engines[0]["data"] if engines else None
@@ -103,11 +106,13 @@ class EcsLauncher(Launcher):
         if not definition_arn:
             reason = ("is not registered" if engine is None
                       else "has no ECS task definition (ecs_task_definition_arn)")
+            if minted:
+                self.revoke_token(minted)
             self.fail_if(action_id, ("PENDING",),
                          f"engine {engine_name!r} {reason}: the action cannot run on ECS")
             return None
         pending_version = self.pending_version(action_id, row.version)
-        environment = self.engine_environment({**row.data, "id": action_id},
+        environment = self.engine_environment({**row.data, "id": action_id, "_token": minted},
                                               datastore or self._datastore(row))
         overrides = {"containerOverrides": [
             {"name": name, "environment": [{"name": k, "value": v} for k, v in environment.items()]}

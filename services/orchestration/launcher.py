@@ -25,7 +25,7 @@ from events.streams.action import ActionLaunched, ActionPending, ActionRequeued
 from events.streams.api_key import ApiKeyRevoked
 from events.streams.datastore import DatastoreSlotTaken
 from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
-from services.auth import create_api_key
+from services.auth import create_api_key, new_api_key
 from services.orchestration.actions import complete_action
 from services.orchestration.context import Orchestration
 
@@ -106,11 +106,19 @@ class Launcher:
                 DatastoreSlotTaken({"pending": [a["id"] for a in queued]}), META)])]
             appends += [StreamAppend(f"action-{a['id']}", a["_version"], [NewEvent(
                 ActionPending({"state": "PENDING"}), META)]) for a in queued]
+            tokens: dict[str, str] = {}
+            if self.mints_keys:  # each engine's token is created with its launch intent: one write, not two
+                for a in queued:
+                    append, key, secret = new_api_key(f"engine@{a.get('engine_name')}", f"action:{a['id']}",
+                                                      actor="launcher")
+                    appends.append(append)
+                    tokens[a["id"]] = f"{key}:{secret}"
             try:
                 self.orch.store.append(*appends)
             except ConcurrencyError:
                 continue
-            pending = [{**a, "state": "PENDING", "_version": a["_version"] + 1} for a in queued]
+            pending = [{**a, "state": "PENDING", "_version": a["_version"] + 1, "_token": tokens.get(a["id"])}
+                       for a in queued]
             return pending, datastore.data
         return [], {}
 
@@ -152,7 +160,7 @@ class Launcher:
             "DART_ACTION_ID": action_id,
             "DART_ACTION_USER_ID": str(datastore.get("user_id") or "anonymous"),
             "DART_API_URL": self.api_url,
-            "DART_API_TOKEN": self.token_factory(action_id, str(action.get("engine_name"))),
+            "DART_API_TOKEN": action.get("_token") or self.token_factory(action_id, str(action.get("engine_name"))),
         }
 
     # ------------------------------------------------------------------------------------ periodic
@@ -195,6 +203,8 @@ class LocalLauncher(Launcher):
         action_id = action["id"]
         command = self.commands.get(str(action.get("engine_name")))
         if command is None:
+            if action.get("_token"):
+                self.revoke_token(action["_token"])
             complete_action(self.orch, action_id, "FAILED",
                             f"no local command for engine {action.get('engine_name')!r}", None)
             return

@@ -38,11 +38,10 @@ def _try_next_if_activated(orch: Orchestration, event: RecordedEvent) -> None:
 
 
 def _complete_checked_in(orch: Orchestration, event: RecordedEvent) -> None:
-    if complete_action(orch, event.entity_id, event.data["result"], event.data.get("error_message"),
-                       event.event_id, event.data.get("consume_subscription_state")):
-        # Straight on to the next action: the ActionCompleted this appended would lead here too, one
-        # delivery later; that second try finds nothing left to queue.
-        _try_next_after_completion(orch, event)
+    # The completion queues the datastore's next action in its own append where it can; where it cannot
+    # (see _queue_next_after), the ActionCompleted it appends leads to TRY_NEXT_ACTION one delivery later.
+    complete_action(orch, event.entity_id, event.data["result"], event.data.get("error_message"),
+                    event.event_id, event.data.get("consume_subscription_state"), queue_next=True)
 
 
 def _try_next_after_completion(orch: Orchestration, event: RecordedEvent) -> None:
