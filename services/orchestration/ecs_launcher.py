@@ -246,7 +246,7 @@ class EcsLauncher(Launcher):
         self.check_stale(now)
         if self.monotonic() - self._last_orphan_check >= self.orphan_interval:
             self._last_orphan_check = self.monotonic()
-            self.check_orphans()
+            self.check_orphans(now)
 
     def retry_held(self) -> list[str]:
         """Launch again on datastores whose hold (after RESOURCE failures) has run out."""
@@ -261,10 +261,11 @@ class EcsLauncher(Launcher):
     def _actions_in(self, *states: str) -> list[Any]:
         return self.orch.rows("action", TABLES["action"].c.state.in_(states))
 
-    def check_orphans(self) -> list[str]:
+    def check_orphans(self, now: datetime | None = None) -> list[str]:
         """Fail PENDING/RUNNING actions whose task has STOPPED (or is unknown to ECS); returns their ids."""
-        watched = {str(r.data["ecs_task_arn"]): r.id for r in self._actions_in("PENDING", "RUNNING")
-                   if r.data.get("ecs_task_arn")}
+        rows = self._actions_in("PENDING", "RUNNING")
+        watched = {str(r.data["ecs_task_arn"]): r.id for r in rows if r.data.get("ecs_task_arn")}
+        watched.update(self._find_unrecorded(rows, now))
         arns = list(watched)
         failed: list[str] = []
         for start in range(0, len(arns), DESCRIBE_BATCH):
@@ -294,6 +295,25 @@ class EcsLauncher(Launcher):
                     log.warning("action %s: %s", watched[arn], message)
                     failed.append(watched[arn])
         return failed
+
+    def _find_unrecorded(self, rows: list[Any], now: datetime | None = None) -> dict[str, str]:
+        """RUNNING actions with no task recorded for longer than ``stale_after`` (a launcher died between
+        run_task and recording it, and the engine checked out): their task, found by startedBy, is recorded
+        and watched like any other; with no task at all, the action's engine is gone and it FAILS. Returns
+        {arn: action id} for the tasks found."""
+        limit = (now or self.clock()) - self.stale_after
+        found: dict[str, str] = {}
+        for row in rows:
+            if row.data.get("ecs_task_arn") or row.data.get("state") != "RUNNING" or row.updated >= limit:
+                continue
+            arn = next(iter(self.tasks_started_for(row.id)), None)
+            if arn is None:
+                self.fail_if(row.id, ("RUNNING",), "no ECS task was recorded for the action and none started "
+                                                   "for it runs or has stopped: its engine is gone")
+                continue
+            self.record_launched(row.id, arn)
+            found[arn] = row.id
+        return found
 
     def check_stale(self, now: datetime | None = None) -> dict[str, list[str]]:
         """PENDING for longer than ``stale_after``: no task -> QUEUED; a task -> FAILED (and the task is

@@ -39,6 +39,57 @@ TokenFactory = Callable[[str, str], str]
 Clock = Callable[[], datetime]
 
 
+LOCAL_TASK = "local:"  # a local engine's task, as recorded in ecs_task_arn: local:<pid>
+
+
+def _local_pid(task: Any) -> int | None:
+    text = str(task or "")
+    if text.startswith(LOCAL_TASK) and text[len(LOCAL_TASK):].isdigit():
+        return int(text[len(LOCAL_TASK):])
+    return None
+
+
+def engine_pids(action_id: str) -> list[int]:
+    """Processes of this machine whose environment names the action (DART_ACTION_ID): its engine, whichever
+    process started it. Empty where /proc cannot be read."""
+    needle = f"DART_ACTION_ID={action_id}".encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit() and _environ_has(int(entry), needle):
+            found.append(int(entry))
+    return found
+
+
+def _environ_has(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return needle in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def engine_alive(pid: int, action_id: str) -> bool:
+    """Whether ``pid`` is still the action's engine: a live process (not a zombie) whose environment, where
+    /proc shows it, names the action (a pid reused by another process is not the engine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive, and /proc tells whose
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                return False
+    except OSError:
+        return not os.path.isdir("/proc")  # gone meanwhile; without /proc, the signal test is all there is
+    return _environ_has(pid, f"DART_ACTION_ID={action_id}".encode())
+
+
 def local_engine_commands(raw: str = "") -> dict[str, list[str]]:
     """Engine name -> command, built-ins plus DART_LOCAL_ENGINES (a JSON object of name -> argv list)."""
     commands = dict(BUILT_IN)
@@ -190,13 +241,20 @@ class Launcher:
 
 
 class LocalLauncher(Launcher):
-    """Engines as supervised child processes of this one."""
+    """Engines as supervised child processes of this one.
+
+    Each launch records ``local:<pid>`` as the action's task. A process that exits without checking in fails
+    its action. After a restart, the engines the previous process started are adopted: found by that pid (or,
+    for a launch whose pid was never recorded, by the ``DART_ACTION_ID`` in their environment) and watched
+    by the periodic check, which fails the action of any that is gone without checking in."""
 
     def __init__(self, orch: Orchestration, api_url: str, commands: dict[str, list[str]] | None = None,
                  stale_after: float = 120.0, token_factory: TokenFactory | None = None) -> None:
         super().__init__(orch, api_url, stale_after, token_factory)
         self.commands = commands or local_engine_commands()
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.adopted: dict[str, int] = {}  # action id -> pid of an engine a previous process started
+        self._adopting = True  # the first check adopts
         self._lock = threading.Lock()
 
     def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
@@ -216,15 +274,21 @@ class LocalLauncher(Launcher):
             return
         with self._lock:
             self.children[action_id] = child
-        row = self.orch.reader.row("action", action_id)
-        if row is not None:
-            try:
-                self.orch.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(
-                    ActionLaunched({"ecs_task_arn": ""}), META)]))
-            except ConcurrencyError:
-                pass  # the engine was quicker and checked out already: the task is recorded by its run
+        self._record_launched(action_id, child.pid)
         threading.Thread(target=self._supervise, args=(action_id, child), daemon=True,
                          name=f"engine:{action_id}").start()
+
+    def _record_launched(self, action_id: str, pid: int) -> None:
+        for _ in range(10):
+            row = self.orch.reader.row("action", action_id)
+            if row is None or row.data.get("state") not in ("PENDING", "RUNNING"):
+                return
+            try:
+                self.orch.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(
+                    ActionLaunched({"ecs_task_arn": f"{LOCAL_TASK}{pid}"}), META)]))
+                return
+            except ConcurrencyError:
+                continue  # the engine was quicker and checked out already: record it on the fresh version
 
     def _supervise(self, action_id: str, child: subprocess.Popen[bytes]) -> None:
         code = child.wait()
@@ -236,7 +300,71 @@ class LocalLauncher(Launcher):
                             f"the engine process exited with code {code} without checking in", None)
 
     def check(self, now: datetime | None = None) -> None:
+        if self._adopting:
+            self.adopt()
+            self._adopting = False
+        self.check_adopted()
         self.requeue_stale(now)
+
+    # ------------------------------------------------------------------------------------- adoption
+    def adopt(self) -> list[str]:
+        """Watch the engines of PENDING and RUNNING actions that no child of this process runs (a previous
+        ``dart up`` started them); fail the actions whose engine is already gone. Returns the adopted ids."""
+        adopted = []
+        for row in self.orch.rows("action", self.orch_state_in("PENDING", "RUNNING")):
+            task = row.data.get("ecs_task_arn")
+            with self._lock:
+                mine = row.id in self.children
+            if mine or (task is not None and not str(task).startswith(LOCAL_TASK) and task != ""):
+                continue  # ours already, or an ECS task (another launcher's)
+            if task is None and row.data.get("state") == "PENDING":
+                pids = engine_pids(row.id)  # started just before the crash, never recorded?
+                if pids:
+                    self._record_launched(row.id, pids[0])
+                    self.adopted[row.id] = pids[0]
+                    adopted.append(row.id)
+                continue  # no engine: the stale check re-queues it (its launch never happened)
+            pid = _local_pid(task)
+            if pid is None or not engine_alive(pid, row.id):
+                pids = engine_pids(row.id)
+                pid = pids[0] if pids else None
+            if pid is None:
+                self.fail_lost(row.id, "its engine process is gone and never checked in (found when dart "
+                                       "started again)")
+                continue
+            self.adopted[row.id] = pid
+            adopted.append(row.id)
+        if adopted:
+            log.info("watching %d engine(s) started before this process: %s", len(adopted), ", ".join(adopted))
+        return adopted
+
+    def check_adopted(self) -> list[str]:
+        """Fail the actions whose adopted engine has exited without checking in; returns their ids."""
+        failed = []
+        for action_id, pid in list(self.adopted.items()):
+            if engine_alive(pid, action_id):
+                continue
+            self.adopted.pop(action_id, None)
+            if self.fail_lost(action_id, f"its engine process (pid {pid}) exited without checking in"):
+                failed.append(action_id)
+        return failed
+
+    def fail_lost(self, action_id: str, message: str) -> bool:
+        """FAILED, only while the action is still PENDING or RUNNING: the append is guarded by the version read,
+        so an engine checking in at this moment is never failed."""
+        from services.orchestration.actions import _complete
+
+        for attempt in range(10):
+            row = self.orch.reader.row("action", action_id)
+            if row is None or row.data.get("state") not in ("PENDING", "RUNNING"):
+                return False
+            try:
+                _complete(self.orch, action_id, row.version, row.data, "FAILED", message, None, attempt)
+            except ConcurrencyError:
+                continue
+            log.warning("action %s: %s", action_id, message)
+            return True
+        return False
 
     def requeue_stale(self, now: datetime | None = None) -> int:
         """PENDING with no task after ``stale_after``: back to QUEUED (its launch never happened)."""
@@ -245,6 +373,11 @@ class LocalLauncher(Launcher):
         table_rows = self.orch.rows("action", self.orch_state_is("PENDING"))
         for row in table_rows:
             if row.data.get("ecs_task_arn") is None and row.updated < now - self.stale_after:
+                pids = engine_pids(row.id)
+                if pids:  # started, but not recorded (a crash between the two): watch it instead
+                    self._record_launched(row.id, pids[0])
+                    self.adopted[row.id] = pids[0]
+                    continue
                 try:
                     self.orch.store.append(StreamAppend(f"action-{row.id}", row.version, [NewEvent(
                         ActionRequeued({"state": "QUEUED"}), META)]))
@@ -252,6 +385,11 @@ class LocalLauncher(Launcher):
                 except ConcurrencyError:
                     pass
         return moved
+
+    def orch_state_in(self, *states: str) -> Any:
+        from services.entities.reads import TABLES
+
+        return TABLES["action"].c.state.in_(states)
 
     def orch_state_is(self, state: str) -> Any:
         from services.entities.reads import TABLES

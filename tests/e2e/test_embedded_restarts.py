@@ -132,3 +132,31 @@ def test_sigkilled_dart_up_restarts_and_loses_nothing(dart: RunningDart) -> None
     head = dart.head_position()
     for consumer in CONSUMERS:
         wait_for(lambda: dart.consumer_caught_up(consumer, head, []), what=f"{consumer} caught up")
+
+
+def test_an_engine_left_by_a_killed_dart_up_is_watched_by_the_next_one(dart: RunningDart) -> None:
+    """The restarted `dart up` adopts the engine the killed one started (its pid is the action's task,
+    local:<pid>): when that engine dies without checking in, its action FAILS and the instance with it,
+    instead of staying RUNNING with the datastore's slot taken forever (the slot is free again: FAILED is
+    not one of the busy states)."""
+    api = dart.api()
+    register_no_op(api)
+    flow = workflow(api, datastore(api, sleep=60), [SUCCEEDS])
+    api.post(f"/workflow/{flow['id']}/do-manual-trigger", None)
+    action_id = wait_for(lambda: running_action(api), what="the first action RUNNING")
+    action = api.get(f"/action/{action_id}")["data"]
+    [engine_pid] = [pid for a, pid, _ in launch_ledger.read(dart.ledger) if a == action_id]  # type: ignore[attr-defined]
+    assert action["ecs_task_arn"] == f"local:{engine_pid}"
+
+    dart.kill()
+    dart.start()
+    wait_for(lambda: "watching 1 engine(s)" in (dart.home / "dart.log").read_text(),
+             what="the restarted dart up adopting the engine")
+    assert api.get(f"/action/{action_id}")["data"]["state"] == "RUNNING"  # alive: left alone
+    assert dart.kill_engine(action_id) == 1
+
+    failed = wait_for(lambda: (a := api.get(f"/action/{action_id}")["data"])["state"] == "FAILED" and a,
+                      what="the lost engine's action FAILED")
+    assert failed["error_message"] == f"its engine process (pid {engine_pid}) exited without checking in"
+    [instance] = finished(api, flow)
+    assert instance["data"]["state"] == "FAILED"

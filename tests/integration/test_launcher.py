@@ -7,6 +7,9 @@ No engine runs here and nothing waits on the wall clock: the tests call the laun
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,7 +34,7 @@ from services.errors import NotAuthenticated
 from services.orchestration.actions import complete_action
 from services.orchestration.context import Orchestration
 from services.orchestration.ecs_launcher import ORPHAN_MESSAGE, EcsLauncher
-from services.orchestration.launcher import BUSY, Launcher
+from services.orchestration.launcher import BUSY, Launcher, LocalLauncher
 from services.settings import load_settings
 from services.wiring import Container, build
 from tests.support.ecs_agent import ecs_client, set_manual_transitions
@@ -404,3 +407,108 @@ def test_stale_check_requeues_a_pending_action_without_a_task(world: World) -> N
     assert world.state(action_id) == "QUEUED"
     stream = world.container.store.read_stream(f"action-{action_id}")
     assert [e.type for e in stream][-2:] == ["ActionPending", "ActionRequeued"]
+
+
+def test_a_running_action_whose_task_was_never_recorded_is_found_by_started_by_and_watched(world: World) -> None:
+    """A launcher killed between run_task and recording the task: the engine checks out anyway (RUNNING, no
+    ecs_task_arn). After ``stale_after`` the orphan check finds the task by startedBy, records it, and fails
+    the action once the task stops; a RUNNING action with no task at all fails at once."""
+    ecs = ecs_client(world.endpoint)
+    [engine] = world.orch.reader.find_by("engine", name="no_op_engine")
+    datastore_id = world.datastore(concurrency=2)
+    found, never = world.queued_actions(datastore_id, 2)
+    [task] = ecs.run_task(cluster=CLUSTER, taskDefinition=engine["data"]["ecs_task_definition_arn"], count=1,
+                          launchType="FARGATE", startedBy=found)["tasks"]
+    for action_id in (found, never):
+        world.append(action_id, ActionPending({"state": "PENDING"}))
+        world.append(action_id, ActionCheckedOut(datetime.now(UTC).isoformat()))
+    launcher = ecs_launcher(world, RecordingClient(ecs))
+    updated = world.orch.reader.row("action", found).updated
+    assert launcher.check_orphans(updated + launcher.stale_after / 2) == []  # too soon: nobody is looked up
+    assert world.action(found)["ecs_task_arn"] is None and world.state(never) == "RUNNING"
+
+    later = updated + launcher.stale_after * 2
+    assert launcher.check_orphans(later) == []  # the task runs: recorded, not failed
+    assert world.action(found)["ecs_task_arn"] == task["taskArn"] and world.state(found) == "RUNNING"
+    failed = world.action(never)
+    assert failed["state"] == "FAILED" and "no ECS task was recorded" in failed["error_message"]
+
+    ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="Essential container in task exited")
+    assert launcher.check_orphans(later) == [found]
+    assert world.action(found)["error_message"].startswith(ORPHAN_MESSAGE)
+
+
+# ------------------------------------------------------------------------------ local engines, adopted
+def _engine_process(action_id: str) -> subprocess.Popen[bytes]:
+    """A stand-in for an engine a previous `dart up` started: a live process naming the action."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                            env={**os.environ, "DART_ACTION_ID": action_id}, stdin=subprocess.DEVNULL)
+
+
+def _pending_then(world: World, action_id: str, task: str | None, running: bool = True) -> None:
+    world.append(action_id, ActionPending({"state": "PENDING"}))
+    if task is not None:
+        world.append(action_id, ActionLaunched({"ecs_task_arn": task}))
+    if running:
+        world.append(action_id, ActionCheckedOut(datetime.now(UTC).isoformat()))
+
+
+def test_a_restarted_local_launcher_adopts_the_engines_it_did_not_start_and_fails_the_lost_ones(
+        world: World) -> None:
+    datastore_id = world.datastore(concurrency=5)
+    by_pid, legacy, gone, unrecorded, checked_in = world.queued_actions(datastore_id, 5)
+    engines = {a: _engine_process(a) for a in (by_pid, legacy, unrecorded, checked_in)}
+    dead = _engine_process(gone)
+    dead.kill()
+    dead.wait()
+    try:
+        _pending_then(world, by_pid, f"local:{engines[by_pid].pid}")
+        _pending_then(world, legacy, "")  # recorded before pids were: found by its environment
+        _pending_then(world, gone, f"local:{dead.pid}")
+        _pending_then(world, unrecorded, None)  # started, then the launcher died before recording it
+        _pending_then(world, checked_in, f"local:{engines[checked_in].pid}")
+        launcher = LocalLauncher(world.orch, API_URL, token_factory=lambda a, e: "k:s")
+
+        launcher.check()
+        assert sorted(launcher.adopted) == sorted([by_pid, legacy, unrecorded, checked_in])
+        assert launcher.adopted[legacy] == engines[legacy].pid
+        assert world.action(unrecorded)["ecs_task_arn"] is None  # RUNNING: the engine is its record
+        failed = world.action(gone)
+        assert failed["state"] == "FAILED" and "engine process is gone" in failed["error_message"]
+        assert {world.state(a) for a in engines} == {"RUNNING"}
+
+        world.append(checked_in, ActionCheckedIn("COMPLETED"))  # checks in, then exits: not failed
+        for action_id in (by_pid, legacy, checked_in):
+            engines[action_id].kill()
+            engines[action_id].wait()
+        launcher.check()
+        for action_id in (by_pid, legacy):
+            lost = world.action(action_id)
+            assert lost["state"] == "FAILED" and "exited without checking in" in lost["error_message"]
+        assert world.state(checked_in) == "FINISHING"
+        assert world.state(unrecorded) == "RUNNING" and list(launcher.adopted) == [unrecorded]
+    finally:
+        for process in engines.values():
+            process.kill()
+            process.wait()
+    launcher.check()
+    assert world.state(unrecorded) == "FAILED" and launcher.adopted == {}
+
+
+def test_a_stale_pending_local_action_whose_engine_runs_is_recorded_not_requeued(world: World) -> None:
+    datastore_id = world.datastore(concurrency=2)
+    running, never = world.queued_actions(datastore_id, 2)
+    engine = _engine_process(running)
+    try:
+        _pending_then(world, running, None, running=False)
+        _pending_then(world, never, None, running=False)
+        launcher = LocalLauncher(world.orch, API_URL, token_factory=lambda a, e: "k:s")
+        later = world.orch.reader.row("action", never).updated + launcher.stale_after * 2
+        assert launcher.requeue_stale(later) == 1
+        assert world.state(never) == "QUEUED"
+        assert world.state(running) == "PENDING"
+        assert world.action(running)["ecs_task_arn"] == f"local:{engine.pid}"
+        assert launcher.adopted == {running: engine.pid}
+    finally:
+        engine.kill()
+        engine.wait()
