@@ -14,7 +14,7 @@ log = logging.getLogger("dart.process")
 WORKERS = ("orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions")
 
 
-def _broker(settings: Settings) -> tuple[str, dict[str, Any]]:
+def broker_of(settings: Settings) -> tuple[str, dict[str, Any]]:
     from services.delivery import transport_options_for
 
     if not settings.broker_url:
@@ -66,7 +66,7 @@ def run_relay(settings: Settings) -> int:
     from services.delivery import routes_for, run_until_signalled
 
     container = build(settings)
-    url, options = _broker(settings)
+    url, options = broker_of(settings)
     try:
         outside = json.loads(settings.outside_readers) if settings.outside_readers else {}
     except ValueError as exc:
@@ -91,7 +91,7 @@ def run_worker(settings: Settings, name: str) -> int:
         thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval)
         run_until_signalled(lambda signalled: (signalled.wait(), stop.set(), thread.join(10)))
         return 0
-    url, options = _broker(settings)
+    url, options = broker_of(settings)
     if name == "inbox":
         run_until_signalled(InboxConsumer(orch, url, options, settings.queue_prefix))
         return 0

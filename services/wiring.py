@@ -49,13 +49,16 @@ def build(settings: Settings, migrate: bool = True) -> Container:
 class Workers:
     """The orchestrator and launcher of the embedded mode, each fed by a catch-up subscription."""
 
-    def __init__(self, threads: list[tuple[Any, Any]], launcher: Any) -> None:
+    def __init__(self, threads: list[tuple[Any, Any]], launcher: Any, inbox: Any = None) -> None:
         self.threads = threads
         self.launcher = launcher
+        self.inbox = inbox
 
     def stop(self, timeout: float = 5.0) -> None:
         for _, stop in self.threads:
             stop.set()
+        if self.inbox is not None:
+            self.inbox.stop()
         self.launcher.stop()
         for thread, _ in self.threads:
             thread.join(timeout)
@@ -64,7 +67,8 @@ class Workers:
 def start_workers(container: Container, api_url: str) -> Workers:
     """The embedded mode's workers, as threads of this process: orchestrator, launcher (local processes, or
     ECS when DART_ECS_CLUSTER is set), notifier, subscriptions (and its S3 notification reader when
-    DART_S3_NOTIFICATION_QUEUE is set), scheduler."""
+    DART_S3_NOTIFICATION_QUEUE is set), scheduler, and the inbox of external events when DART_BROKER_URL
+    names a broker (the workers themselves still follow the log, not the broker)."""
     from events.subscription import CatchUpSubscription
     from services.notifications import notifier_from_env
     from services.orchestration.context import Orchestration
@@ -95,4 +99,12 @@ def start_workers(container: Container, api_url: str) -> Workers:
     if poller is not None:
         threads.append(poller.start())
     threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval))
-    return Workers(threads, launcher)
+    inbox = None
+    if settings.broker_url:
+        from services.delivery.inbox import InboxConsumer
+        from services.processes import broker_of
+
+        url, options = broker_of(settings)
+        inbox = InboxConsumer(orch, url, options, settings.queue_prefix)
+        inbox.start()
+    return Workers(threads, launcher, inbox)

@@ -385,7 +385,7 @@ def running(wiring: str, home: Path, *, env: dict[str, str] | None = None, inbox
     """A dart on ``wiring`` with its home in ``home``, torn down (databases dropped, servers stopped) after.
 
     ``env``: extra settings for every dart process (``DART_POLL_INTERVAL`` defaults to 0.2 s). ``inbox``: on
-    an embedded wiring, also run `dart worker inbox` on an SQS queue (production always has one on ``production``).
+    an embedded wiring, give `dart up` an SQS broker, whose inbox it then consumes (production always has one).
     ``schedulers``: scheduler processes on production; ``start_schedulers=False`` leaves them for the test to
     start (``Production.start_schedulers``). ``server_url``: the PostgreSQL server (default: the tests')."""
     settings = {"DART_POLL_INTERVAL": "0.2", **(env or {})}
@@ -402,12 +402,8 @@ def running(wiring: str, home: Path, *, env: dict[str, str] | None = None, inbox
                                 DART_SQS_VISIBILITY_TIMEOUT=SQS_VISIBILITY_TIMEOUT)
             dart = RunningDart(home, database_url, **settings)
             stack.callback(dart.stop)
-            if inbox:
+            if inbox:  # `dart up` runs the inbox itself when DART_BROKER_URL is set
                 assert endpoint is not None and prefix is not None
-                with open(home / "inbox.log", "ab") as log:
-                    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "inbox"],
-                                              env=dart.env, stdout=log, stderr=subprocess.STDOUT)
-                stack.callback(_terminate, worker)
                 dart.inbox = InboxQueue(endpoint, prefix)
             yield dart
             return

@@ -3,8 +3,8 @@
 queue with boto3, as raw JSON, as base64 of the JSON, or inside an SNS envelope; `dart worker inbox` fires
 every ACTIVE trigger on that ACTIVE event, and nothing for an INACTIVE one.
 
-On production the inbox worker is one of the stack's processes. `dart up` has no inbox of its own, so on the
-embedded wiring `dart worker inbox` runs beside it on the same database (tests/e2e/stacks.py)."""
+On production the inbox worker is one of the stack's processes. On the embedded wiring `dart up` consumes the
+inbox itself, because DART_BROKER_URL names a broker (tests/e2e/stacks.py)."""
 
 from __future__ import annotations
 
