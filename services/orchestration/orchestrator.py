@@ -57,15 +57,22 @@ def _completion_triggers(orch: Orchestration, event: RecordedEvent) -> None:
         # A run started by a batch (directly or through super triggers) completed: the next batch may be
         # due, which drains a backlog one batch per run (reference §7).
         for trigger_id in batches.batch_triggers_behind(orch, instance.data.get("trigger_id")):
-            batches.evaluate(orch, trigger_id, event.event_id)
+            batches.evaluate(orch, trigger_id, event.event_id, after_run=True)
 
 
 def _evaluate_new_batch_trigger(orch: Orchestration, event: RecordedEvent) -> None:
+    """A batch trigger created or changed (state, args, workflows) is evaluated; so are the batch triggers
+    behind a super trigger created or changed, whose batches may now lead somewhere."""
     data = event.data.get("data") or event.data.get("changes") or {}
     row = orch.reader.row("trigger", event.entity_id)
-    if row is not None and row.data.get("trigger_type_name") == "subscription_batch" and (
-            event.type == "TriggerCreated" or "state" in data or "args" in data):
+    if row is None or not (event.type == "TriggerCreated" or {"state", "args", "workflow_ids"} & set(data)):
+        return
+    kind = row.data.get("trigger_type_name")
+    if kind == "subscription_batch":
         batches.evaluate(orch, row.id, event.event_id)
+    elif kind == "super" and row.data.get("state") == "ACTIVE":
+        for trigger_id in batches.batch_triggers_behind(orch, row.id):
+            batches.evaluate(orch, trigger_id, event.event_id)
 
 
 def _evaluate_after_generation(orch: Orchestration, event: RecordedEvent) -> None:

@@ -35,10 +35,11 @@ def batch_triggers(orch: Orchestration, subscription_id: str) -> list[Any]:
             if (t.data.get("args") or {}).get("subscription_id") == subscription_id]
 
 
-def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
+def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID, after_run: bool = False) -> bool:
     """Evaluate one subscription_batch trigger: when the subscription's UNCONSUMED bytes reach the threshold,
     reserve one batch (s3_path order, up to the element that reaches it) and fire, in one append. True when
-    it fired."""
+    it fired. ``after_run``: a run it started (directly or through super triggers) has just completed; a
+    reserved batch no run will take is then fired for first."""
     from services.orchestration.triggers import fire_trigger
 
     for _ in range(RETRIES):
@@ -55,6 +56,18 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
         subscription = orch.reader.row("subscription", subscription_id)
         if subscription is None or subscription.data.get("state") != "ACTIVE":
             return False
+        if not leads_anywhere(orch, trigger):
+            return False  # a batch nobody would consume; evaluated again once a workflow or super trigger is set
+        if after_run and (
+                elements.reserved_batches(orch.store, subscription_id) > _consumers_to_come(orch, subscription_id)):
+            # A run finished, and a batch is reserved that no run under way will take: its fire's run was
+            # refused (the workflow was busy or inactive). Fire again for it instead of reserving another, so
+            # the last batch is not left waiting for new files.
+            waiting = elements.oldest_batch(orch.store, subscription_id)
+            fire_trigger(orch, trigger, cause, f"batch:{waiting}")
+            log.info("trigger %s fired again for waiting batch %s of subscription %s", trigger_id, waiting,
+                     subscription_id)
+            return True
         chosen = elements.select_batch(orch.store, subscription_id, int(args.get("unconsumed_data_size_in_bytes") or 1))
         if not chosen:
             return False
@@ -74,6 +87,30 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID) -> bool:
         return True
     log.warning("trigger %s: subscription kept changing; not evaluated for %s", trigger_id, cause)
     return False
+
+
+def _consumers_to_come(orch: Orchestration, subscription_id: str) -> int:
+    """consume_subscription actions of the subscription in runs under way that have not been queued yet: each
+    will take a reserved batch when it is."""
+    from services.entities.reads import TABLES
+
+    table = TABLES["action"]
+    waiting = orch.actions_where(table.c.state == "HAS_NEVER_RUN", table.c.workflow_instance_id.is_not(None))
+    return sum(1 for a in waiting if consumed_subscription(a) == subscription_id)
+
+
+def leads_anywhere(orch: Orchestration, trigger: Any, seen: set[str] | None = None) -> bool:
+    """Whether a fire of ``trigger`` would start a run or feed one: it has workflows, or an ACTIVE super trigger
+    on it does (recursively). A batch trigger that leads nowhere reserves nothing: a super trigger created a
+    moment after it must not find the first batch already taken by a fire it never saw."""
+    seen = set() if seen is None else seen
+    if trigger.id in seen:
+        return False
+    seen.add(trigger.id)
+    if trigger.data.get("workflow_ids"):
+        return True
+    return any(trigger.id in ((s.data.get("args") or {}).get("completed_trigger_ids") or [])
+               and leads_anywhere(orch, s, seen) for s in orch.triggers("super"))
 
 
 def evaluate_for_subscription(orch: Orchestration, subscription_id: str, cause: uuid.UUID) -> None:

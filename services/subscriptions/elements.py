@@ -110,6 +110,14 @@ def select_batch(store: EventStore, subscription_id: str, threshold: int) -> lis
     return []  # the elements changed under us: the guarded append would have failed anyway
 
 
+def reserved_batches(store: EventStore, subscription_id: str) -> int:
+    """How many batches are reserved and held by no action yet."""
+    t = ELEMENTS
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count(sa.distinct(t.c.batch_id))).where(
+            t.c.subscription_id == subscription_id, t.c.state == "RESERVED")).scalar() or 0)
+
+
 def oldest_batch(store: EventStore, subscription_id: str) -> str | None:
     """The batch reserved first (by the time of its reservation, then path) that no action holds yet."""
     t = ELEMENTS

@@ -268,6 +268,18 @@ def _batch_trigger(world: World, sub: str, threshold: int, workflow_ids: list[st
         "workflow_ids": workflow_ids}}, ADMIN)["id"]
 
 
+def _reserving_only(world: World, sub: str, threshold: int) -> str:
+    """A batch trigger whose fires only reserve: one input of an ALL super trigger (with a workflow) whose
+    other input never fires. (A batch trigger leading nowhere would reserve nothing at all.)"""
+    trigger = _batch_trigger(world, sub, threshold, [])
+    never = _batch_trigger(world, sub, 10**12, [])
+    world.service.create("trigger", {"data": {
+        "name": f"s_{uuid.uuid4().hex[:6]}", "trigger_type_name": "super", "state": "ACTIVE",
+        "args": {"fire_after": "ALL", "completed_trigger_ids": [trigger, never]},
+        "workflow_ids": [_consuming_workflow(world, sub)]}}, ADMIN)
+    return trigger
+
+
 def _consuming_workflow(world: World, sub: str, on_failure: str = "DEACTIVATE") -> str:
     store = world.service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}",
                                                         "engine_name": "no_op_engine", "state": "TEMPLATE",
@@ -308,6 +320,67 @@ def test_batches_run_one_at_a_time_until_the_backlog_is_drained(world: World) ->
     assert all(i["data"]["trigger_id"] == trigger for i in instances)
     reserved = world.logged_paths(sub, "SubscriptionBatchReserved")
     assert len(reserved) == len(set(reserved)) == 3
+
+
+def test_a_batch_whose_run_was_refused_is_fired_again_and_the_last_batch_is_not_left_behind(world: World) -> None:
+    """Files arriving while a run is under way reserve a batch whose fire the busy workflow refuses
+    (concurrency 1). The next evaluation fires again for that waiting batch instead of reserving another,
+    so every batch is consumed once the arrivals stop."""
+    sizes = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
+    sub = impala(world, sizes)
+    world.pump()
+    flow = _consuming_workflow(world, sub)
+    trigger = _batch_trigger(world, sub, 49, [flow])
+    world.pump()
+    first = _queued_consumer(world, flow)
+    assert batches.evaluate(world.orch, trigger, uuid.uuid4())  # as if new files arrived: reserved, refused
+    world.pump()
+    assert len(world.service.reader.find_by("workflow_instance", workflow_id=flow)) == 1
+    assert elements.reserved_batches(world.container.store, sub) == 1
+    consumed = [first]
+    for _ in range(3):
+        complete_action(world.orch, consumed[-1]["id"], "COMPLETED", None, uuid.uuid4())
+        world.pump()
+        queued = [a for a in world.service.reader.find_by("action", workflow_id=flow)
+                  if a["data"]["state"] == "QUEUED"]
+        if not queued:
+            break
+        consumed += queued
+    assert len(consumed) == 3
+    assert [len(_assigned(world, a["id"])) for a in consumed] == [1, 1, 1]
+    [stat] = elements.stats(world.container.store, sub)
+    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": 152_875 + 834 + 49}
+    assert len(world.logged_paths(sub, "SubscriptionBatchReserved")) == 3
+
+
+def test_a_batch_trigger_that_leads_nowhere_reserves_nothing_until_a_super_trigger_is_set(world: World) -> None:
+    """Test 12's order: the batch trigger (no workflows) is created a moment before the super trigger on it.
+    Its first evaluation leads nowhere and reserves nothing; the super trigger's creation evaluates it. Batches
+    reserved by later evaluations whose runs were refused are fired for again as runs complete."""
+    sizes = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
+    sub = impala(world, sizes)
+    world.pump()
+    flow = _consuming_workflow(world, sub)
+    trigger = _batch_trigger(world, sub, 49, [])
+    world.pump()
+    assert world.logged_paths(sub, "SubscriptionBatchReserved") == []
+    world.service.create("trigger", {"data": {
+        "name": f"s_{uuid.uuid4().hex[:6]}", "trigger_type_name": "super", "state": "ACTIVE",
+        "args": {"fire_after": "ALL", "completed_trigger_ids": [trigger]}, "workflow_ids": [flow]}}, ADMIN)
+    world.pump()
+    # Deliveries out of order (a broker does not keep it): the trigger's creation and the subscription's
+    # activation evaluated again after the super trigger's. Every batch is reserved; one run starts.
+    assert batches.evaluate(world.orch, trigger, uuid.uuid4()) and batches.evaluate(world.orch, trigger, uuid.uuid4())
+    world.pump()
+    assert elements.reserved_batches(world.container.store, sub) == 2
+    assert len(world.service.reader.find_by("workflow_instance", workflow_id=flow)) == 1
+    for _ in range(3):  # each completion fires again for a waiting batch
+        action = _queued_consumer(world, flow)
+        assert len(_assigned(world, action["id"])) == 1
+        complete_action(world.orch, action["id"], "COMPLETED", None, uuid.uuid4())
+        world.pump()
+    [stat] = elements.stats(world.container.store, sub)
+    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": 152_875 + 834 + 49}
 
 
 def _assigned(world: World, action_id: str) -> list[dict[str, Any]]:
@@ -364,7 +437,7 @@ def test_four_concurrent_evaluators_never_put_an_element_in_two_batches(world: W
         put(world.s3, b, f"many/{i:03d}.csv", 1)
     sub = world.subscription(world.dataset(f"s3://{b}/many"))
     world.pump()
-    trigger = _batch_trigger(world, sub, 7, [])  # a pure input: no workflow, fires only reserve
+    trigger = _reserving_only(world, sub, 7)
     url = world.container.store.engine.url.render_as_string(hide_password=False)
     orchs = []
     for n in range(4):
@@ -466,7 +539,7 @@ def test_decisions_on_elements_do_not_lose_to_arriving_files(world: World, tmp_p
         put(world.s3, b, f"busy/{i:03d}.csv")
     sub = world.subscription(world.dataset(f"s3://{b}/busy"))
     world.pump()
-    trigger = _batch_trigger(world, sub, 5, [])
+    trigger = _reserving_only(world, sub, 5)
     url = world.container.store.engine.url.render_as_string(hide_password=False)
     other = build(load_settings(env={"DART_HOME": str(tmp_path / "adder"), "DART_DATABASE_URL": url}), migrate=False)
     world.extra.append(other)
