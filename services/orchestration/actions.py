@@ -93,13 +93,13 @@ def _queue_next(orch: Orchestration, datastore: Any, actions: list[dict[str, Any
 
 
 def _queue_next_after(orch: Orchestration, action: dict[str, Any], completion: list[StreamAppend],
-                      cause: uuid.UUID | None) -> list[StreamAppend]:
+                      cause: uuid.UUID | None) -> list[StreamAppend] | None:
     """What the completion of ``action`` lets run next on its datastore, to go in the completion's own append:
     the next action is queued the moment the last one finishes, not one delivery later. Every action stream
     the completion writes to is finished by it (the action itself, the SKIPPED rest), so those are left out of
     the choice. Nothing when the completion itself writes to a stream the queueing would (it deactivates the
     datastore, or settles the subscription the next action consumes): the separate TRY_NEXT_ACTION that
-    follows every completion decides then."""
+    follows every completion decides then. Returns None when it could not decide."""
     datastore_id = action.get("datastore_id")
     if not datastore_id:
         return []
@@ -110,7 +110,7 @@ def _queue_next_after(orch: Orchestration, action: dict[str, Any], completion: l
     live = [a for a in orch.actions_of_datastore(datastore.id) if f"action-{a['id']}" not in touched]
     _, appends = _queue_next(orch, datastore, live, cause)
     if any(a.stream_id in touched for a in appends):
-        return []
+        return None
     return appends
 
 
@@ -225,9 +225,13 @@ def _complete(orch: Orchestration, action_id: str, version: int, action: dict[st
                         WorkflowStatsUpdated({"avg_runtime": format_timedelta(total)}), meta)]))
     elif state == "FAILED" and on_failure == "DEACTIVATE":
         appends += _deactivate_datastore(orch, str(action.get("datastore_id")), meta)
+    decided = None
     if queue_next:
-        appends += _queue_next_after(orch, action, appends, cause)
+        decided = _queue_next_after(orch, action, appends, cause)
+        appends += decided or []
     orch.store.append(*appends)
+    if decided is not None:
+        orch.next_decided(action_id)
     if retry is not None:
         start_instance(orch, retry[0], Fire("retry", None, retry[1], "orchestrator",
                                             derived_event_id(cause, f"retry:{action_id}")))

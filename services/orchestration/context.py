@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +40,18 @@ class Orchestration:
         self.store = store
         self.reader = EntityReader(store)
         self.s3_datastores_root = s3_datastores_root
+        # Actions whose completion already decided their datastore's next action (in its own append): the
+        # TRY_NEXT_ACTION their ActionCompleted would cause finds nothing, and is skipped in this process.
+        self._decided: OrderedDict[str, None] = OrderedDict()
+
+    def next_decided(self, action_id: str) -> None:
+        self._decided[action_id] = None
+        while len(self._decided) > 10_000:
+            self._decided.popitem(last=False)
+
+    def take_next_decided(self, action_id: str) -> bool:
+        """True (once) if this process's completion of the action already decided what runs next."""
+        return self._decided.pop(action_id, False) is None
 
     def rows(self, category: str, *where: sa.ColumnElement[bool]) -> list[Any]:
         table = TABLES[category]

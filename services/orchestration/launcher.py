@@ -274,21 +274,26 @@ class LocalLauncher(Launcher):
             return
         with self._lock:
             self.children[action_id] = child
-        self._record_launched(action_id, child.pid)
+        self._record_launched(action_id, child.pid, action.get("_version"))
         threading.Thread(target=self._supervise, args=(action_id, child), daemon=True,
                          name=f"engine:{action_id}").start()
 
-    def _record_launched(self, action_id: str, pid: int) -> None:
+    def _record_launched(self, action_id: str, pid: int, pending_version: int | None = None) -> None:
+        """ActionLaunched with the engine's pid: first at the version its slot was taken at (known, no read),
+        then, if the engine was quicker and checked out already, on the fresh version."""
+        version = pending_version
         for _ in range(10):
-            row = self.orch.reader.row("action", action_id)
-            if row is None or row.data.get("state") not in ("PENDING", "RUNNING"):
-                return
+            if version is None:
+                row = self.orch.reader.row("action", action_id)
+                if row is None or row.data.get("state") not in ("PENDING", "RUNNING"):
+                    return
+                version = row.version
             try:
-                self.orch.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(
+                self.orch.store.append(StreamAppend(f"action-{action_id}", version, [NewEvent(
                     ActionLaunched({"ecs_task_arn": f"{LOCAL_TASK}{pid}"}), META)]))
                 return
             except ConcurrencyError:
-                continue  # the engine was quicker and checked out already: record it on the fresh version
+                version = None
 
     def _supervise(self, action_id: str, child: subprocess.Popen[bytes]) -> None:
         code = child.wait()

@@ -45,6 +45,8 @@ def _complete_checked_in(orch: Orchestration, event: RecordedEvent) -> None:
 
 
 def _try_next_after_completion(orch: Orchestration, event: RecordedEvent) -> None:
+    if orch.take_next_decided(event.entity_id):
+        return  # its completion queued the next action already (or found none to queue)
     action = orch.reader.row("action", event.entity_id)
     if action is not None and action.data.get("datastore_id"):
         try_next_actions(orch, action.data["datastore_id"], event.event_id)
