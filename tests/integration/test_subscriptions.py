@@ -268,6 +268,16 @@ def _batch_trigger(world: World, sub: str, threshold: int, workflow_ids: list[st
         "workflow_ids": workflow_ids}}, ADMIN)["id"]
 
 
+TEST_11_SIZES = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
+
+
+def _test_11(world: World) -> tuple[str, str]:
+    """Test 11's three files (sizes scaled down 1,000 times), listed, and a workflow consuming them."""
+    sub = impala(world, TEST_11_SIZES)
+    world.pump()
+    return sub, _consuming_workflow(world, sub)
+
+
 def _reserving_only(world: World, sub: str, threshold: int) -> str:
     """A batch trigger whose fires only reserve: one input of an ALL super trigger (with a workflow) whose
     other input never fires. (A batch trigger leading nowhere would reserve nothing at all.)"""
@@ -300,10 +310,7 @@ def _queued_consumer(world: World, workflow_id: str) -> dict[str, Any]:
 
 def test_batches_run_one_at_a_time_until_the_backlog_is_drained(world: World) -> None:
     """Test 11's numbers: three files, threshold 49,524: three batches, three runs, all CONSUMED."""
-    sizes = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
-    sub = impala(world, sizes)
-    world.pump()
-    flow = _consuming_workflow(world, sub)
+    sub, flow = _test_11(world)
     trigger = _batch_trigger(world, sub, 49, [flow])
     world.pump()
     for run in range(3):
@@ -314,7 +321,7 @@ def test_batches_run_one_at_a_time_until_the_backlog_is_drained(world: World) ->
         world.pump()
     assert [s["state"] for s in elements.stats(world.container.store, sub)] == ["CONSUMED"]
     [stat] = elements.stats(world.container.store, sub)
-    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": 152_875 + 834 + 49}
+    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": sum(TEST_11_SIZES.values())}
     instances = world.service.reader.find_by("workflow_instance", workflow_id=flow)
     assert sorted(i["data"]["state"] for i in instances) == ["COMPLETED"] * 3
     assert all(i["data"]["trigger_id"] == trigger for i in instances)
@@ -326,10 +333,7 @@ def test_a_batch_whose_run_was_refused_is_fired_again_and_the_last_batch_is_not_
     """Files arriving while a run is under way reserve a batch whose fire the busy workflow refuses
     (concurrency 1). The next evaluation fires again for that waiting batch instead of reserving another,
     so every batch is consumed once the arrivals stop."""
-    sizes = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
-    sub = impala(world, sizes)
-    world.pump()
-    flow = _consuming_workflow(world, sub)
+    sub, flow = _test_11(world)
     trigger = _batch_trigger(world, sub, 49, [flow])
     world.pump()
     first = _queued_consumer(world, flow)
@@ -349,7 +353,7 @@ def test_a_batch_whose_run_was_refused_is_fired_again_and_the_last_batch_is_not_
     assert len(consumed) == 3
     assert [len(_assigned(world, a["id"])) for a in consumed] == [1, 1, 1]
     [stat] = elements.stats(world.container.store, sub)
-    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": 152_875 + 834 + 49}
+    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": sum(TEST_11_SIZES.values())}
     assert len(world.logged_paths(sub, "SubscriptionBatchReserved")) == 3
 
 
@@ -357,10 +361,7 @@ def test_a_batch_trigger_that_leads_nowhere_reserves_nothing_until_a_super_trigg
     """Test 12's order: the batch trigger (no workflows) is created a moment before the super trigger on it.
     Its first evaluation leads nowhere and reserves nothing; the super trigger's creation evaluates it. Batches
     reserved by later evaluations whose runs were refused are fired for again as runs complete."""
-    sizes = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
-    sub = impala(world, sizes)
-    world.pump()
-    flow = _consuming_workflow(world, sub)
+    sub, flow = _test_11(world)
     trigger = _batch_trigger(world, sub, 49, [])
     world.pump()
     assert world.logged_paths(sub, "SubscriptionBatchReserved") == []
@@ -380,7 +381,7 @@ def test_a_batch_trigger_that_leads_nowhere_reserves_nothing_until_a_super_trigg
         complete_action(world.orch, action["id"], "COMPLETED", None, uuid.uuid4())
         world.pump()
     [stat] = elements.stats(world.container.store, sub)
-    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": 152_875 + 834 + 49}
+    assert stat == {"state": "CONSUMED", "count": 3, "file_size_sum": sum(TEST_11_SIZES.values())}
 
 
 def _assigned(world: World, action_id: str) -> list[dict[str, Any]]:
