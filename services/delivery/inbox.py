@@ -15,14 +15,9 @@ from typing import Any
 
 from kombu import Message
 
-from services.delivery.kombu_consumer import (
-    QueueWorker,
-    Unprocessable,
-    message_text,
-    record_handled,
-    was_handled,
-)
+from services.delivery.kombu_consumer import QueueWorker, Unprocessable, message_text
 from services.delivery.queues import QueueNames
+from services.delivery.records import record_handled, was_handled
 from services.orchestration.context import Orchestration
 
 log = logging.getLogger("dart.inbox")

@@ -189,7 +189,7 @@ class _Handle:
 
     def handled(self, consumer: str, cause: uuid.UUID) -> bool:
         """Whether a broker-fed consumer (the inbox) recorded a message or event as handled."""
-        from services.delivery.kombu_consumer import consumer_records
+        from services.delivery.records import consumer_records
 
         with self.engine().connect() as conn:
             return conn.execute(sa.select(sa.literal(1)).where(

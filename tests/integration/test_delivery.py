@@ -41,7 +41,8 @@ from events.streams.event import EventCreated, EventDeleted, EventUpdated
 from events.subscription import wait_until
 from events.types import ExpectedVersion, RecordedEvent, StreamAppend
 from services.delivery.inbox import INBOX_CONSUMER, InboxConsumer, parse_inbox_message
-from services.delivery.kombu_consumer import KombuConsumer, handled_event_ids
+from services.delivery.kombu_consumer import KombuConsumer
+from services.delivery.records import handled_event_ids
 from services.delivery.queues import ATTEMPTS_HEADER, QueueNames, queue, transport_options_for
 from tests.support.moto import moto_server
 

@@ -16,7 +16,7 @@ from events.database import create_engine, current_revision, head_revision, upgr
 from projections.catalog import all_projections
 from projections.rebuild import rebuild_all
 from tests.integration.projection_fixtures import ENTITY_TABLES, STATS_TABLE, Traffic, open_projected_store
-from services.delivery.kombu_consumer import consumer_records
+from services.delivery.records import consumer_records
 from services.notifications import notifications_sent
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
