@@ -119,7 +119,7 @@ class CatchUpSubscription:
                 self._position = self._saved  # handle the failed batch again
                 stop.wait(self.retry_interval)
                 continue
-            if handled and self.linger:
+            if self.linger and 0 < handled < self.batch_size:  # caught up: let the next burst gather
                 stop.wait(self.linger)
             elif handled < self.batch_size:
                 self.store.wait_for_append(self._position or 0, self.poll_interval, self.types)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -633,3 +634,40 @@ def test_catch_up_subscription_handler_can_append_its_reactions_to_the_store(pst
     assert sub.position() == pstore.read_all(types=["WorkflowCreated"])[-1].global_position
     assert sub.run_once() == 0  # the reactions are of other types: nothing to handle, the checkpoint moves on
     assert sub.position() == pstore.head_position()
+
+
+def test_a_reader_waiting_for_its_types_is_not_woken_by_others_but_is_by_its_own(pstore: EventStore) -> None:
+    head = pstore.head_position()
+    pstore.append(StreamAppend("engine-WAKE000001", NO_STREAM, [EngineCreated({"name": "other"})]))
+    assert pstore.wait_for_append(head, 0.0) is True
+    assert pstore.wait_for_append(head, 0.0, types=["WorkflowCreated"]) is False  # not its type
+    pstore.append(StreamAppend("workflow-WAKE000001", NO_STREAM, [WorkflowCreated({"name": "mine"})]))
+    assert pstore.wait_for_append(head, 0.0, types=["WorkflowCreated"]) is True
+
+    woken: list[bool] = []
+    position = pstore.head_position()
+    waiter = threading.Thread(target=lambda: woken.append(pstore.wait_for_append(position, 60, ["DatasetCreated"])))
+    waiter.start()
+    pstore.append(StreamAppend("engine-WAKE000002", NO_STREAM, [EngineCreated({"name": "other"})]))
+    waiter.join(0.5)
+    assert waiter.is_alive() and woken == []  # still asleep: another type
+    pstore.append(StreamAppend("dataset-WAKE000001", NO_STREAM, [DatasetCreated({"name": "d"})]))
+    waiter.join(30)
+    assert not waiter.is_alive() and woken == [True]
+
+
+def test_a_lingering_reader_takes_a_burst_in_one_batch(pstore: EventStore) -> None:
+    batches: list[int] = []
+    sub = CatchUpSubscription(pstore, "test.linger", lambda events: batches.append(len(events)),
+                              types=["WorkflowCreated"], linger=2.0)
+    thread, stop = sub.start()
+    try:
+        pstore.append(StreamAppend("workflow-LINGER0000", NO_STREAM, [WorkflowCreated({"name": "first"})]))
+        assert wait_until(lambda: batches == [1], 30)
+        for n in range(1, 6):  # while it lingers
+            pstore.append(StreamAppend(f"workflow-LINGER000{n}", NO_STREAM, [WorkflowCreated({"name": f"w{n}"})]))
+        assert wait_until(lambda: sum(batches) == 6, 30)
+        assert batches == [1, 5]
+    finally:
+        stop.set()
+        thread.join(10)
