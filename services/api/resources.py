@@ -167,7 +167,7 @@ def _csv(raw: str | None) -> list[str] | None:
 
 class DatasetGuess:
     """``GET /dataset/guess?s3_path=&max_lines=``: a DatasetData guessed from the first object under an S3
-    prefix (services/guess.py), as ``{"results": {"data": ...}}``, ready to POST; nothing is recorded."""
+    prefix (services/guess/), as ``{"results": {"data": ...}}``, ready to POST; nothing is recorded."""
 
     def __init__(self, service: EntityService) -> None:
         self.service = service

@@ -1,4 +1,4 @@
-"""The dataset guess (services/guess.py): the inference rules on text, and the whole guess against a moto S3
+"""The dataset guess (services/guess/): the inference rules on text, and the whole guess against a moto S3
 server on loopback (the real wire protocol, no mocks)."""
 
 from __future__ import annotations
