@@ -270,6 +270,8 @@ class LocalLauncher(Launcher):
         try:
             child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
         except OSError as exc:
+            if action.get("_token"):
+                self.revoke_token(action["_token"])  # no engine will use it
             complete_action(self.orch, action_id, "FAILED", f"could not start the engine: {exc}", None)
             return
         with self._lock:

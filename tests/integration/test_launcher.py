@@ -512,3 +512,20 @@ def test_a_stale_pending_local_action_whose_engine_runs_is_recorded_not_requeued
     finally:
         engine.kill()
         engine.wait()
+
+
+@pytest.mark.parametrize("commands", [{"no_op_engine": ["/nonexistent/dart-engine"]}, {"other_engine": ["true"]}],
+                         ids=["cannot-start", "no-command"])
+def test_a_local_engine_that_cannot_start_fails_its_action_and_its_token_is_revoked(
+        world: World, commands: dict[str, list[str]]) -> None:
+    datastore_id = world.datastore()
+    [action_id] = world.queued_actions(datastore_id, 1)
+    launcher = LocalLauncher(world.orch, API_URL, commands=commands)  # real API keys
+    assert launcher.launch_ready(datastore_id) == [action_id]
+    failed = world.action(action_id)
+    assert failed["state"] == "FAILED"
+    assert ("could not start the engine" in failed["error_message"]
+            or "no local command for engine" in failed["error_message"])
+    [minted] = [e for e in world.container.store.read_all(0, 10000, types=["ApiKeyCreated"])
+                if e.data["data"]["scope"] == f"action:{action_id}"]
+    assert [e.type for e in world.container.store.read_stream(minted.stream_id)] == ["ApiKeyCreated", "ApiKeyRevoked"]
