@@ -32,7 +32,7 @@ def consumers(container: Container) -> dict[str, Any]:
     from services.notifications import notifier_from_env
     from services.orchestration.context import Orchestration
     from services.orchestration.ecs_launcher import ecs_launcher_from_settings
-    from services.orchestration.launcher import LocalLauncher, local_engine_commands
+    from services.orchestration.local_launcher import LocalLauncher, local_engine_commands
     from services.orchestration.orchestrator import Orchestrator
 
     settings = container.settings

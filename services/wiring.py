@@ -73,7 +73,8 @@ def start_workers(container: Container, api_url: str) -> Workers:
     from services.notifications import notifier_from_env
     from services.orchestration.context import Orchestration
     from services.orchestration.ecs_launcher import ecs_launcher_from_settings
-    from services.orchestration.launcher import Launcher, LocalLauncher, local_engine_commands
+    from services.orchestration.launcher import Launcher
+    from services.orchestration.local_launcher import LocalLauncher, local_engine_commands
     from services.orchestration.orchestrator import Orchestrator
     from services.orchestration.scheduler import Scheduler, offset_clock
     from services.processes import notification_poller, subscription_worker

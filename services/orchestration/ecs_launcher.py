@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +29,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from events.errors import ConcurrencyError
 from events.streams.action import ActionLaunched, ActionRequeued
 from events.types import NewEvent, StreamAppend
-from services.entities.reads import TABLES
-from services.orchestration.actions import _complete
 from services.orchestration.context import Orchestration
 from services.orchestration.launcher import META, Clock, Launcher, TokenFactory
 
@@ -218,24 +216,6 @@ class EcsLauncher(Launcher):
             return False
         return True
 
-    def fail_if(self, action_id: str, states: Iterable[str], message: str, arn: str | None = None) -> bool:
-        """COMPLETE_ACTION FAILED, but only while the action is in one of ``states`` (and, given ``arn``,
-        still has that task): the append is guarded by the version at which that was read, so an engine that
-        checks in at the same moment is never failed."""
-        wanted = tuple(states)
-        for attempt in range(10):
-            row = self.orch.reader.row("action", action_id)
-            if row is None or row.data.get("state") not in wanted:
-                return False
-            if arn is not None and row.data.get("ecs_task_arn") != arn:
-                return False
-            try:
-                _complete(self.orch, action_id, row.version, row.data, "FAILED", message, None, attempt)
-            except ConcurrencyError:
-                continue
-            return True
-        return False
-
     # ------------------------------------------------------------------------------------ periodic
     def may_launch_on(self, datastore_id: str) -> bool:
         until = self._held.get(datastore_id)
@@ -257,9 +237,6 @@ class EcsLauncher(Launcher):
                 self._held.pop(datastore_id, None)
                 launched += self.launch_ready(datastore_id)
         return launched
-
-    def _actions_in(self, *states: str) -> list[Any]:
-        return self.orch.rows("action", TABLES["action"].c.state.in_(states))
 
     def check_orphans(self, now: datetime | None = None) -> list[str]:
         """Fail PENDING/RUNNING actions whose task has STOPPED (or is unknown to ECS); returns their ids."""

@@ -22,7 +22,7 @@ from events.streams.subscription import (
     SubscriptionElementsReleased,
 )
 from events.types import Metadata, StreamAppend
-from services.orchestration.context import Orchestration, derived_event_id, derived_id
+from services.orchestration.context import Orchestration, derived_event_id, derived_id, json_field
 from services.subscriptions import elements
 
 log = logging.getLogger("dart.subscriptions")
@@ -95,7 +95,8 @@ def _consumers_to_come(orch: Orchestration, subscription_id: str) -> int:
     from services.entities.reads import TABLES
 
     table = TABLES["action"]
-    waiting = orch.actions_where(table.c.state == "HAS_NEVER_RUN", table.c.workflow_instance_id.is_not(None))
+    waiting = orch.actions_where(table.c.state == "HAS_NEVER_RUN", table.c.workflow_instance_id.is_not(None),
+                                 json_field(table, "action_type_name") == CONSUME_ACTION)
     return sum(1 for a in waiting if consumed_subscription(a) == subscription_id)
 
 

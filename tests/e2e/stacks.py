@@ -39,6 +39,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from services.orchestration.local_launcher import engine_pids
 from tests.e2e.api_client import Api
 from tests.support import pg
 from tests.support.ecs_agent import EcsAgent
@@ -115,22 +116,6 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
-
-
-def engine_pids(action_id: str) -> list[int]:
-    """Local processes whose environment names this action (its engine, wherever it was started from)."""
-    needle = f"DART_ACTION_ID={action_id}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 class InboxQueue:

@@ -34,7 +34,8 @@ from services.errors import NotAuthenticated
 from services.orchestration.actions import complete_action
 from services.orchestration.context import Orchestration
 from services.orchestration.ecs_launcher import ORPHAN_MESSAGE, EcsLauncher
-from services.orchestration.launcher import BUSY, Launcher, LocalLauncher
+from services.orchestration.launcher import BUSY, Launcher
+from services.orchestration.local_launcher import LocalLauncher
 from services.settings import load_settings
 from services.wiring import Container, build
 from tests.support.ecs_agent import ecs_client, set_manual_transitions
