@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         dart_env = {**env, "DART_HOME": str(home), "DART_DATABASE_URL": url, "DART_LOG_FORMAT": "json",
                     "DART_BOOTSTRAP_API_KEY": f"{KEY}:{SECRET}"}
         gunicorn = ["--workers", str(args.workers), "--threads", str(args.threads)]
-        dart = Server("dart", [sys.executable, "-m", "services.cli", "api", "--port", str(free_port()),
+        dart = Server("dart", [sys.executable, "-m", "services.runtime.cli", "api", "--port", str(free_port()),
                                *gunicorn], dart_env, workdir)
         servers.append(dart)
         bare = Server("bare", [sys.executable, "-m", "bench.api_bare", "--database-url", url,

@@ -1,7 +1,7 @@
 """The data set of the REST API benchmark (bench/api_bench.py): engines and datastores created through dart's
 own entity service, then workflows and actions appended as real ``WorkflowCreated`` / ``ActionCreated``
 events, ~500 events per ``store.append`` (one stream per entity, many streams per append), with the inline
-projections registered by ``services.wiring.build`` -- so ``rm_workflow`` and ``rm_action`` are written by
+projections registered by ``services.runtime.composition.build`` -- so ``rm_workflow`` and ``rm_action`` are written by
 the real projection code, exactly as when the API creates them.
 
 Shapes follow the original dart (reference §3.4, §3.5) with every schema default filled in, as the API would
@@ -246,11 +246,11 @@ def fill(
     progress: Callable[[str], None] = print,
 ) -> Filled:
     """Load the data set into the (empty) database at ``url``; returns ids and the load rate."""
-    from services import schemas
-    from services.auth import Principal, ensure_api_key
-    from services.entities.service import EntityService
-    from services.settings import Settings
-    from services.wiring import build
+    from services.domain import schemas
+    from services.commands.auth import Principal, ensure_api_key
+    from services.commands.entities import EntityService
+    from services.runtime.settings import Settings
+    from services.runtime.composition import build
 
     rng = random.Random(seed)
     container = build(Settings(home=home, database_url=url), migrate=True)  # migrates; inline projections

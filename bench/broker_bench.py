@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from events.database import open_store
-from events.relay import Relay
+from services.delivery.relay import Relay
 from events.store import EventStore
 from events.streams import default_registry
 from events.streams.event import EventCreated

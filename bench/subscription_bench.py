@@ -140,7 +140,7 @@ class S3Server:
 
 
 def bare_listing(endpoint: str, prefix: str) -> tuple[float, int]:
-    from services.subscriptions.generation import listing_client
+    from services.commands.generation import listing_client
 
     client = listing_client("us-east-1", endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
     started = time.perf_counter()
@@ -199,14 +199,14 @@ def batch_run(url: str, size: int) -> dict[str, float]:
     from engines.no_op.definition import NO_OP_ENGINE
     from events.streams.subscription import SubscriptionElementsAdded, SubscriptionGenerationStarted, files_stream
     from events.types import Metadata, NewEvent, StreamAppend
-    from services.auth import Principal
-    from services.entities.service import EntityService
-    from services.orchestration.actions import complete_action, try_next_actions
-    from services.orchestration.context import Orchestration
-    from services.settings import load_settings
-    from services.subscriptions import batches, elements
-    from services.subscriptions.listing import Range
-    from services.wiring import build
+    from services.commands.auth import Principal
+    from services.commands.entities import EntityService
+    from services.commands.actions import complete_action, try_next_actions
+    from services.commands.context import Orchestration
+    from services.runtime.settings import load_settings
+    from services.commands import batches, elements
+    from services.domain.s3_range import Range
+    from services.runtime.composition import build
 
     admin = Principal(key="bench", user_id="bench@example.com", scope="admin")
     home = tempfile.mkdtemp(prefix="dart-batch-bench-")

@@ -15,9 +15,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from datetime import UTC
-from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC
 from typing import Any
 
 import psycopg

@@ -19,7 +19,6 @@ from events.errors import ConcurrencyError, EventSchemaError, IdempotencyConflic
 from events.registry import EventRegistry
 from events.types import Expected, ExpectedVersion, RecordedEvent, StreamAppend, recorded_event
 
-
 # A stream's version is the number of events in it: the first event has version 1, a new stream is at 0.
 NO_VERSION = 0
 ANY_RETRIES = 20

@@ -15,7 +15,6 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, ClassVar
 
-
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 

@@ -12,9 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-
-from events.timestamps import UTCDateTime
+from sqlalchemy.dialects import postgresql
 
 from events.store import EventStore
 from events.types import RecordedEvent

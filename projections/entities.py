@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from events.store import EventStore
 from events.streams import CATEGORY_MODULES
 from events.streams.entity import State
-from events.types import Event, RecordedEvent
 from events.timestamps import UTCDateTime
+from events.types import Event, RecordedEvent
 from projections.base import JSONType, Progress, Projection, dumps, upsert
 
 _EVENT_CLASSES: dict[str, dict[str, type[Event]]] = {

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from events.checkpoints import set_checkpoint
 from events.store import EventStore
 from projections.base import Projection
-from events.checkpoints import set_checkpoint
+from projections.catalog import by_name
 
 SUFFIX = "__rebuild"
 CATCH_UP_BATCH = 5000
@@ -112,8 +113,6 @@ def rebuild_all(
     names: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RebuildSummary:
-    from projections.catalog import by_name
-
     started = time.perf_counter()
     results = [rebuild(store, p, progress) for p in by_name(names)]
     return RebuildSummary(results, time.perf_counter() - started)

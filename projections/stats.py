@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from events.types import RecordedEvent
-from events.timestamps import UTCDateTime
 from events.store import EventStore
+from events.timestamps import UTCDateTime
+from events.types import RecordedEvent
 from projections.base import Progress, Projection
 
 

@@ -15,9 +15,9 @@ from events.streams.action import ActionCheckedIn, ActionCheckedOut
 from events.streams.api_key import ApiKeyRevoked
 from events.streams.workflow_instance import WorkflowInstanceStarted
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
-from services.entities.kinds import now_iso
-from services.entities.service import RETRIES, EntityService
-from services.errors import BadRequest, Conflict, NotFound
+from services.commands.entities import RETRIES, EntityService
+from services.commands.kinds import now_iso
+from services.domain.errors import BadRequest, Conflict, NotFound
 
 RESULTS = {"SUCCESS": "COMPLETED", "FAILURE": "FAILED"}
 

@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 
 from events.errors import EventSchemaError, UnknownEventType
-from services.errors import DartError, NotAuthenticated
+from services.domain.errors import DartError, NotAuthenticated
 
 log = logging.getLogger("dart.api")
 

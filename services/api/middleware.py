@@ -7,8 +7,9 @@ from typing import Any
 import falcon
 
 from events.store import EventStore
-from services.auth import authenticate
-from services.errors import BadRequest, Forbidden
+from projections.reads import EntityReader
+from services.commands.auth import authenticate
+from services.domain.errors import BadRequest, Forbidden
 
 OPEN_PATHS = {"/health", "/ready", "/metrics", "/api/1/openapi.json", "/api/1/swagger.json"}
 
@@ -38,8 +39,6 @@ class AuthMiddleware:
         if req.method == "PATCH" and path == f"/api/1/action/{action_id}":
             return
         if req.method == "PATCH" and path.startswith("/api/1/datastore/") and target:
-            from services.entities.reads import EntityReader
-
             row = EntityReader(self.store).row("action", action_id)
             if row is not None and row.data.get("datastore_id") == target:
                 return

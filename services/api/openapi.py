@@ -9,8 +9,8 @@ from typing import Any
 
 import falcon
 
-from services import schemas
 from services.api.routes import PREFIX, ROUTES, Route
+from services.domain import schemas
 
 ERROR = {"type": "object", "properties": {"results": {"const": "ERROR"}, "error_message": {"type": "string"}},
          "required": ["results", "error_message"]}

@@ -7,22 +7,10 @@ from typing import Any
 
 import falcon
 
-from services.entities.listing import list_entities
-from services.entities.service import EntityService
-from services.errors import BadRequest, NotFound
-
-
-def int_param(req: falcon.Request, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
-    raw = req.get_param(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {raw!r} is not an integer") from exc
-    if not low <= value <= high:
-        raise BadRequest(f"{name}: must be between {low} and {high}, not {value}")
-    return value
+from services.adapters import s3_sample as guess
+from services.api.listing import int_param, list_entities
+from services.commands.entities import EntityService, check_envelope
+from services.domain.errors import BadRequest, NotFound
 
 
 def body(req: falcon.Request) -> Any:
@@ -123,7 +111,6 @@ class NestedCreate:
         if self.service.reader.row(self.parent, entity_id) is None:
             raise NotFound(self.parent, entity_id)
         payload = body(req)
-        from services.entities.service import check_envelope
 
         if self.many:
             items = payload if isinstance(payload, list) else [payload]
@@ -167,14 +154,12 @@ def _csv(raw: str | None) -> list[str] | None:
 
 class DatasetGuess:
     """``GET /dataset/guess?s3_path=&max_lines=``: a DatasetData guessed from the first object under an S3
-    prefix (services/guess/), as ``{"results": {"data": ...}}``, ready to POST; nothing is recorded."""
+    prefix (services/commands/dataset_guess.py), as ``{"results": {"data": ...}}``, ready to POST; nothing is recorded."""
 
     def __init__(self, service: EntityService) -> None:
         self.service = service
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from services import guess
-
         s3_path = req.get_param("s3_path")
         guess.parse_s3_path(s3_path)  # a malformed path is a 400 before any S3 client is built
         max_lines = int_param(req, "max_lines", guess.DEFAULT_MAX_LINES, 1, guess.MAX_MAX_LINES)

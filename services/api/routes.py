@@ -3,6 +3,7 @@ mounts the resources and generates the OpenAPI document, so the two cannot drift
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,13 +11,7 @@ from typing import Any
 import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
-from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
-from services.api.subscription_resources import (
-    ActionElements,
-    ElementHistory,
-    ElementStats,
-    SubscriptionElements,
-)
+from services.api.listing import int_param, list_entities
 from services.api.resources import (
     DatasetGuess,
     EntityCollection,
@@ -25,10 +20,19 @@ from services.api.resources import (
     Log,
     NestedCreate,
     entity_item,
-    int_param,
 )
-from services.entities.listing import list_entities
-from services.entities.service import EntityService
+from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
+from services.api.subscription_resources import (
+    ActionElements,
+    ElementHistory,
+    ElementStats,
+    SubscriptionElements,
+)
+from services.commands.context import Orchestration
+from services.commands.entities import EntityService
+from services.commands.triggers import fire_manual
+from services.domain import schemas
+from services.domain.errors import BadRequest
 
 PREFIX = "/api/1"
 EDIT = {"PUT", "PATCH", "DELETE"}
@@ -58,8 +62,6 @@ class TriggerTypes:
     """``GET /trigger_type``: the built-in types, paged in memory (manual is not listed)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        from services import schemas
-
         listed = [
             {"name": t.name, "description": t.description, "params_json_schema": t.params_json_schema}
             for t in schemas.listed_trigger_types()
@@ -164,12 +166,6 @@ class ManualTrigger:
         self.service = service
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
-        import uuid
-
-        from services.errors import BadRequest
-        from services.orchestration.context import Orchestration
-        from services.orchestration.triggers import fire_manual
-
         self.service.reader.get("workflow", entity_id)
         key = req.get_header("Idempotency-Key")
         request_id = uuid.uuid5(uuid.NAMESPACE_URL, f"manual/{entity_id}/{key}") if key else uuid.uuid4()

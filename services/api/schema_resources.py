@@ -7,10 +7,10 @@ from typing import Any
 
 import falcon
 
-from services import schemas
-from services.entities.kinds import engine_by_name
-from services.entities.service import EntityService
-from services.errors import BadRequest
+from services.commands.entities import EntityService
+from services.commands.kinds import engine_by_name
+from services.domain import schemas
+from services.domain.errors import BadRequest
 
 GUESS_FORM = {
     "type": "object",

@@ -9,11 +9,11 @@ from typing import Any
 import falcon
 
 from events.streams.subscription import ELEMENT_EVENTS, files_stream
+from projections.reads import iso
 from services.api.resources import int_param
-from services.entities.reads import iso
-from services.entities.service import EntityService
-from services.errors import BadRequest, NotFound
-from services.subscriptions import elements
+from services.commands import elements
+from services.commands.entities import EntityService
+from services.domain.errors import BadRequest, NotFound
 
 PAGE_LIMIT = 10000
 _ELEMENT_TYPES = {cls.type_name: cls for cls in ELEMENT_EVENTS}

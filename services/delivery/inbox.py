@@ -15,10 +15,11 @@ from typing import Any
 
 from kombu import Message
 
+from services.commands.context import Orchestration
+from services.commands.triggers import on_external_event
 from services.delivery.kombu_consumer import QueueWorker, Unprocessable, message_text
 from services.delivery.queues import QueueNames
 from services.delivery.records import record_handled, was_handled
-from services.orchestration.context import Orchestration
 
 log = logging.getLogger("dart.inbox")
 
@@ -153,8 +154,6 @@ class InboxConsumer(QueueWorker):
         del self._causes[id(message)]  # on failure retry_headers takes it
 
     def dispatch(self, parsed: dict[str, Any], cause: uuid.UUID) -> None:
-        from services.orchestration.triggers import on_external_event
-
         call, kind = parsed.get("call"), parsed.get("trigger_type_name")
         if call == "PROCESS_TRIGGER" and kind == "event":
             message = parsed.get("message")

@@ -39,7 +39,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
-from services.orchestration.local_launcher import engine_pids
+from services.adapters.local_engines import engine_pids
 from tests.e2e.api_client import Api
 from tests.support import pg
 from tests.support.ecs_agent import EcsAgent
@@ -226,7 +226,7 @@ class RunningDart(_Handle):
         self.starts += 1
         with open(self.home / "dart.log", "ab") as log:
             log.write(f"\n--- dart up, start {self.starts}\n".encode())
-            self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--port", str(self.port)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "services.runtime.cli", "up", "--port", str(self.port)],
                                          env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(self.base, lambda: self.proc.poll() is None, self.home / "dart.log", "dart up")
@@ -258,7 +258,7 @@ class Production(_Handle):
 
     def __init__(self, home: Path, database_url: str, broker_url: str, aws_endpoint: str, agent: EcsAgent,
                  extra_env: dict[str, str], *, schedulers: int = 1, start_schedulers: bool = True) -> None:
-        from services.processes import WORKERS
+        from services.runtime.composition import WORKERS
 
         self.home = home
         self.wiring = PRODUCTION if broker_url.startswith("sqs") else PRODUCTION_AMQP
@@ -316,7 +316,7 @@ class Production(_Handle):
 
     def start(self, name: str, **env_changes: str) -> None:
         with open(self.home / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args(name)],
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.runtime.cli", *self.args(name)],
                                                 env={**self.env, **env_changes}, stdout=log,
                                                 stderr=subprocess.STDOUT)
 

@@ -324,8 +324,8 @@ def test_two_engines_can_never_both_check_out_one_action(dart: Any, api: Api, en
 
     from events.streams.action import ActionPending
     from events.types import NewEvent, StreamAppend
-    from services.settings import load_settings
-    from services.wiring import build
+    from services.runtime.settings import load_settings
+    from services.runtime.composition import build
 
     store_row = api.post("/datastore", datastore_body(state="INACTIVE"))
     [action] = api.post(f"/datastore/{store_row['id']}/action", [

@@ -16,10 +16,10 @@ import pytest
 
 from events.streams.workflow import WorkflowCreated, WorkflowDeleted, WorkflowUpdated
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
-from services.settings import load_settings
-from services.wiring import build
+from services.runtime.settings import load_settings
+from services.runtime.composition import build
 
-DART = [sys.executable, "-m", "services.cli"]
+DART = [sys.executable, "-m", "services.runtime.cli"]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -84,7 +84,7 @@ def test_up_serves_health_and_ready_then_stops_cleanly_on_sigterm(tmp_path: Path
 
 
 def test_a_second_start_creates_no_new_admin_key(tmp_path: Path) -> None:
-    from services.auth import first_start_admin_key
+    from services.commands.auth import first_start_admin_key
 
     store = build(load_settings(env={"DART_HOME": str(tmp_path)})).store
     assert first_start_admin_key(store, tmp_path, "") is not None
@@ -94,7 +94,7 @@ def test_a_second_start_creates_no_new_admin_key(tmp_path: Path) -> None:
 
 
 def test_keys_create_prints_a_working_key_once(tmp_path: Path) -> None:
-    from services.auth import authenticate
+    from services.commands.auth import authenticate
 
     result = _dart(tmp_path, "keys", "create", "--user", "ann@example.com")
     assert result.returncode == 0, result.stderr

@@ -22,10 +22,10 @@ import pytest
 from events.streams.action import ActionPending
 from events.streams.datastore import DatastoreSlotTaken
 from events.types import Metadata, NewEvent, StreamAppend
-from services.orchestration.context import Orchestration
-from services.orchestration.ecs_launcher import EcsLauncher
-from services.settings import load_settings
-from services.wiring import Container, build
+from services.commands.context import Orchestration
+from services.adapters.ecs_launcher import EcsLauncher
+from services.runtime.settings import load_settings
+from services.runtime.composition import Container, build
 from tests.e2e.api_client import Api
 from tests.e2e.flows import datastore, name, register_no_op
 from tests.e2e.flows import wait_for as _wait_for

@@ -40,8 +40,8 @@ from events.errors import ConcurrencyError
 from events.store import EventStore
 from events.streams.action import ActionPending
 from events.types import StreamAppend
-from services.settings import load_settings
-from services.wiring import build
+from services.runtime.settings import load_settings
+from services.runtime.composition import build
 from tests.e2e.api_client import Api
 from tests.e2e.conftest import KEY, SECRET, RunningDart
 

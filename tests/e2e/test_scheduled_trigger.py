@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.orchestration.context import derived_event_id
-from services.orchestration.scheduler import fire_cause
+from services.commands.context import derived_event_id
+from services.commands.scheduler import fire_cause
 from tests.e2e.api_client import Api
 from tests.e2e.flows import (
     SUCCEEDS,

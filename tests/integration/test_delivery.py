@@ -33,7 +33,7 @@ from kombu import Connection, Producer
 
 from events.checkpoints import read_checkpoint, set_checkpoint
 from events.database import open_store
-from events.relay import RELAY_CHECKPOINT, Relay
+from services.delivery.relay import RELAY_CHECKPOINT, Relay
 from events.store import EventStore
 from events.streams import default_registry
 from events.streams.dataset import DatasetCreated
@@ -228,7 +228,7 @@ def _text(body: Any) -> str:
 RELAY_SCRIPT = """
 import json, logging, sys
 from events.database import open_store
-from events.relay import Relay
+from services.delivery.relay import Relay
 from events.streams import default_registry
 from services.delivery import run_until_signalled
 logging.basicConfig(level=logging.INFO)
@@ -572,11 +572,11 @@ def test_parse_inbox_message_rejects_garbage_with_a_clear_error(garbage: Any, re
 def test_inbox_fires_event_triggers_from_all_three_formats(
         tmp_path: Path, sqlite_url: str, broker: Broker) -> None:
     from engines.no_op.definition import NO_OP_ENGINE
-    from services.auth import Principal
-    from services.entities.service import EntityService
-    from services.orchestration.context import Orchestration
-    from services.settings import load_settings
-    from services.wiring import build
+    from services.commands.auth import Principal
+    from services.commands.entities import EntityService
+    from services.commands.context import Orchestration
+    from services.runtime.settings import load_settings
+    from services.runtime.composition import build
 
     container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": sqlite_url}))
     admin = Principal(key="test-key", user_id=ADMIN_ID, scope="admin")

@@ -28,16 +28,16 @@ from events.streams.action import (
     ActionQueued,
 )
 from events.types import Metadata, NewEvent, StreamAppend
-from services.auth import Principal, authenticate
-from services.entities.service import EntityService
-from services.errors import NotAuthenticated
-from services.orchestration.actions import complete_action
-from services.orchestration.context import Orchestration
-from services.orchestration.ecs_launcher import ORPHAN_MESSAGE, EcsLauncher
-from services.orchestration.launcher import BUSY, Launcher
-from services.orchestration.local_launcher import LocalLauncher
-from services.settings import load_settings
-from services.wiring import Container, build
+from services.commands.auth import Principal, authenticate
+from services.commands.entities import EntityService
+from services.domain.errors import NotAuthenticated
+from services.commands.actions import complete_action
+from services.commands.context import Orchestration
+from services.adapters.ecs_launcher import ORPHAN_MESSAGE, EcsLauncher
+from services.commands.launcher import BUSY, Launcher
+from services.adapters.local_engines import LocalLauncher
+from services.runtime.settings import load_settings
+from services.runtime.composition import Container, build
 from tests.support.ecs_agent import ecs_client, set_manual_transitions
 from tests.support.moto import AWS_ENV, moto_server
 

@@ -17,7 +17,7 @@ from projections.catalog import all_projections
 from projections.rebuild import rebuild_all
 from tests.integration.projection_fixtures import ENTITY_TABLES, STATS_TABLE, Traffic, open_projected_store
 from services.delivery.records import consumer_records
-from services.notifications import notifications_sent
+from services.commands.notifications import notifications_sent
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 IGNORED_TABLES = {"events", "alembic_version"}  # the log is the store's, not a projection's

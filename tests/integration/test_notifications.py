@@ -38,15 +38,11 @@ from events.streams.workflow_instance import (
 from events.subscription import CatchUpSubscription, wait_until
 from events.types import Event, ExpectedVersion, RecordedEvent, StreamAppend
 from projections.catalog import all_projections
-from services.entities.reads import EntityReader
-from services.mailer import Mail, NullMailer, SmtpMailer
-from services.notifications import (
-    MailInProgress,
-    Notifier,
-    email_settings_from_env,
-    notifications_sent,
-    notifier_from_env,
-)
+from projections.reads import EntityReader
+from services.adapters.smtp import SmtpMailer
+from services.commands.notifications import MailInProgress, Notifier, notifications_sent
+from services.domain.mail import Mail, NullMailer
+from services.runtime.email import email_settings_from_env, notifier_from_env
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 CC = ("dart-team@example.com",)

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
-from services.auth import Principal
-from services.entities.service import EntityService
-from services.orchestration.actions import complete_action, try_next_actions
-from services.orchestration.context import Orchestration
-from services.orchestration.runs import Fire, start_instance
-from services.settings import load_settings
-from services.wiring import Container, build
+from services.commands.auth import Principal
+from services.commands.entities import EntityService
+from services.commands.actions import complete_action, try_next_actions
+from services.commands.context import Orchestration
+from services.commands.runs import Fire, start_instance
+from services.runtime.settings import load_settings
+from services.runtime.composition import Container, build
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")

@@ -20,12 +20,12 @@ import pytest
 from engines.no_op.definition import NO_OP_ENGINE
 from events.streams.trigger import TriggerCreated
 from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
-from services.auth import Principal
-from services.entities.service import EntityService
-from services.orchestration.context import Orchestration
-from services.orchestration.scheduler import Scheduler
-from services.settings import load_settings
-from services.wiring import Container, build
+from services.commands.auth import Principal
+from services.commands.entities import EntityService
+from services.commands.context import Orchestration
+from services.commands.scheduler import Scheduler
+from services.runtime.settings import load_settings
+from services.runtime.composition import Container, build
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")

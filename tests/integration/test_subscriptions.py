@@ -19,20 +19,20 @@ import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
 from events.streams.subscription import files_stream
-from services.auth import Principal
-from services.entities.service import EntityService
-from services.orchestration.actions import complete_action
-from services.orchestration.context import Orchestration
-from services.orchestration.orchestrator import Orchestrator
-from services.settings import load_settings
-from services.subscriptions import batches, elements
-from services.subscriptions.generation import (
+from services.commands.auth import Principal
+from services.commands.entities import EntityService
+from services.commands.actions import complete_action
+from services.commands.context import Orchestration
+from services.commands.orchestrator import Orchestrator
+from services.runtime.settings import load_settings
+from services.commands import batches, elements
+from services.commands.generation import (
     NotificationPoller,
     SubscriptionWorker,
     on_created_file,
     parse_notification,
 )
-from services.wiring import Container, build
+from services.runtime.composition import Container, build
 from tests.support.moto import AWS_ENV, moto_server
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
@@ -393,7 +393,7 @@ def test_a_failed_consume_returns_its_elements_to_unconsumed(world: World) -> No
     sub = impala(world)
     world.pump()
     flow = _consuming_workflow(world, sub, "HALT")  # no batch trigger: the action takes every unbatched element
-    from services.orchestration.triggers import fire_manual
+    from services.commands.triggers import fire_manual
 
     fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
     world.pump()
@@ -420,7 +420,7 @@ def test_consume_state_overrides_the_action_result(world: World) -> None:
     sub = impala(world)
     world.pump()
     flow = _consuming_workflow(world, sub, "HALT")
-    from services.orchestration.triggers import fire_manual
+    from services.commands.triggers import fire_manual
 
     fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
     world.pump()
@@ -516,7 +516,7 @@ def test_two_consumers_of_one_subscription_queued_together_each_get_their_own_el
         world.service.create_many("action", [{"name": "consume", "action_type_name": "consume_subscription",
                                               "args": {"subscription_id": sub}}], ADMIN, ("workflow", flow["id"]))
         flows.append(flow["id"])
-    from services.orchestration.triggers import fire_manual
+    from services.commands.triggers import fire_manual
 
     for flow in flows:  # both instances exist before the orchestrator sees either
         fire_manual(world.orch, flow, ADMIN.user_id, uuid.uuid4())
@@ -577,7 +577,7 @@ def test_a_fire_whose_run_was_not_started_before_a_crash_starts_it_when_redelive
     world.service.update("trigger", trigger, lambda d: {**d, "state": "INACTIVE"}, ADMIN)  # evaluated by hand
     world.pump()
     world.service.update("trigger", trigger, lambda d: {**d, "state": "ACTIVE", "workflow_ids": [flow]}, ADMIN)
-    from services.orchestration import triggers
+    from services.commands import triggers
 
     real = triggers.start_instance
 
@@ -597,8 +597,8 @@ def test_a_fire_whose_run_was_not_started_before_a_crash_starts_it_when_redelive
 
 
 def test_the_gap_listing_ids_follow_the_files_so_a_redelivery_still_adds_new_ones(world: World) -> None:
-    from services.subscriptions.generation import add_files
-    from services.subscriptions.listing import Range
+    from services.commands.generation import add_files
+    from services.domain.s3_range import Range
 
     sub = impala(world)
     world.pump()
@@ -612,7 +612,7 @@ def test_the_gap_listing_ids_follow_the_files_so_a_redelivery_still_adds_new_one
 
 
 def test_a_subscription_with_a_bad_regex_is_refused_at_creation(world: World) -> None:
-    from services.errors import BadRequest
+    from services.domain.errors import BadRequest
 
     with pytest.raises(BadRequest, match="s3_path_regex_filter"):
         world.subscription(world.dataset(f"s3://{world.bucket}/x"), s3_path_regex_filter="(unclosed")

@@ -1,4 +1,4 @@
-"""services.cron: AWS 6-field cron (1 = Sunday, ?, L, W, #, year) and standard 5-field cron, all UTC."""
+"""services.domain.cron: AWS 6-field cron (1 = Sunday, ?, L, W, #, year) and standard 5-field cron, all UTC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.cron import CronError, parse_cron, validate_cron_args
+from services.domain.cron import CronError, parse_cron, validate_cron_args
 
 START = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)  # a Saturday
 

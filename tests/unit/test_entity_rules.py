@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.auth import Principal
-from services.entities.kinds import KINDS
-from services.errors import BadRequest
+from services.commands.auth import Principal
+from services.commands.kinds import KINDS
+from services.domain.errors import BadRequest
 
 WHO = Principal(key="K", user_id="ann@example.com", scope="user")
 SVC = SimpleNamespace(context=SimpleNamespace())

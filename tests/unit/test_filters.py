@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from projections.entities import entity_table
-from services.filters import (
+from projections.filters import (
     OPERATORS,
     Filter,
     FilterError,

@@ -1,4 +1,4 @@
-"""The dataset guess (services/guess/): the inference rules on text, and the whole guess against a moto S3
+"""The dataset guess (services/commands/dataset_guess.py): the inference rules on text, and the whole guess against a moto S3
 server on loopback (the real wire protocol, no mocks)."""
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
-from services import guess as g
-from services.errors import BadRequest
-from services.schemas import DATASET_SCHEMA
-from services.schemas.validate import default_and_validate
+from services.adapters import s3_sample
+from services.domain import dataset_guess as g
+from services.domain import dataset_inference as inference
+from services.domain.errors import BadRequest
+from services.domain.schemas import DATASET_SCHEMA
+from services.domain.schemas.validate import default_and_validate
 from tests.support.moto import AWS_ENV, moto_server
 
 BUCKET = "lake"
@@ -25,10 +27,10 @@ def guessed(text: str, key: str = "warehouse/events/part-0.csv", max_lines: int 
     """The guess for an object holding ``text``, without S3."""
     raw = text.encode()
     sample = g.sample_lines([raw], key, "NONE", max_lines + 1, len(raw))
-    result = g.infer(sample.lines, key)
+    result = inference.infer(sample.lines, key)
     if result.num_header_rows == 0 and len(sample.lines) > max_lines:
         sample.lines = sample.lines[:max_lines]
-        result = g.infer(sample.lines, key)
+        result = inference.infer(sample.lines, key)
     return g.build(BUCKET, key, "NONE", result, sample, "tester")
 
 
@@ -52,15 +54,15 @@ def types(data: dict[str, Any]) -> list[tuple[str, str]]:
     ("hello", "string"), ("1,234", "string"), ("$5", "string"),
 ])
 def test_text_kind(value: str, kind: str | None) -> None:
-    assert g.text_kind(value) == kind
+    assert inference.text_kind(value) == kind
 
 
 def test_column_types_widen_over_every_sampled_value() -> None:
     def typed(*kinds_and_texts: tuple[str | None, str]) -> dict[str, Any]:
-        col = g.Column("c")
+        col = inference.Column("c")
         for kind, text in kinds_and_texts:
             col.add(kind, text)
-        return g.merged_type(col)
+        return inference.merged_type(col)
 
     assert typed(("int", "1"), ("int", "2")) == {"data_type": "BIGINT"}
     assert typed(("int", "1"), ("float", "2.5")) == {"data_type": "DOUBLE"}
@@ -85,7 +87,7 @@ def test_column_types_widen_over_every_sampled_value() -> None:
     (["just one column\n", "and another line\n"], None),
 ])
 def test_choose_delimiter(lines: list[str], delimiter: str | None) -> None:
-    assert g.choose_delimiter(lines) == delimiter
+    assert inference.choose_delimiter(lines) == delimiter
 
 
 @pytest.mark.parametrize("rows, header", [
@@ -100,7 +102,7 @@ def test_choose_delimiter(lines: list[str], delimiter: str | None) -> None:
     ([["only", "row"]], False),
 ])
 def test_has_header(rows: list[list[str]], header: bool) -> None:
-    assert g.has_header(rows) is header
+    assert inference.has_header(rows) is header
 
 
 @pytest.mark.parametrize("raw, name", [
@@ -112,7 +114,7 @@ def test_identifier(raw: str, name: str) -> None:
 
 
 def test_column_names_are_unique_and_fall_back_to_positions() -> None:
-    cols = [g.Column("Name"), g.Column("name"), g.Column(""), g.Column("NAME")]
+    cols = [inference.Column("Name"), inference.Column("name"), inference.Column(""), inference.Column("NAME")]
     assert g._column_names(cols) == ["name", "name_2", "col_3", "name_3"]
 
 
@@ -257,10 +259,10 @@ def test_the_first_data_object_skips_markers_empty_and_hidden_files(s3: Any) -> 
     put(s3, "orders/empty.csv", b"")
     put(s3, "orders/part-0.csv", "order_id,total\n1,9.99\n")
     put(s3, "orders/part-1.csv", "order_id,total\nx,y\n")
-    assert g.first_object(s3, BUCKET, "orders/") == ("orders/part-0.csv", 22)
-    assert g.first_object(s3, BUCKET, "orders") == ("orders/part-0.csv", 22)
-    assert g.first_object(s3, BUCKET, "orders/_metadata") == ("orders/_metadata", 2)  # named exactly
-    data = g.guess_dataset(s3, f"s3://{BUCKET}/orders/")
+    assert s3_sample.first_object(s3, BUCKET, "orders/") == ("orders/part-0.csv", 22)
+    assert s3_sample.first_object(s3, BUCKET, "orders") == ("orders/part-0.csv", 22)
+    assert s3_sample.first_object(s3, BUCKET, "orders/_metadata") == ("orders/_metadata", 2)  # named exactly
+    data = s3_sample.guess_dataset(s3, f"s3://{BUCKET}/orders/")
     assert types(data) == [("order_id", "BIGINT"), ("total", "DOUBLE")]
     assert data["location"] == f"s3://{BUCKET}/orders" and data["name"] == "orders"
     assert data["description"] == f"guessed from s3://{BUCKET}/orders/part-0.csv, the whole object"
@@ -271,7 +273,7 @@ def test_gzip_and_bz2_objects(s3: Any) -> None:
     put(s3, "clicks/gz/part-0.gz", gzip.compress(text.encode()))
     put(s3, "clicks/bz/part-0", bz2.compress(text.encode()))
     for prefix, compression in (("clicks/gz/", "GZIP"), ("clicks/bz/", "BZ2")):
-        data = g.guess_dataset(s3, f"s3://{BUCKET}/{prefix}")
+        data = s3_sample.guess_dataset(s3, f"s3://{BUCKET}/{prefix}")
         assert data["compression"] == compression
         assert types(data) == [("day", "DATE"), ("clicks", "BIGINT")]
         assert data["data_format"]["delimited_by"] == "|" and data["columns"][1]["is_nullable"] is True
@@ -279,7 +281,7 @@ def test_gzip_and_bz2_objects(s3: Any) -> None:
 
 def test_json_lines_object(s3: Any) -> None:
     put(s3, "events/2020/01/part-0.json", '{"at": "2020-01-01T00:00:00Z", "n": 1}\n{"at": null, "n": 2}\n')
-    data = g.guess_dataset(s3, f"s3://{BUCKET}/events/")
+    data = s3_sample.guess_dataset(s3, f"s3://{BUCKET}/events/")
     assert data["data_format"]["row_format"] == "JSON" and data["name"] == "events"
     assert [(c["name"], c["data_type"], c["path"], c["is_nullable"]) for c in data["columns"]] == [
         ("at", "TIMESTAMP", "at", True), ("n", "BIGINT", "n", False)]
@@ -289,7 +291,7 @@ def test_json_lines_object(s3: Any) -> None:
 def test_a_huge_object_is_read_only_up_to_the_byte_bound(s3: Any) -> None:
     line = "1," + "x" * 2000 + "\n"
     put(s3, "huge/part-0.csv", line * 5000)  # 10 MB
-    data = g.guess_dataset(s3, f"s3://{BUCKET}/huge/", max_lines=10_000)
+    data = s3_sample.guess_dataset(s3, f"s3://{BUCKET}/huge/", max_lines=10_000)
     assert "the read stops at 4 MiB" in data["description"]
     lines = int(data["description"].split("first ")[1].split(" lines")[0])
     assert lines == g.MAX_OBJECT_BYTES // len(line)
@@ -308,14 +310,14 @@ def test_nothing_to_guess_and_bad_paths(s3: Any, s3_path: str | None, error: typ
     put(s3, "markers/", b"")
     put(s3, "markers/_SUCCESS", b"")
     with pytest.raises(error, match=message) as caught:
-        g.guess_dataset(s3, s3_path)
+        s3_sample.guess_dataset(s3, s3_path)
     assert caught.value.status == (404 if error is g.NothingToGuess else 400)
 
 
 @pytest.mark.parametrize("max_lines", [0, -1, 10_001])
 def test_max_lines_out_of_bounds(s3: Any, max_lines: int) -> None:
     with pytest.raises(BadRequest, match="max_lines"):
-        g.guess_dataset(s3, f"s3://{BUCKET}/orders/", max_lines)
+        s3_sample.guess_dataset(s3, f"s3://{BUCKET}/orders/", max_lines)
 
 
 def test_s3_that_does_not_answer_is_a_503() -> None:
@@ -324,10 +326,10 @@ def test_s3_that_does_not_answer_is_a_503() -> None:
                           config=__import__("botocore.config", fromlist=["Config"]).Config(
                               retries={"max_attempts": 1}, connect_timeout=1))
     with pytest.raises(g.S3Unavailable) as caught:
-        g.guess_dataset(client, "s3://lake/x")
+        s3_sample.guess_dataset(client, "s3://lake/x")
     assert caught.value.status == 503
 
 
 def test_the_guess_is_json(s3: Any) -> None:
-    data = g.guess_dataset(s3, f"s3://{BUCKET}/orders/")
+    data = s3_sample.guess_dataset(s3, f"s3://{BUCKET}/orders/")
     assert json.loads(json.dumps(data)) == data

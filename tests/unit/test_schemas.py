@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from engines.no_op import NO_OP_ENGINE
-from services import schemas
-from services.errors import BadRequest
-from services.schemas import SchemaValidationError, default_and_validate
+from services.domain import schemas
+from services.domain.errors import BadRequest
+from services.domain.schemas import SchemaValidationError, default_and_validate
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 

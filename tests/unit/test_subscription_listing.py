@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.subscriptions.elements import common_prefix
-from services.subscriptions.generation import parse_notification
-from services.subscriptions.listing import (
+from services.commands.elements import common_prefix
+from services.commands.generation import parse_notification
+from services.domain.s3_range import (
     MAX_KEYS_PER_EVENT,
     MAX_SUFFIX_BYTES,
     ListingError,

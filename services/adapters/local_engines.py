@@ -1,0 +1,237 @@
+"""Engines as supervised local processes (`dart up`'s default launcher): each launch records ``local:<pid>``
+as the action's task; a process that exits without checking in fails its action; a PENDING action whose
+launch never happened is put back in the queue after ``stale_after``; and a restarted process adopts the
+engines the previous one left running."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from typing import Any
+
+from events.errors import ConcurrencyError
+from events.streams.action import ActionLaunched, ActionRequeued
+from events.types import NewEvent, StreamAppend
+from services.commands.actions import complete_action
+from services.commands.context import Orchestration
+from services.commands.launcher import META, Launcher, TokenFactory
+
+log = logging.getLogger("dart.launcher")
+BUILT_IN = {"no_op_engine": [sys.executable, "-m", "engines.no_op"]}
+
+
+def local_engine_commands(raw: str = "") -> dict[str, list[str]]:
+    """Engine name -> command, built-ins plus DART_LOCAL_ENGINES (a JSON object of name -> argv list)."""
+    commands = dict(BUILT_IN)
+    if raw:
+        commands.update(json.loads(raw))
+    return commands
+
+
+LOCAL_TASK = "local:"  # a local engine's task, as recorded in ecs_task_arn: local:<pid>
+
+
+def _local_pid(task: Any) -> int | None:
+    text = str(task or "")
+    if text.startswith(LOCAL_TASK) and text[len(LOCAL_TASK):].isdigit():
+        return int(text[len(LOCAL_TASK):])
+    return None
+
+
+def engine_pids(action_id: str) -> list[int]:
+    """Processes of this machine whose environment names the action (DART_ACTION_ID): its engine, whichever
+    process started it. Empty where /proc cannot be read."""
+    needle = f"DART_ACTION_ID={action_id}".encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit() and _environ_has(int(entry), needle):
+            found.append(int(entry))
+    return found
+
+
+def _environ_has(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return needle in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def engine_alive(pid: int, action_id: str) -> bool:
+    """Whether ``pid`` is still the action's engine: a live process (not a zombie) whose environment, where
+    /proc shows it, names the action (a pid reused by another process is not the engine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive, and /proc tells whose
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                return False
+    except OSError:
+        return not os.path.isdir("/proc")  # gone meanwhile; without /proc, the signal test is all there is
+    return _environ_has(pid, f"DART_ACTION_ID={action_id}".encode())
+
+
+class LocalLauncher(Launcher):
+    """Engines as supervised child processes of this one.
+
+    Each launch records ``local:<pid>`` as the action's task. A process that exits without checking in fails
+    its action. After a restart, the engines the previous process started are adopted: found by that pid (or,
+    for a launch whose pid was never recorded, by the ``DART_ACTION_ID`` in their environment) and watched
+    by the periodic check, which fails the action of any that is gone without checking in."""
+
+    def __init__(self, orch: Orchestration, api_url: str, commands: dict[str, list[str]] | None = None,
+                 stale_after: float = 120.0, token_factory: TokenFactory | None = None) -> None:
+        super().__init__(orch, api_url, stale_after, token_factory)
+        self.commands = commands or local_engine_commands()
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.adopted: dict[str, int] = {}  # action id -> pid of an engine a previous process started
+        self._adopting = True  # the first check adopts
+        self._lock = threading.Lock()
+
+    def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
+        action_id = action["id"]
+        command = self.commands.get(str(action.get("engine_name")))
+        if command is None:
+            if action.get("_token"):
+                self.revoke_token(action["_token"])
+            complete_action(self.orch, action_id, "FAILED",
+                            f"no local command for engine {action.get('engine_name')!r}", None)
+            return
+        env = {**os.environ, **self.engine_environment(action, datastore)}
+        try:
+            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            if action.get("_token"):
+                self.revoke_token(action["_token"])  # no engine will use it
+            complete_action(self.orch, action_id, "FAILED", f"could not start the engine: {exc}", None)
+            return
+        with self._lock:
+            self.children[action_id] = child
+        self._record_launched(action_id, child.pid, action.get("_version"))
+        threading.Thread(target=self._supervise, args=(action_id, child), daemon=True,
+                         name=f"engine:{action_id}").start()
+
+    def _record_launched(self, action_id: str, pid: int, pending_version: int | None = None) -> None:
+        """ActionLaunched with the engine's pid: first at the version its slot was taken at (known, no read),
+        then, if the engine was quicker and checked out already, on the fresh version."""
+        version = pending_version
+        for _ in range(10):
+            if version is None:
+                row = self.orch.reader.row("action", action_id)
+                if row is None or row.data.get("state") not in ("PENDING", "RUNNING"):
+                    return
+                version = row.version
+            try:
+                self.orch.store.append(StreamAppend(f"action-{action_id}", version, [NewEvent(
+                    ActionLaunched({"ecs_task_arn": f"{LOCAL_TASK}{pid}"}), META)]))
+                return
+            except ConcurrencyError:
+                version = None
+
+    def _supervise(self, action_id: str, child: subprocess.Popen[bytes]) -> None:
+        code = child.wait()
+        with self._lock:
+            self.children.pop(action_id, None)
+        row = self.orch.reader.row("action", action_id)
+        if row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
+            complete_action(self.orch, action_id, "FAILED",
+                            f"the engine process exited with code {code} without checking in", None)
+
+    def check(self, now: datetime | None = None) -> None:
+        if self._adopting:
+            self.adopt()
+            self._adopting = False
+        self.check_adopted()
+        self.requeue_stale(now)
+
+    # ------------------------------------------------------------------------------------- adoption
+    def adopt(self) -> list[str]:
+        """Watch the engines of PENDING and RUNNING actions that no child of this process runs (a previous
+        ``dart up`` started them); fail the actions whose engine is already gone. Returns the adopted ids."""
+        adopted = []
+        for row in self._actions_in("PENDING", "RUNNING"):
+            task = row.data.get("ecs_task_arn")
+            with self._lock:
+                mine = row.id in self.children
+            if mine or (task is not None and not str(task).startswith(LOCAL_TASK) and task != ""):
+                continue  # ours already, or an ECS task (another launcher's)
+            if task is None and row.data.get("state") == "PENDING":
+                if self._watch_unrecorded(row.id):  # started just before the crash, never recorded?
+                    adopted.append(row.id)
+                continue  # no engine: the stale check re-queues it (its launch never happened)
+            pid = _local_pid(task)
+            if pid is None or not engine_alive(pid, row.id):
+                pids = engine_pids(row.id)
+                pid = pids[0] if pids else None
+            if pid is None:
+                self._fail_lost(row.id, "its engine process is gone and never checked in (found when dart "
+                                        "started again)")
+                continue
+            self.adopted[row.id] = pid
+            adopted.append(row.id)
+        if adopted:
+            log.info("watching %d engine(s) started before this process: %s", len(adopted), ", ".join(adopted))
+        return adopted
+
+    def check_adopted(self) -> list[str]:
+        """Fail the actions whose adopted engine has exited without checking in; returns their ids."""
+        failed = []
+        for action_id, pid in list(self.adopted.items()):
+            if engine_alive(pid, action_id):
+                continue
+            self.adopted.pop(action_id, None)
+            if self._fail_lost(action_id, f"its engine process (pid {pid}) exited without checking in"):
+                failed.append(action_id)
+        return failed
+
+    def _fail_lost(self, action_id: str, message: str) -> bool:
+        failed = self.fail_if(action_id, ("PENDING", "RUNNING"), message)
+        if failed:
+            log.warning("action %s: %s", action_id, message)
+        return failed
+
+    def _watch_unrecorded(self, action_id: str) -> bool:
+        """An engine started for the action whose pid was never recorded (a crash between the start and the
+        record): found by its environment, recorded and watched. False when there is none."""
+        pids = engine_pids(action_id)
+        if not pids:
+            return False
+        self._record_launched(action_id, pids[0])
+        self.adopted[action_id] = pids[0]
+        return True
+
+    def requeue_stale(self, now: datetime | None = None) -> int:
+        """PENDING with no task after ``stale_after``: back to QUEUED (its launch never happened)."""
+        now = now or self.clock()
+        moved = 0
+        for row in self._actions_in("PENDING"):
+            if row.data.get("ecs_task_arn") is None and row.updated < now - self.stale_after:
+                if self._watch_unrecorded(row.id):  # started after all: watched, not re-queued
+                    continue
+                try:
+                    self.orch.store.append(StreamAppend(f"action-{row.id}", row.version, [NewEvent(
+                        ActionRequeued({"state": "QUEUED"}), META)]))
+                    moved += 1
+                except ConcurrencyError:
+                    pass
+        return moved
+
+    def stop(self) -> None:
+        super().stop()
+        with self._lock:
+            children = list(self.children.values())
+        for child in children:
+            child.terminate()

@@ -1,0 +1,94 @@
+"""List queries (reference §6): limit/offset/total, the ``filters`` grammar typed by the entities' JSON
+schemas, ``order_by`` (actions), and the original's convenience parameters."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import falcon
+
+from projections import filters as grammar
+from projections.reads import TABLES, Page
+from services.commands.entities import EntityService
+from services.domain import schemas
+from services.domain.errors import BadRequest
+
+DEFAULT_ORDER = {"engine": "asc", "dataset": "asc"}
+CONVENIENCE = {"action": ("datastore_id", "workflow_id"), "workflow_instance": ("workflow_id",)}
+
+
+_SCHEMA_CACHE: dict[str, tuple[float, Any, list[dict[str, Any]]]] = {}
+SCHEMA_CACHE_SECONDS = 5.0
+
+
+def data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]:
+    """Every schema an entity's data may follow, for typing filters: one per engine or trigger type where
+    they differ. Engines' schemas are cached a few seconds per process (they only type filter values)."""
+    now = time.monotonic()
+    cached = _SCHEMA_CACHE.get(category)
+    if cached is not None and now - cached[0] < SCHEMA_CACHE_SECONDS and cached[1] is service.store:
+        return cached[2]
+    found = _data_schemas(service, category)
+    _SCHEMA_CACHE[category] = (now, service.store, found)
+    return found
+
+
+def _data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]:
+    if category in ("action", "datastore"):
+        found: list[dict[str, Any]] = []
+        for engine in service.reader.find_by("engine"):
+            data = engine["data"]
+            if category == "datastore":
+                found.append(schemas.datastore_schema(data.get("options_json_schema")))
+            else:
+                found += [schemas.action_schema(t.get("params_json_schema"))
+                          for t in data.get("supported_action_types") or []]
+        return found or [schemas.action_schema(None) if category == "action" else schemas.datastore_schema(None)]
+    if category == "trigger":
+        return [schemas.trigger_schema(t.params_json_schema) for t in schemas.all_trigger_types()]
+    return [schemas.schema_for(category)]
+
+
+def int_param(req: falcon.Request, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
+    raw = req.get_param(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {raw!r} is not an integer") from exc
+    if not low <= value <= high:
+        raise BadRequest(f"{name}: must be between {low} and {high}, not {value}")
+    return value
+
+
+def list_entities(service: EntityService, category: str, req: falcon.Request, **fixed: str) -> Page:
+    limit = int_param(req, "limit", 20, 0, 10000)
+    offset = int_param(req, "offset", 0)
+    table = TABLES[category]
+    dialect = service.store.engine.dialect.name
+    try:
+        parsed = grammar.parse_filters(req.get_param("filters"))
+        ordering = grammar.parse_order_by(req.get_param("order_by")) if category == "action" else []
+    except grammar.FilterError as exc:
+        raise BadRequest(f"filters: {exc}") from exc
+    for name in CONVENIENCE.get(category, ()):
+        value = req.get_param(name)
+        if value:
+            parsed.append(grammar.Filter(name, "=", value))
+    parsed += [grammar.Filter(k, "=", v) for k, v in fixed.items()]
+    typed = data_schemas(service, category)
+    try:
+        where = [grammar.filter_clause(table, f, grammar.path_type(typed, f.key), dialect) for f in parsed]
+        order = [grammar.order_clause(table, key, direction, grammar.path_type(typed, key), dialect)
+                 for key, direction in ordering]
+    except grammar.FilterError as exc:
+        raise BadRequest(f"filters: {exc}") from exc
+    return service.reader.page(category, limit=limit, offset=offset, where=where, order=order,
+                               default_order=DEFAULT_ORDER.get(category, "desc"))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value)

@@ -1,0 +1,82 @@
+"""What the orchestration functions share: the store, the reader, and the few queries they make."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import sqlalchemy as sa
+
+from events.store import EventStore
+from projections.reads import TABLES, EntityReader
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+LIVE = ("HAS_NEVER_RUN", "QUEUED", "PENDING", "RUNNING", "FINISHING")
+
+
+def json_field(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
+    if name in table.c:  # a promoted, indexed copy of data.<name>
+        return table.c[name]
+    return table.c.data[name].as_string()
+
+
+def derived_id(cause: uuid.UUID | None, tag: str) -> str:
+    """A 10-character id that is the same every time the same cause is handled (redelivery-safe)."""
+    number = uuid.uuid5(cause or uuid.uuid4(), tag).int
+    out = []
+    for _ in range(10):
+        number, r = divmod(number, 36)
+        out.append(ALPHABET[r])
+    return "".join(out)
+
+
+def derived_event_id(cause: uuid.UUID | None, tag: str) -> uuid.UUID:
+    return uuid.uuid5(cause, tag) if cause else uuid.uuid4()
+
+
+class Orchestration:
+    def __init__(self, store: EventStore, s3_datastores_root: str = "s3://dart/datastores") -> None:
+        self.store = store
+        self.reader = EntityReader(store)
+        self.s3_datastores_root = s3_datastores_root
+        # Actions whose completion already decided their datastore's next action (in its own append): the
+        # TRY_NEXT_ACTION their ActionCompleted would cause finds nothing, and is skipped in this process.
+        self._decided: OrderedDict[str, None] = OrderedDict()
+
+    def next_decided(self, action_id: str) -> None:
+        self._decided[action_id] = None
+        while len(self._decided) > 10_000:
+            self._decided.popitem(last=False)
+
+    def take_next_decided(self, action_id: str) -> bool:
+        """True (once) if this process's completion of the action already decided what runs next."""
+        return self._decided.pop(action_id, False) is None
+
+    def rows(self, category: str, *where: sa.ColumnElement[bool]) -> list[Any]:
+        table = TABLES[category]
+        with self.store.engine.connect() as conn:
+            return list(conn.execute(sa.select(table).where(*where)))
+
+    def actions_where(self, *where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+        return [{**r.data, "id": r.id, "_version": r.version} for r in self.rows("action", *where)]
+
+    def actions_of_datastore(self, datastore_id: str) -> list[dict[str, Any]]:
+        """The datastore's actions that are waiting or in flight (HAS_NEVER_RUN .. FINISHING): what every
+        next-action and slot decision looks at. Finished actions and templates are left out, so a decision
+        costs the same after a million runs as after one."""
+        table = TABLES["action"]
+        return self.actions_where(json_field(table, "datastore_id") == datastore_id, table.c.state.in_(LIVE))
+
+    def actions_of_instance(self, instance_id: str) -> list[dict[str, Any]]:
+        return self.actions_where(json_field(TABLES["action"], "workflow_instance_id") == instance_id)
+
+    def template_actions(self, workflow_id: str) -> list[tuple[str, dict[str, Any]]]:
+        table = TABLES["action"]
+        rows = self.rows("action", json_field(table, "workflow_id") == workflow_id, table.c.state == "TEMPLATE")
+        rows.sort(key=lambda r: (float(r.data.get("order_idx") or 0), r.created))
+        return [(r.id, r.data) for r in rows]
+
+    def triggers(self, type_name: str) -> list[Any]:
+        table = TABLES["trigger"]
+        return self.rows("trigger", table.c.state == "ACTIVE", json_field(table, "trigger_type_name") == type_name)

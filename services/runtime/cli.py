@@ -1,0 +1,166 @@
+"""The ``dart`` command: run the system (``up``), read the log (``events``), manage read models
+(``projections``) and the schema (``db``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from services.runtime.logs import configure_logging
+from services.runtime.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("dart")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dart", description="dart: data mart a la carte, event-sourced")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run dart on this machine (embedded default: SQLite in DART_HOME)")
+    up.add_argument("--port", type=int, help="API port (default 5000, or DART_PORT)")
+    up.add_argument("--host", help="API address (default 127.0.0.1, or DART_HOST)")
+
+    events = sub.add_parser("events", help="read the event log").add_subparsers(dest="action", required=True)
+    tail = events.add_parser("tail", help="print the newest events; -f keeps following the log")
+    tail.add_argument("-n", "--last", type=int, default=20, help="how many recent events to start with")
+    tail.add_argument("--after", type=int, help="start after this global position instead")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    tail.add_argument("--type", action="append", dest="types", help="only this event type (repeatable)")
+    tail.add_argument("--stream", action="append", dest="streams", help="only this stream (repeatable)")
+    tail.add_argument("--json", action="store_true", help="one JSON envelope per line")
+    show = events.add_parser("show", help="one entity's history and its state")
+    show.add_argument("stream", help="stream id, e.g. workflow-ABCDEF1234")
+    show.add_argument("--as-of", help="a global position or an ISO 8601 time")
+    show.add_argument("--json", action="store_true", help="one JSON envelope per line")
+
+    projections = sub.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
+    rebuild = projections.add_parser("rebuild", help="rebuild read models from the log and swap them in")
+    rebuild.add_argument("names", nargs="*", help="projection names or prefixes (default: all)")
+    projections.add_parser("status", help="positions and lag of every projection")
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create an API key for a user; prints key:secret once")
+    create.add_argument("--user", required=True, help="the user's email; it becomes user_id and the actor")
+    create.add_argument("--admin", action="store_true", help="an admin key (default: a user key)")
+
+    api = sub.add_parser("api", help="serve the REST API under gunicorn (production)")
+    api.add_argument("--port", type=int, help="port (default 5000, or DART_PORT)")
+    api.add_argument("--host", help="address (default 127.0.0.1, or DART_HOST)")
+    api.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    api.add_argument("--threads", type=int, default=8, help="threads per worker")
+
+    sub.add_parser("relay", help="publish committed events to the broker's queues (production)")
+    worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
+    worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions"])
+
+    db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
+    db.add_parser("revision", help="print the current and newest migration")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Each subcommand imports its modules when it is chosen (deliberately lazy): ``dart keys`` or
+    ``dart events tail`` should not pay for importing falcon, kombu, boto3 and every worker."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(port=getattr(args, "port", None), host=getattr(args, "host", None))
+    except SettingsError as exc:
+        print(f"dart: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format)
+    try:
+        if args.command == "up":
+            from services.runtime.up import run_up
+
+            return run_up(settings)
+        if args.command == "events":
+            return _events(settings, args)
+        if args.command == "projections":
+            from services.runtime.cli_projections import rebuild_command, status_command
+
+            return rebuild_command(settings, args.names) if args.action == "rebuild" else status_command(settings)
+        if args.command == "db":
+            return _db(settings, args.action)
+        if args.command == "relay":
+            from services.runtime.composition import run_relay
+
+            return run_relay(settings)
+        if args.command == "worker":
+            from services.runtime.composition import run_worker
+
+            return run_worker(settings, args.name)
+        if args.command == "keys":
+            return _keys(settings, args)
+        if args.command == "api":
+            from services.runtime.gunicorn_app import serve
+
+            return serve(settings, args.workers, args.threads)
+    except KeyboardInterrupt:
+        return 130
+    except (KeyError, ValueError) as exc:  # SettingsError is a ValueError: named, not a traceback
+        print(f"dart: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> int:
+    from services.commands import audit
+    from services.runtime.composition import build
+
+    store = build(settings).store
+    if args.action == "tail":
+        audit.tail(
+            store, last=args.last, after=args.after, follow=args.follow, types=args.types,
+            streams=args.streams, as_json=args.json, poll_interval=settings.poll_interval,
+        )
+        return 0
+    position, at = _as_of(args.as_of)
+    audit.show_stream(store, args.stream, as_json=args.json, position=position, at=at)
+    return 0
+
+
+def _as_of(value: str | None) -> tuple[int | None, datetime | None]:
+    if value is None:
+        return None, None
+    if value.isdigit():
+        return int(value), None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"--as-of must be a global position or an ISO 8601 time, not {value!r}") from exc
+    if at.tzinfo is None:
+        raise ValueError(f"--as-of time {value!r} needs a UTC offset, e.g. {value}+00:00")
+    return None, at
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from services.commands.auth import create_api_key
+    from services.runtime.composition import build
+
+    if "@" not in args.user:
+        raise ValueError(f"--user must be an email address, not {args.user!r}")
+    key, secret = create_api_key(build(settings).store, args.user, "admin" if args.admin else "user",
+                                 actor="dart keys create")
+    print(f"{key}:{secret}")
+    print(f"created a{'n admin' if args.admin else ' user'} key for {args.user}; the secret is not shown again",
+          file=sys.stderr)
+    return 0
+
+
+def _db(settings: Settings, action: str) -> int:
+    from events.database import create_engine, current_revision, head_revision, upgrade
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.effective_database_url)
+    if action == "upgrade":
+        upgrade(engine)
+    print(f"current: {current_revision(engine)}  newest: {head_revision()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The one composition root: builds dart's object graph from settings (the store, its inline read models,
+secrets, ECS task definitions), the consumers every process runs, the embedded mode's worker threads, and
+the production processes (``dart relay``, ``dart worker <name>``). Nothing connects at import time."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from events.database import open_store
+from events.store import EventStore
+from events.streams import default_registry
+from events.subscription import CatchUpSubscription
+from projections.base import Projection
+from projections.catalog import all_projections
+from services.adapters.ecs import EcsTaskDefinitions
+from services.adapters.ecs_launcher import ecs_launcher_from_settings
+from services.adapters.local_engines import LocalLauncher, local_engine_commands
+from services.adapters.secrets import LocalSecrets
+from services.commands.context import Orchestration
+from services.commands.generation import NotificationPoller, SubscriptionWorker, s3_client, sqs_client
+from services.commands.launcher import Launcher
+from services.commands.orchestrator import Orchestrator
+from services.commands.scheduler import Scheduler, offset_clock
+from services.delivery import routes_for, run_until_signalled, transport_options_for
+from services.delivery.inbox import InboxConsumer
+from services.delivery.kombu_consumer import KombuConsumer
+from services.delivery.relay import Relay
+from services.runtime.email import notifier_from_env
+from services.runtime.settings import Settings, SettingsError
+
+log = logging.getLogger("dart.process")
+WORKERS = ("orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: EventStore
+    projections: list[Projection]
+    secrets: LocalSecrets
+    ecs: EcsTaskDefinitions | None = None
+
+    @property
+    def s3_datastores_root(self) -> str:
+        return self.settings.s3_datastores_root
+
+    @property
+    def max_task_memory_mb(self) -> int:
+        return self.settings.max_task_memory_mb
+
+
+def build(settings: Settings, migrate: bool = True) -> Container:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.effective_database_url, default_registry(), migrate=migrate)
+    projections = all_projections()
+    for projection in projections:
+        if projection.mode == "inline":
+            store.add_inline_projection(projection)
+    ecs = (
+        EcsTaskDefinitions(settings.ecs_cluster, settings.aws_region, settings.aws_endpoint_url)
+        if settings.ecs_cluster else None
+    )
+    return Container(settings, store, projections, LocalSecrets(settings.home), ecs)
+
+
+class Workers:
+    """The orchestrator and launcher of the embedded mode, each fed by a catch-up subscription."""
+
+    def __init__(self, threads: list[tuple[Any, Any]], launcher: Any, inbox: Any = None) -> None:
+        self.threads = threads
+        self.launcher = launcher
+        self.inbox = inbox
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for _, stop in self.threads:
+            stop.set()
+        if self.inbox is not None:
+            self.inbox.stop()
+        self.launcher.stop()
+        for thread, _ in self.threads:
+            thread.join(timeout)
+
+
+def start_workers(container: Container, api_url: str) -> Workers:
+    """The embedded mode's workers, as threads of this process: orchestrator, launcher (local processes, or
+    ECS when DART_ECS_CLUSTER is set), notifier, subscriptions (and its S3 notification reader when
+    DART_S3_NOTIFICATION_QUEUE is set), scheduler, and the inbox of external events when DART_BROKER_URL
+    names a broker (the workers themselves still follow the log, not the broker)."""
+    settings = container.settings
+    orch = Orchestration(container.store, settings.s3_datastores_root)
+    launcher: Launcher
+    if settings.ecs_cluster:
+        launcher = ecs_launcher_from_settings(orch, api_url, settings)
+    else:
+        launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
+                                 settings.stale_pending_seconds)
+    threads = []
+    workers = (Orchestrator(orch), launcher, notifier_from_env(container.store), subscription_worker(orch, settings))
+    for consumer in workers:
+        subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
+                                           batch_size=100, poll_interval=settings.poll_interval,
+                                           checkpoint_interval=0.5)
+        threads.append(subscription.start())
+    threads.append(launcher.start_periodic(settings.poll_interval))  # orphans, stale PENDING, held retries
+    threads.append(workers[3].start_periodic(max(settings.poll_interval, 5.0)))  # stalled generations
+    poller = notification_poller(orch, settings)
+    if poller is not None:
+        threads.append(poller.start())
+    threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval))
+    inbox = None
+    if settings.broker_url:
+        url, options = broker_of(settings)
+        inbox = InboxConsumer(orch, url, options, settings.queue_prefix)
+        inbox.start()
+    return Workers(threads, launcher, inbox)
+
+
+def broker_of(settings: Settings) -> tuple[str, dict[str, Any]]:
+    if not settings.broker_url:
+        raise SettingsError("setting broker_url (DART_BROKER_URL) is required: sqs://key:secret@host:port or amqp://...")
+    return settings.broker_url, transport_options_for(settings.broker_url, region=settings.aws_region,
+                                                      visibility_timeout=settings.sqs_visibility_timeout)
+
+
+def _api_url(settings: Settings) -> str:
+    return settings.api_url or f"http://{settings.host}:{settings.port}/api/1"
+
+
+def consumers(container: Container) -> dict[str, Any]:
+    """Every event consumer, by group name, as the relay routes to them."""
+    settings = container.settings
+    orch = Orchestration(container.store, settings.s3_datastores_root)
+    launcher = (
+        ecs_launcher_from_settings(orch, _api_url(settings), settings) if settings.ecs_cluster
+        else LocalLauncher(orch, _api_url(settings), local_engine_commands(settings.local_engines),
+                           settings.stale_pending_seconds)
+    )
+    return {"orchestrator": Orchestrator(orch), "launcher": launcher, "notifier": notifier_from_env(container.store),
+            "subscriptions": subscription_worker(orch, settings)}
+
+
+def subscription_worker(orch: Any, settings: Settings) -> Any:
+    return SubscriptionWorker(orch, s3_client(settings), settings.subscription_page_size)
+
+
+def notification_poller(orch: Any, settings: Settings) -> Any | None:
+    """The S3 notification reader, when DART_S3_NOTIFICATION_QUEUE names a queue."""
+    if not settings.s3_notification_queue:
+        return None
+    return NotificationPoller(orch, sqs_client(settings), settings.s3_notification_queue)
+
+
+def run_relay(settings: Settings) -> int:
+    container = build(settings)
+    url, options = broker_of(settings)
+    try:
+        outside = json.loads(settings.outside_readers) if settings.outside_readers else {}
+    except ValueError as exc:
+        raise SettingsError(f"setting outside_readers (DART_OUTSIDE_READERS) is not JSON: {exc}") from exc
+    relay = Relay(container.store, url, options, routes_for(consumers(container).values()), outside,
+                  settings.queue_prefix, poll_interval=settings.relay_poll_interval)
+    log.info("relay publishing to %s with prefix %s", url.split("@")[-1], settings.queue_prefix)
+    run_until_signalled(relay.run)
+    return 0
+
+
+def run_worker(settings: Settings, name: str) -> int:
+    container = build(settings, migrate=False)
+    orch = Orchestration(container.store, settings.s3_datastores_root)
+    if name == "scheduler":
+        thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval)
+        run_until_signalled(lambda signalled: (signalled.wait(), stop.set(), thread.join(10)))
+        return 0
+    url, options = broker_of(settings)
+    if name == "inbox":
+        run_until_signalled(InboxConsumer(orch, url, options, settings.queue_prefix))
+        return 0
+    consumer = consumers(container)[name]
+    periodic = consumer.start_periodic(settings.poll_interval) if name == "launcher" else None
+    poller = None
+    if name == "subscriptions":
+        periodic = consumer.start_periodic(max(settings.poll_interval, 5.0))  # stalled generations
+        found = notification_poller(orch, settings)
+        poller = found.start() if found is not None else None
+    try:
+        run_until_signalled(KombuConsumer(consumer, container.store, url, options, settings.queue_prefix))
+    finally:
+        for running in (periodic, poller):
+            if running is not None:
+                running[1].set()
+    return 0
