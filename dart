@@ -21,6 +21,13 @@ if [ "${1:-}" = "test" ]; then
   shift
   exec "$venv/bin/python" "$here/tests/run.py" "$@"
 fi
+if [ "${1:-}" = "lint" ]; then
+  # The layers (import-linter contracts in setup.cfg), lint and types over the packages.
+  cd "$here"
+  "$venv/bin/lint-imports"
+  "$venv/bin/ruff" check services events projections engines
+  exec "$venv/bin/mypy" services events projections engines
+fi
 if [ "${1:-}" = "bench" ]; then
   shift
   cd "$here"
