@@ -28,7 +28,7 @@ from services.delivery import routes_for, run_until_signalled, transport_options
 from services.delivery.inbox import InboxConsumer
 from services.delivery.kombu_consumer import KombuConsumer
 from services.delivery.relay import Relay
-from services.runtime.email import notifier_from_env
+from services.runtime.email import notifier_from_settings
 from services.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger("dart.process")
@@ -98,7 +98,8 @@ def start_workers(container: Container, api_url: str) -> Workers:
         launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
                                  settings.stale_pending_seconds)
     threads = []
-    workers = (Orchestrator(orch), launcher, notifier_from_env(container.store), subscription_worker(orch, settings))
+    workers = (Orchestrator(orch), launcher, notifier_from_settings(container.store, settings),
+               subscription_worker(orch, settings))
     for consumer in workers:
         subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
                                            batch_size=100, poll_interval=settings.poll_interval,
@@ -138,7 +139,8 @@ def consumers(container: Container) -> dict[str, Any]:
         else LocalLauncher(orch, _api_url(settings), local_engine_commands(settings.local_engines),
                            settings.stale_pending_seconds)
     )
-    return {"orchestrator": Orchestrator(orch), "launcher": launcher, "notifier": notifier_from_env(container.store),
+    return {"orchestrator": Orchestrator(orch), "launcher": launcher,
+            "notifier": notifier_from_settings(container.store, settings),
             "subscriptions": subscription_worker(orch, settings)}
 
 

@@ -1,23 +1,45 @@
-"""One settings object, from the environment (``DART_*``) or a YAML file (``DART_CONFIG``), checked at start
-so a bad value fails fast and by name."""
+"""One settings object (pydantic-settings) that every process reads: ``DART_*`` variables over the YAML file
+named by ``DART_CONFIG`` over the defaults, checked at start so a bad value fails fast and by name."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PREFIX = "DART_"
 
 
 class SettingsError(ValueError):
     """A setting that is missing or malformed; the message names it."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path = field(default_factory=lambda: Path.home() / ".dart")
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+class Settings(BaseSettings):
+    """Every setting, named ``DART_<NAME>`` in the environment and ``<name>`` in the YAML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_ignore_empty=True, extra="forbid", frozen=True,
+        coerce_numbers_to_str=True,  # ``queue_prefix: 2024`` in YAML is the string "2024"
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".dart")
     database_url: str = ""  # default: SQLite in ``home``
     broker_url: str = ""  # empty: embedded delivery (the store's catch-up subscription)
     aws_endpoint_url: str = ""
@@ -26,23 +48,63 @@ class Settings:
     max_task_memory_mb: int = 4000  # the original's engine_task_definition_max_total_memory_mb
     s3_datastores_root: str = "s3://dart/datastores"
     host: str = "127.0.0.1"
-    port: int = 5000
-    bootstrap_api_key: str = ""
-    log_format: str = "auto"  # auto | json | text
+    port: Port = 5000
+    bootstrap_api_key: str = Field("", repr=False)
+    log_format: Literal["auto", "json", "text"] = "auto"
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
-    stale_pending_seconds: float = 120.0
-    scheduler_interval: float = 30.0  # the longest a scheduler sleeps between checks
+    stale_pending_seconds: Seconds = 120.0
+    scheduler_interval: Seconds = 30.0  # the longest a scheduler sleeps between checks
     queue_prefix: str = "dart"  # queues are <prefix>-<consumer group>, <prefix>-inbox, <prefix>-out-<reader>
     outside_readers: str = ""  # JSON: reader name -> list of event types, or null for every event
     api_url: str = ""  # how engines reach the API; default http://<host>:<port>/api/1
-    relay_poll_interval: float = 0.02  # the relay runs beside other writers: it polls the log this often
+    relay_poll_interval: Seconds = 0.02  # the relay runs beside other writers: it polls the log this often
     sqs_visibility_timeout: int = 60  # seconds before a message whose worker died is delivered again
-    poll_interval: float = 0.5
+    poll_interval: Seconds = 0.5
     # The scheduler's clock runs this many seconds ahead of (negative: behind) the wall clock: to rehearse a
     # schedule, and so end-to-end tests reach a scheduled time without waiting for it. 0 in production.
-    clock_offset_seconds: float = 0.0
+    clock_offset_seconds: Annotated[float, Field(allow_inf_nan=False)] = 0.0
     s3_notification_queue: str = ""  # SQS queue (name or URL) of S3 ObjectCreated notifications; empty: none
-    subscription_page_size: int = 1000  # keys per S3 list call during generation (1-1000)
+    subscription_page_size: Annotated[int, Field(ge=1, le=1000)] = 1000  # keys per S3 list call
+
+    # E-mail notifications (reference §14): no SMTP host, no mail (the notifier logs what it would send).
+    smtp_host: str = ""
+    smtp_port: Port = 25
+    smtp_from: str = "dart@localhost"
+    smtp_username: str = ""
+    smtp_password: str = Field("", repr=False)
+    smtp_starttls: bool = False
+    smtp_timeout: Seconds = 10.0
+    env_name: str = "local"  # in every subject: "[env_name] dart: ..."
+    # Copied on every failure mail; comma-separated in the environment, a list or that string in YAML.
+    email_cc_on_error: Annotated[tuple[str, ...], NoDecode] = ()
+    email_base_url: str = ""  # prefixed to the API paths in bodies, e.g. https://dart.example.com
+    email_max_age_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 86400.0  # older: no mail; 0: no limit
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql", "postgres:")):
+            raise ValueError("must be sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("email_cc_on_error", mode="before")
+    @classmethod
+    def _address_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            return tuple(str(a).strip() for a in value if str(a).strip())
+        return value
+
+    @field_validator("email_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @property
     def effective_database_url(self) -> str:
@@ -52,59 +114,77 @@ class Settings:
     def embedded(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
-
-_ENV = {f.name: f"DART_{f.name.upper()}" for f in fields(Settings)}
-
-
-def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    try:
-        if kind in ("int", int):
-            value = int(raw)
-            if name == "port" and not 0 < value < 65536:
-                raise ValueError("must be 1..65535")
-            return value
-        if kind in ("float", float):
-            value = float(raw)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError("must be a finite number")
-            if value <= 0 and name != "clock_offset_seconds":
-                raise ValueError("must be positive")
-            return value
-        if kind in ("Path", Path):
-            return Path(str(raw)).expanduser()
-        return str(raw)
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"setting {name} ({_ENV[name]}): {raw!r} is not valid: {exc}") from exc
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest first: what the code passes, then the environment, then the YAML file; no .env, no secrets dir.
+        return init_settings, env_settings, YamlFileSource(settings_cls, os.environ.get("DART_CONFIG"))
 
 
-def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from a YAML file named by DART_CONFIG, then the environment, then ``overrides``."""
-    env = dict(os.environ if env is None else env)
-    values: dict[str, Any] = {}
-    config_path = env.get("DART_CONFIG")
-    if config_path:
+def variable(name: str) -> str:
+    """The environment variable of a setting: ``smtp_port`` -> ``DART_SMTP_PORT``."""
+    return f"{PREFIX}{name.upper()}"
+
+
+class EnvironmentSource(EnvSettingsSource):
+    """``DART_*`` variables from a given mapping instead of ``os.environ`` (a test's or a benchmark's)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = {k.lower(): v for k, v in environ.items() if v != ""}  # env_ignore_empty, case-blind
+
+
+class YamlFileSource(PydanticBaseSettingsSource):
+    """The YAML file named by ``DART_CONFIG``: a mapping of setting names; a key that names no setting is
+    refused by name rather than ignored, so a typo cannot silently leave a default in force."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: str | None) -> None:
+        super().__init__(settings_cls)
+        self.values = self._read(path) if path else {}
+
+    def _read(self, path: str) -> dict[str, Any]:
         try:
-            loaded = yaml.safe_load(Path(config_path).read_text()) or {}
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"DART_CONFIG {config_path!r} cannot be read: {exc}") from exc
+            raise SettingsError(f"DART_CONFIG {path!r} cannot be read: {exc}") from exc
         if not isinstance(loaded, dict):
-            raise SettingsError(f"DART_CONFIG {config_path!r} must hold a mapping of settings")
-        unknown = sorted(set(loaded) - set(_ENV))
+            raise SettingsError(f"DART_CONFIG {path!r} must hold a mapping of settings")
+        unknown = sorted(str(k) for k in set(loaded) - set(self.settings_cls.model_fields))
         if unknown:
-            raise SettingsError(f"DART_CONFIG {config_path!r} has unknown settings: {', '.join(unknown)}")
-        values.update(loaded)
-    for name, var in _ENV.items():
-        if env.get(var):
-            values[name] = env[var]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
-    if settings.log_format not in ("auto", "json", "text"):
-        raise SettingsError(f"setting log_format (DART_LOG_FORMAT) must be auto, json or text, not {settings.log_format!r}")
-    if not 1 <= settings.subscription_page_size <= 1000:
-        raise SettingsError(f"setting subscription_page_size (DART_SUBSCRIPTION_PAGE_SIZE) must be 1..1000, "
-                            f"not {settings.subscription_page_size}")
-    url = settings.effective_database_url
-    if not url.startswith(("sqlite:", "postgresql", "postgres:")):
-        raise SettingsError(f"setting database_url (DART_DATABASE_URL) must be sqlite:/// or postgresql://, not {url!r}")
-    return settings
+            raise SettingsError(f"DART_CONFIG {path!r} has unknown settings: {', '.join(unknown)}")
+        return {k: v for k, v in loaded.items() if v is not None}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from ``overrides`` (None means unset), then ``env`` (default ``os.environ``), then the YAML
+    file its DART_CONFIG names. A bad value raises SettingsError naming the setting and its variable."""
+    environ = os.environ if env is None else env
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        sources = (InitSettingsSource(Settings, given), EnvironmentSource(Settings, environ),
+                   YamlFileSource(Settings, environ.get("DART_CONFIG")))
+        # mypy sees only the fields in the generated __init__, not BaseSettings' own keyword arguments.
+        return Settings(_build_sources=(sources, given))  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        shown = "" if name in ("smtp_password", "bootstrap_api_key") else f"{error.get('input')!r} "
+        problems.append(f"setting {name} ({variable(name)}): {shown}is not valid: {error['msg']}")
+    return "; ".join(problems)

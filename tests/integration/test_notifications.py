@@ -15,15 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from events.database import open_store
 from events.store import EventStore
-from events.streams import default_registry
 from events.streams.action import ActionCompleted, ActionCreated
 from events.streams.dataset import DatasetCreated
 from events.streams.datastore import DatastoreCreated
@@ -37,14 +36,13 @@ from events.streams.workflow_instance import (
 )
 from events.subscription import CatchUpSubscription, wait_until
 from events.types import Event, ExpectedVersion, RecordedEvent, StreamAppend
-from projections.catalog import all_projections
 from projections.reads import EntityReader
 from services.adapters.smtp import SmtpMailer
 from services.commands.notifications import MailInProgress, Notifier, notifications_sent
 from services.domain.mail import Mail, NullMailer
-from services.runtime.email import email_settings_from_env, notifier_from_env
+from services.runtime.email import notifier_from_settings
+from services.runtime.settings import SettingsError, load_settings
 
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 CC = ("dart-team@example.com",)
 ENV = "test-env"
 
@@ -82,7 +80,7 @@ class Inbox:
     mails: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.mails.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
@@ -120,18 +118,8 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
-# ------------------------------------------------------------------------------------------ store and world
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest) -> Iterator[EventStore]:
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    opened = open_store(url, default_registry())
-    for projection in all_projections():
-        if projection.mode == "inline":
-            opened.add_inline_projection(projection)
-    yield opened
-    opened.close()
-
-
+# ------------------------------------------------------------------------------------------ world
+# The store is conftest's ``projected_store``: the default registry and every inline read model.
 def now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -207,8 +195,8 @@ class World:
 
 
 @pytest.fixture
-def world(store: EventStore, smtp: SmtpServer) -> World:
-    return World(store, smtp)
+def world(projected_store: EventStore, smtp: SmtpServer) -> World:
+    return World(projected_store, smtp)
 
 
 # ------------------------------------------------------------------------------------------ actions
@@ -375,9 +363,9 @@ def test_a_batch_with_a_repeat_sends_each_mail_once(world: World) -> None:
         f"<{first.event_id}.action-failed@dart.{ENV}>", f"<{second.event_id}.action-failed@dart.{ENV}>"}
 
 
-def test_smtp_down_raises_and_nothing_is_marked_sent(store: EventStore) -> None:
+def test_smtp_down_raises_and_nothing_is_marked_sent(projected_store: EventStore) -> None:
     port = free_port()  # nothing listens here yet
-    world = World(store, SmtpServer(port))
+    world = World(projected_store, SmtpServer(port))
     failed = world.complete(world.action(on_failure_email=["owner@example.com"]), "FAILED", "retry me")
     with pytest.raises(OSError):
         world.notifier.handle([failed])
@@ -516,39 +504,57 @@ def test_fed_by_a_catch_up_subscription(world: World) -> None:
 
 # ------------------------------------------------------------------------------------------ settings
 def test_settings_from_env() -> None:
-    settings = email_settings_from_env({
+    settings = load_settings({
         "DART_SMTP_HOST": "smtp.example.com", "DART_SMTP_PORT": "2525", "DART_SMTP_FROM": "dart@example.com",
         "DART_SMTP_USERNAME": "u", "DART_SMTP_PASSWORD": "p", "DART_SMTP_STARTTLS": "true",
         "DART_ENV_NAME": "prod", "DART_EMAIL_CC_ON_ERROR": "a@example.com, b@example.com,"})
     assert settings.smtp_host == "smtp.example.com" and settings.smtp_port == 2525
-    assert settings.sender == "dart@example.com"
-    assert (settings.username, settings.password, settings.starttls) == ("u", "p", True)
-    assert settings.env_name == "prod" and settings.cc_on_error == ("a@example.com", "b@example.com")
-    defaults = email_settings_from_env({})
-    assert defaults.smtp_host is None and defaults.smtp_port == 25 and defaults.sender == "dart@localhost"
-    assert defaults.env_name == "local" and defaults.cc_on_error == () and defaults.starttls is False
-    with pytest.raises(ValueError, match="email settings"):
-        email_settings_from_env({"DART_SMTP_PORT": "twenty-five"})
+    assert settings.smtp_from == "dart@example.com"
+    assert (settings.smtp_username, settings.smtp_password, settings.smtp_starttls) == ("u", "p", True)
+    assert settings.env_name == "prod" and settings.email_cc_on_error == ("a@example.com", "b@example.com")
+    assert "'p'" not in repr(settings)  # the password stays out of logs
+    defaults = load_settings({})
+    assert defaults.smtp_host == "" and defaults.smtp_port == 25 and defaults.smtp_from == "dart@localhost"
+    assert defaults.env_name == "local" and defaults.email_cc_on_error == () and defaults.smtp_starttls is False
+    assert defaults.email_max_age_seconds == 86400 and defaults.smtp_timeout == 10
+    with pytest.raises(SettingsError, match="DART_SMTP_PORT"):
+        load_settings({"DART_SMTP_PORT": "twenty-five"})
+    with pytest.raises(SettingsError, match="DART_SMTP_STARTTLS"):
+        load_settings({"DART_SMTP_STARTTLS": "perhaps"})
 
 
-def test_notifier_from_env(store: EventStore, smtp: SmtpServer) -> None:
-    quiet = notifier_from_env(store, {})
+def test_email_settings_from_the_config_file_with_the_environment_winning(tmp_path: Path) -> None:
+    config = tmp_path / "dart.yaml"
+    config.write_text("smtp_host: smtp.example.com\nsmtp_port: 2525\nenv_name: staging\n"
+                      "email_cc_on_error: [a@example.com, b@example.com]\nemail_base_url: https://dart.example.com/\n"
+                      "email_max_age_seconds: 0\n")
+    settings = load_settings({"DART_CONFIG": str(config), "DART_SMTP_PORT": "2626"})
+    assert (settings.smtp_host, settings.smtp_port, settings.env_name) == ("smtp.example.com", 2626, "staging")
+    assert settings.email_cc_on_error == ("a@example.com", "b@example.com")
+    assert settings.email_base_url == "https://dart.example.com" and settings.email_max_age_seconds == 0
+    config.write_text("smtp_hots: smtp.example.com\n")
+    with pytest.raises(SettingsError, match="unknown settings: smtp_hots"):
+        load_settings({"DART_CONFIG": str(config)})
+
+
+def test_notifier_from_settings(projected_store: EventStore, smtp: SmtpServer) -> None:
+    quiet = notifier_from_settings(projected_store, load_settings({}))
     assert isinstance(quiet.mailer, NullMailer) and quiet.env_name == "local" and quiet.name == "notifier"
-    notifier = notifier_from_env(store, {
+    notifier = notifier_from_settings(projected_store, load_settings({
         "DART_SMTP_HOST": "127.0.0.1", "DART_SMTP_PORT": str(smtp.port), "DART_ENV_NAME": "staging",
-        "DART_EMAIL_CC_ON_ERROR": "team@example.com"})
+        "DART_EMAIL_CC_ON_ERROR": "team@example.com"}))
     assert isinstance(notifier.mailer, SmtpMailer)
-    world = World(store, smtp)
+    world = World(projected_store, smtp)
     world.notifier = notifier
     [mail] = world.handle(world.complete(world.action(), "FAILED", "via env"))
     assert mail.subject.startswith("[staging] dart: action failed ") and mail.to == ["team@example.com"]
     assert mail.sender == "dart@localhost"
 
 
-def test_null_mailer_logs_instead_of_sending(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_null_mailer_logs_instead_of_sending(projected_store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
     mailer = NullMailer()
-    world = World(store, SmtpServer())  # never started: nothing may connect to it
-    world.notifier = Notifier(EntityReader(store), mailer, ENV, CC)
+    world = World(projected_store, SmtpServer())  # never started: nothing may connect to it
+    world.notifier = Notifier(EntityReader(projected_store), mailer, ENV, CC)
     with caplog.at_level("INFO", logger="dart.mailer"):
         world.notifier.handle([world.complete(world.action(), "FAILED", "logged")])
     assert [m.to for m in mailer.sent] == [CC]
