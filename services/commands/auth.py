@@ -12,12 +12,13 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 
 from events.store import EventStore
 from events.streams.api_key import ApiKeyCreated, ApiKeyUpdated
@@ -123,22 +124,42 @@ def parse_credentials(header: str | None) -> tuple[str, str]:
     return key, secret
 
 
-_VERIFIED: dict[tuple[int, str, str], tuple[float, Principal]] = {}
 VERIFIED_SECONDS = 2.0  # a revoked key may still pass for this long in a process that just verified it
 
 
+def verified_keys(seconds: float = VERIFIED_SECONDS, maxsize: int = 10_000) -> TTLCache[tuple[str, str], Principal]:
+    """The cache an Authenticator remembers verified credentials in: ``seconds`` each, at most ``maxsize``."""
+    return TTLCache(maxsize=maxsize, ttl=seconds)
+
+
+class Authenticator:
+    """A request's credentials checked against the store, a verified pair remembered for the cache's lifetime
+    so a burst of requests with one key costs one lookup (failures are never remembered)."""
+
+    def __init__(self, store: EventStore, verified: TTLCache[tuple[str, str], Principal]) -> None:
+        self.store = store
+        self.verified = verified
+        # The API's threads share the cache and a cachetools cache is not thread-safe; the lookup itself runs
+        # outside the lock, so two threads may both verify one new key (harmless: same answer).
+        self._lock = threading.Lock()
+
+    def __call__(self, header: str | None) -> Principal:
+        key, secret = parse_credentials(header)
+        cache_key = (key, hashlib.sha256(secret.encode()).hexdigest())
+        with self._lock:
+            hit = self.verified.get(cache_key)
+        if hit is not None:
+            return hit
+        principal = _authenticate(self.store, key, secret)
+        with self._lock:
+            self.verified[cache_key] = principal
+        return principal
+
+
 def authenticate(store: EventStore, header: str | None) -> Principal:
+    """Check credentials with no cache: every call reads the store (the CLI, tests)."""
     key, secret = parse_credentials(header)
-    cache_key = (id(store), key, hashlib.sha256(secret.encode()).hexdigest())
-    hit = _VERIFIED.get(cache_key)
-    now = time.monotonic()
-    if hit is not None and now - hit[0] < VERIFIED_SECONDS:
-        return hit[1]
-    principal = _authenticate(store, key, secret)
-    if len(_VERIFIED) > 10000:
-        _VERIFIED.clear()
-    _VERIFIED[cache_key] = (now, principal)
-    return principal
+    return _authenticate(store, key, secret)
 
 
 def _authenticate(store: EventStore, key: str, secret: str) -> Principal:
