@@ -31,6 +31,7 @@ from events.streams.action import ActionLaunched, ActionRequeued
 from events.types import NewEvent, StreamAppend
 from services.commands.context import Orchestration
 from services.commands.launcher import META, Clock, Launcher, TokenFactory
+from services.commands.retry import StillConflicting, retry_on_conflict
 
 log = logging.getLogger("dart.launcher.ecs")
 ORPHAN_MESSAGE = "the ECS task STOPPED unexpectedly"
@@ -191,18 +192,19 @@ class EcsLauncher(Launcher):
         return arns
 
     def record_launched(self, action_id: str, arn: str) -> None:
-        for _ in range(10):
+        def attempt() -> None:
             row = self.orch.reader.row("action", action_id)
             if row is None or row.data.get("ecs_task_arn") == arn:
                 return
             event_id = uuid.uuid5(_LAUNCH_NS, f"launched:{action_id}:{arn}")
-            try:
-                self.orch.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(
-                    ActionLaunched({"ecs_task_arn": arn}), META, event_id)]))
-                return
-            except ConcurrencyError:
-                continue  # the engine checked out meanwhile: record it on the fresh version
-        log.error("could not record task %s of action %s", arn, action_id)
+            # A conflict: the engine checked out meanwhile; recorded on the fresh version.
+            self.orch.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(
+                ActionLaunched({"ecs_task_arn": arn}), META, event_id)]))
+
+        try:
+            retry_on_conflict(attempt, what=f"action {action_id}")
+        except StillConflicting:
+            log.error("could not record task %s of action %s", arn, action_id)
 
     def requeue(self, action_id: str, version: int) -> bool:
         """PENDING -> QUEUED, only if the action is still at ``version`` and PENDING."""

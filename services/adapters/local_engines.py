@@ -5,6 +5,7 @@ engines the previous one left running."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from events.types import NewEvent, StreamAppend
 from services.commands.actions import complete_action
 from services.commands.context import Orchestration
 from services.commands.launcher import META, Launcher, TokenFactory
+from services.commands.retry import StillConflicting, retry_on_conflict
 
 log = logging.getLogger("dart.launcher")
 BUILT_IN = {"no_op_engine": [sys.executable, "-m", "engines.no_op"]}
@@ -127,19 +129,22 @@ class LocalLauncher(Launcher):
     def _record_launched(self, action_id: str, pid: int, pending_version: int | None = None) -> None:
         """ActionLaunched with the engine's pid: first at the version its slot was taken at (known, no read),
         then, if the engine was quicker and checked out already, on the fresh version."""
-        version = pending_version
-        for _ in range(10):
+        tries = itertools.count()
+
+        def attempt() -> None:
+            version = pending_version if next(tries) == 0 else None
             if version is None:
                 row = self.orch.reader.row("action", action_id)
                 if row is None or row.data.get("state") not in ("PENDING", "RUNNING"):
                     return
                 version = row.version
-            try:
-                self.orch.store.append(StreamAppend(f"action-{action_id}", version, [NewEvent(
-                    ActionLaunched({"ecs_task_arn": f"{LOCAL_TASK}{pid}"}), META)]))
-                return
-            except ConcurrencyError:
-                version = None
+            self.orch.store.append(StreamAppend(f"action-{action_id}", version, [NewEvent(
+                ActionLaunched({"ecs_task_arn": f"{LOCAL_TASK}{pid}"}), META)]))
+
+        try:
+            retry_on_conflict(attempt, what=f"action {action_id}")
+        except StillConflicting:
+            log.error("could not record the engine (pid %d) of action %s", pid, action_id)
 
     def _supervise(self, action_id: str, child: subprocess.Popen[bytes]) -> None:
         code = child.wait()

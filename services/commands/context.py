@@ -1,8 +1,8 @@
-"""What the orchestration functions share: the store, the reader, and the few queries they make."""
+"""What the orchestration commands share: the store, the reader, and the few queries they read their state with
+(the rules they decide by are in services/domain)."""
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -10,8 +10,10 @@ import sqlalchemy as sa
 
 from events.store import EventStore
 from projections.reads import TABLES, EntityReader
+from services.domain.ids import derived_event_id, derived_id
 
-ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+__all__ = ["LIVE", "Orchestration", "derived_event_id", "derived_id", "json_field"]
+
 LIVE = ("HAS_NEVER_RUN", "QUEUED", "PENDING", "RUNNING", "FINISHING")
 
 
@@ -19,20 +21,6 @@ def json_field(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
     if name in table.c:  # a promoted, indexed copy of data.<name>
         return table.c[name]
     return table.c.data[name].as_string()
-
-
-def derived_id(cause: uuid.UUID | None, tag: str) -> str:
-    """A 10-character id that is the same every time the same cause is handled (redelivery-safe)."""
-    number = uuid.uuid5(cause or uuid.uuid4(), tag).int
-    out = []
-    for _ in range(10):
-        number, r = divmod(number, 36)
-        out.append(ALPHABET[r])
-    return "".join(out)
-
-
-def derived_event_id(cause: uuid.UUID | None, tag: str) -> uuid.UUID:
-    return uuid.uuid5(cause, tag) if cause else uuid.uuid4()
 
 
 class Orchestration:

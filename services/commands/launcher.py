@@ -1,5 +1,5 @@
 """The launcher: gives QUEUED actions of ACTIVE datastores their slots (datastore concurrency) and starts
-an engine for each. ``Launcher`` is the slot-taking every launcher shares; ``LocalLauncher``
+an engine for each (the free-slot rule is services/domain/slots.py). ``Launcher`` is the slot-taking every launcher shares; ``LocalLauncher``
 (services/adapters/local_engines.py) starts the engine as a supervised local process, ``EcsLauncher``
 (services/adapters/ecs_launcher.py) as an ECS task.
 
@@ -9,24 +9,26 @@ deciding at once cannot both fill the same free slot; the loser re-reads and dec
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from events.errors import ConcurrencyError
-from events.streams.action import ActionPending
 from events.streams.api_key import ApiKeyRevoked
-from events.streams.datastore import DatastoreSlotTaken
 from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
 from projections.reads import TABLES
-from services.commands.actions import _complete
+from services.commands.actions import complete_read
 from services.commands.auth import create_api_key, new_api_key
 from services.commands.context import Orchestration
+from services.commands.retry import StillConflicting, retry_on_conflict
+from services.domain import slots
+from services.domain.slots import BUSY
+
+__all__ = ["BUSY", "META", "Clock", "Launcher", "TokenFactory", "utc_now"]
 
 log = logging.getLogger("dart.launcher")
-BUSY = ("PENDING", "RUNNING", "FINISHING")
 META = Metadata(actor="launcher")
 
 # (action id, engine name) -> "key:secret", the engine's DART_API_TOKEN, valid for that action only.
@@ -42,7 +44,7 @@ class Launcher:
     """Datastore concurrency and the consumer around it; subclasses say how an engine is started."""
 
     name = "launcher"
-    types = ["ActionQueued", "ActionCompleted", "ActionRequeued", "DatastoreCreated", "DatastoreUpdated"]
+    types: ClassVar[list[str]] = ["ActionQueued", "ActionCompleted", "ActionRequeued", "DatastoreCreated", "DatastoreUpdated"]
 
     def __init__(self, orch: Orchestration, api_url: str, stale_after: float = 120.0,
                  token_factory: TokenFactory | None = None, clock: Clock | None = None) -> None:
@@ -58,6 +60,7 @@ class Launcher:
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         datastores: list[str] = []
         for event in events:
+            datastore_id: str | None
             if event.category == "datastore":
                 datastore_id = event.entity_id
             else:
@@ -78,36 +81,31 @@ class Launcher:
         """Move as many QUEUED actions of an ACTIVE datastore to PENDING as its concurrency leaves room for,
         oldest first, in one append guarded by the datastore's version (the launch intent). Returns the
         actions now PENDING (with their PENDING version in ``_version``) and the datastore's data."""
-        for _ in range(10):
+
+        def attempt() -> tuple[list[dict[str, Any]], dict[str, Any]]:
             datastore = self.orch.reader.row("datastore", datastore_id)
             if datastore is None or datastore.data.get("state") != "ACTIVE":
                 return [], {}
-            actions = self.orch.actions_of_datastore(datastore_id)
-            free = int(datastore.data.get("concurrency") or 1) - sum(a.get("state") in BUSY for a in actions)
-            queued = sorted((a for a in actions if a.get("state") == "QUEUED"),
-                            key=lambda a: (a.get("queued_time") or "", float(a.get("order_idx") or 0)))
-            queued = queued[:max(free, 0)]
-            if not queued:
+            taken = slots.slots_to_take(datastore.data, self.orch.actions_of_datastore(datastore_id))
+            if not taken:
                 return [], datastore.data
-            appends = [StreamAppend(f"datastore-{datastore_id}", datastore.version, [NewEvent(
-                DatastoreSlotTaken({"pending": [a["id"] for a in queued]}), META)])]
-            appends += [StreamAppend(f"action-{a['id']}", a["_version"], [NewEvent(
-                ActionPending({"state": "PENDING"}), META)]) for a in queued]
+            appends = slots.pending_appends(datastore_id, datastore.version, taken, META)
             tokens: dict[str, str] = {}
             if self.mints_keys:  # each engine's token is created with its launch intent: one write, not two
-                for a in queued:
+                for a in taken:
                     append, key, secret = new_api_key(f"engine@{a.get('engine_name')}", f"action:{a['id']}",
                                                       actor="launcher")
                     appends.append(append)
                     tokens[a["id"]] = f"{key}:{secret}"
-            try:
-                self.orch.store.append(*appends)
-            except ConcurrencyError:
-                continue
+            self.orch.store.append(*appends)
             pending = [{**a, "state": "PENDING", "_version": a["_version"] + 1, "_token": tokens.get(a["id"])}
-                       for a in queued]
+                       for a in taken]
             return pending, datastore.data
-        return [], {}
+
+        try:
+            return retry_on_conflict(attempt, what=f"datastore {datastore_id}")
+        except StillConflicting:
+            return [], {}
 
     def launch_ready(self, datastore_id: str) -> list[str]:
         """Take the free slots of a datastore and launch an engine for each; returns the action ids."""
@@ -158,18 +156,22 @@ class Launcher:
         still has that task): the append is guarded by the version at which that was read, so an engine that
         checks in at the same moment is never failed."""
         wanted = tuple(states)
-        for attempt in range(10):
+        tries = itertools.count()
+
+        def attempt() -> bool:
+            number = next(tries)
             row = self.orch.reader.row("action", action_id)
             if row is None or row.data.get("state") not in wanted:
                 return False
             if arn is not None and row.data.get("ecs_task_arn") != arn:
                 return False
-            try:
-                _complete(self.orch, action_id, row.version, row.data, "FAILED", message, None, attempt)
-            except ConcurrencyError:
-                continue
+            complete_read(self.orch, row, "FAILED", message, None, number)
             return True
-        return False
+
+        try:
+            return retry_on_conflict(attempt, what=f"action {action_id}")
+        except StillConflicting:
+            return False
 
     # ------------------------------------------------------------------------------------ periodic
     def check(self, now: datetime | None = None) -> None:

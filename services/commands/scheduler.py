@@ -1,5 +1,5 @@
 """The cron scheduler (design.md §4): fires ACTIVE ``scheduled`` triggers at the times of their cron_pattern
-(services/cron.py: AWS 6-field or standard 5-field, UTC).
+(services/domain/cron.py: AWS 6-field or standard 5-field, UTC).
 
 **One fire per (trigger, scheduled time), whatever the number of replicas.** A fire's cause is
 ``uuid5(SCHEDULE_NAMESPACE, "<trigger id>@<scheduled time, ISO 8601 UTC>")``, and ``fire_trigger`` derives
@@ -30,6 +30,7 @@ clock (UTC); tests inject the clock and the sleeper and never wait.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
@@ -37,8 +38,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.errors import ConcurrencyError
 from services.commands.context import Orchestration
+from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.triggers import fire_trigger
 from services.domain.cron import CronError, CronSchedule, parse_cron, validate_cron_args
 
@@ -49,7 +50,7 @@ STREAM_WINDOW = 50
 RETRIES = 10
 MIN_SLEEP = 0.05  # never spin: a sleep is at least this long
 
-__all__ = ["SCHEDULE_NAMESPACE", "Scheduler", "fire_cause", "offset_clock", "utcnow", "validate_cron_args", "CronError"]
+__all__ = ["SCHEDULE_NAMESPACE", "CronError", "Scheduler", "fire_cause", "offset_clock", "utcnow", "validate_cron_args"]
 
 
 def utcnow() -> datetime:
@@ -149,19 +150,26 @@ class Scheduler:
         return fired, min(next_times, default=None)
 
     def _consider(self, row: Any, now: datetime) -> bool:
-        for _ in range(RETRIES):
+        trigger_id = row.id
+        tries = itertools.count()
+
+        def attempt() -> bool:
+            nonlocal row
+            if next(tries):  # the trigger's stream moved (an edit, another replica): decide again on fresh state
+                row = self.orch.reader.row("trigger", trigger_id)
+                if row is None:
+                    return False
             t = self.due_time(row, now)
             if t is None:
                 return False
-            try:
-                return fire_trigger(self.orch, row, fire_cause(row.id, t), f"scheduled:{t.isoformat()}",
-                                    user_id=str(row.data.get("user_id") or "anonymous"))
-            except ConcurrencyError:  # the trigger's stream moved (an edit, another replica): decide again
-                row = self.orch.reader.row("trigger", row.id)
-                if row is None:
-                    return False
-        log.warning("scheduled trigger %s is changing too fast to fire", row.id)
-        return False
+            return fire_trigger(self.orch, row, fire_cause(row.id, t), f"scheduled:{t.isoformat()}",
+                                user_id=str(row.data.get("user_id") or "anonymous"))
+
+        try:
+            return retry_on_conflict(attempt, what=f"trigger {trigger_id}", tries=RETRIES)
+        except StillConflicting:
+            log.warning("scheduled trigger %s is changing too fast to fire", trigger_id)
+            return False
 
     def _schedule(self, row: Any) -> CronSchedule | None:
         pattern = (row.data.get("args") or {}).get("cron_pattern")

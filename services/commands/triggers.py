@@ -1,4 +1,5 @@
-"""Firing triggers (reference §7): workflow_completion, event, scheduled and super (ALL/ANY, nested).
+"""Firing triggers (reference §7): workflow_completion, event, scheduled and super (ALL/ANY, nested). The
+matching and the super rule are in services/domain/trigger_rules.py.
 
 A fire is ``TriggerFired`` on the trigger's stream, with an event id derived from what caused it, so the
 same cause (a redelivered event, a scheduled time seen by two schedulers) fires a trigger once.
@@ -6,33 +7,31 @@ same cause (a redelivered event, a scheduled time seen by two schedulers) fires 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from events.errors import ConcurrencyError
-from events.streams.trigger import TriggerFired, TriggerInputRecorded
-from events.types import Metadata, NewEvent, StreamAppend
-from services.commands.context import Orchestration, derived_event_id
-from services.commands.runs import Fire, record_skipped_fire, skipped_event_id, start_instance
+from events.types import StreamAppend
+from services.commands.context import Orchestration
+from services.commands.retry import StillConflicting, retry_on_conflict
+from services.commands.runs import Fire, Started, record_skipped_fire, skipped_event_id, start_instance
+from services.domain import trigger_rules
+
+log = logging.getLogger("dart.orchestrator")
 
 
 def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, user_id: str = "anonymous",
                  extra: list[StreamAppend] | None = None) -> bool:
     """Record the fire and start each of its workflows; False when this cause already fired it."""
-    fired_id = derived_event_id(cause, f"fired:{trigger.id}")
+    fired_id = trigger_rules.fired_event_id(cause, trigger.id)
     kind = trigger.data.get("trigger_type_name", "?")
     earlier = orch.store.read_by_ids([fired_id])
     if earlier:  # fired before; a crash may have come before its runs were started: finish that (idempotent)
         start_fired(orch, trigger.id, kind, earlier[0].data["note"]["workflow_ids"], fired_id, user_id)
         return False
-    note = {"key": key, "workflow_ids": list(trigger.data.get("workflow_ids") or [])}
-    orch.store.append(
-        StreamAppend(f"trigger-{trigger.id}", trigger.version, [NewEvent(TriggerFired(note), Metadata(
-            actor="orchestrator", causation_id=str(cause)), fired_id)]),
-        *(extra or []),
-    )
-    start_fired(orch, trigger.id, kind, note["workflow_ids"], fired_id, user_id)
+    orch.store.append(trigger_rules.fire_append(trigger, cause, key), *(extra or []))
+    start_fired(orch, trigger.id, kind, trigger_rules.fire_note(trigger, key)["workflow_ids"], fired_id, user_id)
     return True
 
 
@@ -51,18 +50,19 @@ def start_fired(orch: Orchestration, trigger_id: str, kind: str, workflow_ids: l
 
 def _fire_each(orch: Orchestration, matching: list[Any], cause: uuid.UUID, key: str) -> None:
     for trigger in matching:
-        for _ in range(10):
-            try:
-                fire_trigger(orch, orch.reader.row("trigger", trigger.id) or trigger, cause, key)
-            except ConcurrencyError:
-                continue
-            break
+
+        def attempt(trigger: Any = trigger) -> bool:
+            return fire_trigger(orch, orch.reader.row("trigger", trigger.id) or trigger, cause, key)
+
+        try:
+            retry_on_conflict(attempt, what=f"trigger {trigger.id}")
+        except StillConflicting:
+            log.warning("trigger %s kept changing: not fired for %s", trigger.id, cause)
 
 
 def on_instance_completed(orch: Orchestration, workflow_id: str, instance_id: str, cause: uuid.UUID) -> None:
     """workflow_completion: every ACTIVE trigger watching this workflow fires (never on FAILED)."""
-    matching = [t for t in orch.triggers("workflow_completion")
-                if (t.data.get("args") or {}).get("completed_workflow_id") == workflow_id]
+    matching = trigger_rules.watching_workflow(orch.triggers("workflow_completion"), workflow_id)
     _fire_each(orch, matching, cause, f"instance:{instance_id}")
 
 
@@ -71,62 +71,44 @@ def on_external_event(orch: Orchestration, event_id: str, cause: uuid.UUID) -> b
     event = orch.reader.row("event", event_id)
     if event is None or event.data.get("state") != "ACTIVE":
         return False
-    matching = [t for t in orch.triggers("event") if (t.data.get("args") or {}).get("event_id") == event_id]
-    _fire_each(orch, matching, cause, f"event:{event_id}")
+    _fire_each(orch, trigger_rules.watching_event(orch.triggers("event"), event_id), cause, f"event:{event_id}")
     return True
 
 
 def on_trigger_fired(orch: Orchestration, fired_trigger_id: str, cause: uuid.UUID) -> None:
     """super: ANY fires at once; ALL records the input and fires (then resets) once every input is in."""
-    for trigger in orch.triggers("super"):
-        args = trigger.data.get("args") or {}
-        if fired_trigger_id not in (args.get("completed_trigger_ids") or []):
-            continue
-        for _ in range(10):
-            current = orch.reader.row("trigger", trigger.id)
-            if current is None or current.data.get("state") != "ACTIVE":
-                break
-            try:
+    for trigger in trigger_rules.watching_trigger(orch.triggers("super"), fired_trigger_id):
+
+        def attempt(trigger_id: str = trigger.id) -> None:
+            current = orch.reader.row("trigger", trigger_id)
+            if current is not None and current.data.get("state") == "ACTIVE":
                 _super_input(orch, current, fired_trigger_id, cause)
-            except ConcurrencyError:
-                continue
-            break
+
+        try:
+            retry_on_conflict(attempt, what=f"trigger {trigger.id}")
+        except StillConflicting:
+            log.warning("super trigger %s kept changing: input %s not recorded for %s", trigger.id,
+                        fired_trigger_id, cause)
 
 
 def _super_input(orch: Orchestration, trigger: Any, fired_trigger_id: str, cause: uuid.UUID) -> None:
-    args = trigger.data.get("args") or {}
-    if (args.get("fire_after") or "ALL") == "ANY":
+    if trigger_rules.fires_on_any(trigger):
         fire_trigger(orch, trigger, cause, f"input:{fired_trigger_id}")
         return
-    if orch.store.read_by_ids([derived_event_id(cause, f"input:{trigger.id}")]):
+    if orch.store.read_by_ids([trigger_rules.input_event_id(cause, trigger.id)]):
         # This input was recorded already; if it completed the trigger, make sure the fire's runs started.
-        fired = orch.store.read_by_ids([derived_event_id(cause, f"fired:{trigger.id}")])
+        fired = orch.store.read_by_ids([trigger_rules.fired_event_id(cause, trigger.id)])
         if fired:
             start_fired(orch, trigger.id, "super", fired[0].data["note"]["workflow_ids"], fired[0].event_id,
                         "orchestrator")
         return
-    extra_data = dict(trigger.data.get("extra_data") or {})
-    times = dict(extra_data.get("completed_trigger_id_times") or {})
-    times[fired_trigger_id] = datetime.now(UTC).isoformat()
-    complete = all(t in times for t in args.get("completed_trigger_ids") or [])
-    extra_data["completed_trigger_id_times"] = {} if complete else times
-    record = NewEvent(TriggerInputRecorded({"extra_data": extra_data}), Metadata(actor="orchestrator"),
-                      derived_event_id(cause, f"input:{trigger.id}"))
-    if not complete:
-        orch.store.append(StreamAppend(f"trigger-{trigger.id}", trigger.version, [record]))
-        return
-    # Reset and fire in one append: the fire's guard is the version after the reset.
-    fired = derived_event_id(cause, f"fired:{trigger.id}")
-    note = {"key": f"all:{','.join(sorted(times))}", "workflow_ids": list(trigger.data.get("workflow_ids") or [])}
-    orch.store.append(StreamAppend(f"trigger-{trigger.id}", trigger.version, [record, NewEvent(
-        TriggerFired(note), Metadata(actor="orchestrator", causation_id=str(cause)), fired)]))
-    start_fired(orch, trigger.id, "super", note["workflow_ids"], fired, "orchestrator")
+    decision = trigger_rules.super_all_input(trigger, fired_trigger_id, cause, datetime.now(UTC).isoformat())
+    orch.store.append(decision.append)
+    if decision.fired is not None:
+        start_fired(orch, trigger.id, "super", decision.fired["workflow_ids"],
+                    trigger_rules.fired_event_id(cause, trigger.id), "orchestrator")
 
 
-def fire_manual(orch: Orchestration, workflow_id: str, user_id: str, request_id: uuid.UUID) -> Any:
+def fire_manual(orch: Orchestration, workflow_id: str, user_id: str, request_id: uuid.UUID) -> Started:
     """do-manual-trigger: decided inside the request, so the concurrency refusal is exact."""
     return start_instance(orch, workflow_id, Fire("manual", None, 0, user_id, request_id))
-
-
-def trigger_args(trigger: Any) -> dict[str, Any]:
-    return dict(trigger.data.get("args") or {})
