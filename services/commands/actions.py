@@ -20,11 +20,7 @@ from services.commands.context import Orchestration, derived_event_id
 from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
 from services.commands.runs import Fire, start_instance
 from services.domain import completion, next_action
-from services.domain.completion import DONE, CompletionFacts, format_timedelta, parse_timedelta
-from services.domain.next_action import IN_FLIGHT, choose_next
-
-__all__ = ["DONE", "IN_FLIGHT", "choose_next", "complete_action", "format_timedelta", "parse_timedelta",
-           "try_next_actions"]
+from services.domain.completion import DONE, CompletionFacts
 
 
 def _now() -> datetime:

@@ -86,12 +86,6 @@ class Scheduler:
         """Fire every ACTIVE scheduled trigger whose latest scheduled time is due; the ids fired."""
         return self._tick()[0]
 
-    def next_due(self) -> datetime | None:
-        """The earliest next scheduled time of any ACTIVE scheduled trigger, after now."""
-        now = self._now()
-        times = [s.next_after(now) for s in (self._schedule(r) for r in self.orch.triggers("scheduled")) if s]
-        return min((t for t in times if t is not None), default=None)
-
     def due_time(self, row: Any, now: datetime) -> datetime | None:
         """The scheduled time this trigger should fire for at ``now`` (fired already or not), or None."""
         schedule = self._schedule(row)

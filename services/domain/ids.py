@@ -3,13 +3,11 @@ event ids a worker derives from what caused it are the same every time that caus
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
 import uuid
 
 ALPHABET = string.ascii_uppercase + string.digits
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def random_id(length: int = 10) -> str:

@@ -19,13 +19,19 @@ from events.types import Event, ExpectedVersion, Metadata, NewEvent, StreamAppen
 from services.domain import completion, next_action, run_start, slots, trigger_rules
 from services.domain.completion import CompletionFacts
 from services.domain.ids import derived_event_id, random_id
-from services.domain.rows import Entity
+from services.domain.rows import Entity, Row
 from services.domain.run_start import Fire, Started
 
 SUCCEEDS = "fake_action_that_succeeds"
 FAILS = "fake_action_that_fails"
 LIVE = ("HAS_NEVER_RUN", "QUEUED", "PENDING", "RUNNING", "FINISHING")
 META = Metadata(actor="test")
+
+
+def payload(new: NewEvent) -> dict[str, Any]:
+    """A new event's payload (every event the rules make is typed)."""
+    assert isinstance(new.event, Event)
+    return new.event.payload()
 
 
 class Conflict(Exception):
@@ -205,14 +211,14 @@ class World:
                                            derived_event_id(cause, f"retry:{action_id}")))
 
     # ----------------------------------------------------------------------- the triggers
-    def fire(self, trigger: Entity, cause: uuid.UUID, key: str) -> None:
+    def fire(self, trigger: Row, cause: uuid.UUID, key: str) -> None:
         fired_id = trigger_rules.fired_event_id(cause, trigger.id)
         if any(r.event_id == fired_id for r in self.log):
             return
         self.append(trigger_rules.fire_append(trigger, cause, key))
         self.start_fired(trigger, fired_id, trigger_rules.fire_note(trigger, key)["workflow_ids"])
 
-    def start_fired(self, trigger: Entity, fired_id: uuid.UUID, workflow_ids: list[str]) -> None:
+    def start_fired(self, trigger: Row, fired_id: uuid.UUID, workflow_ids: list[str]) -> None:
         for workflow_id in workflow_ids:
             kind = str(trigger.data.get("trigger_type_name"))
             started = self.start(workflow_id, Fire(kind, trigger.id, 0, "anonymous", uuid.uuid5(fired_id, workflow_id)))
@@ -242,10 +248,10 @@ class World:
             self.delivered += 1
             cause = event.event_id
             data = getattr(event.event, "data", None) or {}
-            if event.type == "WorkflowInstanceCreated" and data.get("state") == "QUEUED":
-                self.try_next(data["datastore_id"], cause)
-            elif event.type == "ActionCreated" and data.get("state") == "HAS_NEVER_RUN" \
-                    and not data.get("workflow_instance_id"):
+            new_run = event.type == "WorkflowInstanceCreated" and data.get("state") == "QUEUED"
+            new_adhoc = event.type == "ActionCreated" and data.get("state") == "HAS_NEVER_RUN" \
+                and not data.get("workflow_instance_id")
+            if new_run or new_adhoc:
                 self.try_next(data["datastore_id"], cause)
             elif event.type == "ActionCheckedIn":
                 checked_in = event.event
@@ -300,6 +306,11 @@ class World:
 
     def instance_actions(self, instance_id: str) -> list[dict[str, Any]]:
         return sorted(self.actions(workflow_instance_id=instance_id), key=lambda a: float(a.get("order_idx") or 0))
+
+    def data(self, category: str, entity_id: str) -> dict[str, Any]:
+        row = self.row(category, entity_id)
+        assert row is not None, f"{category}-{entity_id} does not exist"
+        return row.data
 
     def state(self, category: str, entity_id: str) -> Any:
         row = self.row(category, entity_id)

@@ -17,6 +17,7 @@ from services.domain.completion import (
     workflow_average,
 )
 from services.domain.rows import Entity
+from tests.unit.rules_world import payload
 
 END = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
 META = Metadata(actor="orchestrator")
@@ -67,14 +68,14 @@ def test_a_completed_action_in_the_middle_of_a_run_records_its_end_and_the_templ
     streams, result = plan(facts("COMPLETED", action()))
     assert streams == [("action-A", "ActionCompleted"), ("action-T", "ActionStatsUpdated")]
     assert result.appends[0].expected_version == 5 and result.retry is None
-    assert result.appends[0].events[0].event.payload()["changes"] == {
+    assert payload(result.appends[0].events[0])["changes"] == {
         "state": "COMPLETED", "end_time": END.isoformat(), "progress": 1}
 
 
 def test_the_last_completed_action_completes_the_run_and_updates_the_workflow_average() -> None:
     streams, result = plan(facts("COMPLETED", action(last=True), template_averages=["0:00:15", "0:00:05"]))
     assert streams[2:] == [("workflow_instance-I", "WorkflowInstanceCompleted"), ("workflow-W", "WorkflowStatsUpdated")]
-    assert result.appends[3].events[0].event.payload() == {"changes": {"avg_runtime": "0:00:20"}}
+    assert payload(result.appends[3].events[0]) == {"changes": {"avg_runtime": "0:00:20"}}
 
 
 def test_a_failure_fails_the_run_skips_the_rest_and_deactivates_workflow_and_datastore() -> None:
@@ -84,8 +85,8 @@ def test_a_failure_fails_the_run_skips_the_rest_and_deactivates_workflow_and_dat
     assert streams == [("action-A", "ActionCompleted"), ("workflow_instance-I", "WorkflowInstanceFailed"),
                        ("action-B", "ActionSkipped"), ("action-C", "ActionSkipped"),
                        ("workflow-W", "WorkflowDeactivated"), ("datastore-D", "DatastoreDeactivated")]
-    assert result.appends[1].events[0].event.payload()["changes"]["error_message"] == "action A failed: boom"
-    assert result.appends[2].events[0].event.payload()["changes"] == {
+    assert payload(result.appends[1].events[0])["changes"]["error_message"] == "action A failed: boom"
+    assert payload(result.appends[2].events[0])["changes"] == {
         "state": "SKIPPED", "error_message": "A prior action (id=A) in this workflow instance failed"}
 
 
@@ -107,7 +108,7 @@ def test_a_failure_with_retries_left_asks_for_a_retry_run_and_deactivates_nothin
 def test_halt_fails_the_run_and_skips_the_rest_but_keeps_the_workflow_and_datastore_active() -> None:
     f = facts("FAILED", action("HALT"), waiting=WAITING)
     assert datastore_to_deactivate(f.action.data, "FAILED", f.instance, f.workflow) is None
-    streams, result = plan(f)
+    streams, _ = plan(f)
     assert streams == [("action-A", "ActionCompleted"), ("workflow_instance-I", "WorkflowInstanceFailed"),
                        ("action-B", "ActionSkipped"), ("action-C", "ActionSkipped")]
     assert plan(facts("FAILED", action("HALT"), retries=1))[1].retry == ("W", 1)  # HALT retries like DEACTIVATE

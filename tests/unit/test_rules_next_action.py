@@ -15,6 +15,7 @@ from services.domain.next_action import (
     to_queue,
 )
 from services.domain.rows import Entity
+from tests.unit.rules_world import payload
 
 
 def action(action_id: str, state: str = "HAS_NEVER_RUN", order: float = 0, workflow: str | None = "W",
@@ -79,8 +80,8 @@ def test_queueing_is_guarded_by_the_datastore_and_action_versions_it_was_decided
                             Metadata(actor="orchestrator"))
     assert [(a.stream_id, a.expected_version) for a in appends] == [("datastore-D", 7), ("action-A", 1),
                                                                      ("action-B", 3)]
-    assert appends[0].events[0].event.payload() == {"note": {"queued": ["A", "B"]}}
-    assert appends[1].events[0].event.payload()["changes"] == {"state": "QUEUED",
+    assert payload(appends[0].events[0]) == {"note": {"queued": ["A", "B"]}}
+    assert payload(appends[1].events[0])["changes"] == {"state": "QUEUED",
                                                                "queued_time": "2026-01-01T00:00:00"}
     assert queue_appends(datastore, [], "t", Metadata()) == []
 

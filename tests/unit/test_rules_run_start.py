@@ -15,14 +15,15 @@ from services.domain.run_start import (
     skipped_fire,
     workflow_refusal,
 )
+from tests.unit.rules_world import payload
 
 WORKFLOW = Entity("W", 4, {"state": "ACTIVE", "datastore_id": "D", "engine_name": "no_op_engine", "tags": ["t"]})
-TEMPLATES = [("T0", {"name": "a0", "state": "TEMPLATE", "avg_runtime": "0:00:05", "completed_runs": 3}),
+TEMPLATES: list[tuple[str, dict[str, Any]]] = [("T0", {"name": "a0", "state": "TEMPLATE", "avg_runtime": "0:00:05", "completed_runs": 3}),
              ("T1", {"name": "a1", "state": "TEMPLATE", "tags": ["x"]})]
 
 
 def created(appends: list[Any], prefix: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(a.stream_id.split("-", 1)[1], a.events[0].event.payload()["data"]) for a in appends
+    return [(a.stream_id.split("-", 1)[1], payload(a.events[0])["data"]) for a in appends
             if a.stream_id.startswith(prefix)]
 
 
@@ -96,4 +97,4 @@ def test_a_refused_fire_is_recorded_once_per_fire_and_workflow() -> None:
     append = skipped_fire("T", "W", "Max concurrency reached: 1", fired)
     assert append.stream_id == "trigger-T"
     assert append.events[0].event_id == skipped_event_id(fired, "W")
-    assert append.events[0].event.payload() == {"note": {"workflow_id": "W", "reason": "Max concurrency reached: 1"}}
+    assert payload(append.events[0]) == {"note": {"workflow_id": "W", "reason": "Max concurrency reached: 1"}}

@@ -8,6 +8,7 @@ from typing import Any
 
 from events.types import Metadata
 from services.domain.slots import BUSY, free_slots, pending_appends, slots_to_take
+from tests.unit.rules_world import payload
 
 
 def action(action_id: str, state: str = "QUEUED", queued: str = "t1", order: float = 0) -> dict[str, Any]:
@@ -51,8 +52,9 @@ def test_the_concurrency_is_never_exceeded_whatever_the_order_of_decisions() -> 
             taken = slots_to_take(datastore, live)
             if not taken:
                 break
+            by_id = {a["id"]: a for a in live}
             for a in taken:
-                a["state"] = "PENDING"
+                by_id[a["id"]]["state"] = "PENDING"
             assert sum(a["state"] in BUSY for a in live) <= concurrency
             finished = rng.choice([a for a in live if a["state"] in BUSY])
             finished["state"] = "COMPLETED"
@@ -63,6 +65,6 @@ def test_the_launch_intent_is_guarded_by_the_datastore_version_and_moves_each_ac
     appends = pending_appends("D", 9, [action("A"), action("B")], Metadata(actor="launcher"))
     assert [(a.stream_id, a.expected_version) for a in appends] == [("datastore-D", 9), ("action-A", 2),
                                                                      ("action-B", 2)]
-    assert appends[0].events[0].event.payload() == {"note": {"pending": ["A", "B"]}}
-    assert appends[1].events[0].event.payload() == {"changes": {"state": "PENDING"}}
+    assert payload(appends[0].events[0]) == {"note": {"pending": ["A", "B"]}}
+    assert payload(appends[1].events[0]) == {"changes": {"state": "PENDING"}}
     assert pending_appends("D", 9, [], Metadata()) == []

@@ -16,6 +16,7 @@ from services.domain.trigger_rules import (
     watching_trigger,
     watching_workflow,
 )
+from tests.unit.rules_world import payload
 
 
 def trigger(trigger_id: str, args: dict[str, Any], workflow_ids: list[str] | None = None, **data: Any) -> Entity:
@@ -40,7 +41,7 @@ def test_a_fire_records_its_key_and_workflows_with_an_id_its_cause_derives() -> 
     cause = uuid.uuid4()
     append = fire_append(trigger("T", {}, ["W1", "W2"]), cause, "instance:I")
     assert append.stream_id == "trigger-T" and append.expected_version == 3
-    assert append.events[0].event.payload() == {"note": {"key": "instance:I", "workflow_ids": ["W1", "W2"]}}
+    assert payload(append.events[0]) == {"note": {"key": "instance:I", "workflow_ids": ["W1", "W2"]}}
     assert append.events[0].event_id == fired_event_id(cause, "T")
 
 
@@ -50,7 +51,7 @@ def test_super_all_records_each_input_and_does_not_fire_before_every_input_is_in
     assert decision.fired is None and len(decision.append.events) == 1
     recorded = decision.append.events[0]
     assert recorded.event_id == input_event_id(cause, "S")
-    assert recorded.event.payload() == {"changes": {"extra_data": {"completed_trigger_id_times": {"A": "t1"}}}}
+    assert payload(recorded) == {"changes": {"extra_data": {"completed_trigger_id_times": {"A": "t1"}}}}
 
 
 def test_super_all_fires_once_the_last_input_is_in_and_resets_in_the_same_append() -> None:
@@ -60,7 +61,7 @@ def test_super_all_fires_once_the_last_input_is_in_and_resets_in_the_same_append
     decision = super_all_input(waiting, "B", cause, "t2")
     assert decision.fired == {"key": "all:A,B", "workflow_ids": ["W"]}
     record, fired = decision.append.events
-    assert record.event.payload() == {"changes": {"extra_data": {"completed_trigger_id_times": {}, "kept": 1}}}
+    assert payload(record) == {"changes": {"extra_data": {"completed_trigger_id_times": {}, "kept": 1}}}
     assert fired.event.type_name == "TriggerFired" and fired.event_id == fired_event_id(cause, "S")
     assert decision.append.expected_version == 3  # guarded by the version the inputs were read at
 

@@ -44,7 +44,7 @@ def test_workflow_failure() -> None:
     [instance] = world.instances(flow)
     assert instance.data["state"] == "FAILED" and "failed as expected" in instance.data["error_message"]
     assert world.state("workflow", flow) == "INACTIVE"
-    assert world.state("datastore", world.row("workflow", flow).data["datastore_id"]) == "INACTIVE"
+    assert world.state("datastore", world.data("workflow", flow)["datastore_id"]) == "INACTIVE"
     assert "not ACTIVE" in (world.manual(flow).refused or "")
 
 
@@ -79,12 +79,12 @@ def test_super_all_waits_for_every_input_and_resets_after_firing() -> None:
     both = world.trigger("super", {"fire_after": "ALL", "completed_trigger_ids": [ta, tb]}, [target])
     world.manual(wf_a)
     world.run()
-    assert ta in world.row("trigger", both).data["extra_data"]["completed_trigger_id_times"]
+    assert ta in world.data("trigger", both)["extra_data"]["completed_trigger_id_times"]
     assert world.instances(target) == []
     world.manual(wf_b)
     world.run()
     assert [i.data["state"] for i in world.instances(target)] == ["COMPLETED"]
-    assert world.row("trigger", both).data["extra_data"]["completed_trigger_id_times"] == {}
+    assert world.data("trigger", both)["extra_data"]["completed_trigger_id_times"] == {}
 
 
 def test_skipped_cascade_after_a_failure() -> None:
@@ -164,7 +164,7 @@ def test_template_averages_and_completed_runs_are_kept() -> None:
     assert template["completed_runs"] == 1 and template["avg_runtime"] == "0:00:02"  # checked out, in, done
     # The workflow's average sums its templates' averages as read before this completion: the last action's
     # own update is in the same append, so it counts from the next run on (as on main today).
-    assert world.row("workflow", flow).data["avg_runtime"] == "0:00:00"
+    assert world.data("workflow", flow)["avg_runtime"] == "0:00:00"
     world.manual(flow)
     world.run()
-    assert world.row("workflow", flow).data["avg_runtime"] == "0:00:02"
+    assert world.data("workflow", flow)["avg_runtime"] == "0:00:02"
