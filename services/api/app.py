@@ -8,7 +8,7 @@ import falcon
 
 from events.checkpoints import all_checkpoints
 from services.api import errors
-from services.api.metrics import MetricsResource, RequestMetrics
+from services.api.metrics import Metrics, RequestMetrics
 from services.api.middleware import AuthMiddleware, QueryCheck
 from services.api.openapi import OpenApiDocument
 from services.api.routes import add_routes
@@ -52,7 +52,7 @@ def create_app(container: Container) -> falcon.App:
     errors.install(app)
     app.add_route("/health", HealthResource())
     app.add_route("/ready", ReadyResource(container))
-    app.add_route("/metrics", MetricsResource(container, counters))
+    app.add_route("/metrics", Metrics(container.store, container.projections, counters))
     add_routes(app, EntityService(container.store, container))
 
     document = OpenApiDocument()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -96,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys":
             return _keys(settings, args)
         if args.command == "api":
+            # prometheus_client picks per-process or multiprocess counting when first imported, so the workers'
+            # directory (fresh and private: nothing stale is added in) must be set before the API's modules load.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dart-metrics-")
             from services.runtime.gunicorn_app import serve
 
             return serve(settings, args.workers, args.threads)

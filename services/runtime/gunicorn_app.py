@@ -1,13 +1,16 @@
-"""``dart api``: the production WSGI entry point, served by gunicorn (``services.runtime.gunicorn_app:application``
-also works with any WSGI server)."""
+"""``dart api``: the REST API served by gunicorn workers, which count requests for ``/metrics`` together
+through prometheus_client's multiprocess mode (the directory is made by the CLI before anything imports it)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from typing import Any
 
 import falcon
 from gunicorn.app.base import BaseApplication
+from prometheus_client import multiprocess, values
 
 from services.api.app import create_app
 from services.commands.auth import first_start_admin_key, has_admin_key
@@ -36,7 +39,24 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return production_app(self.settings)
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    # A dead worker's counts stay in the directory (they were answered); only its live gauges go.
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _metrics_directory() -> str:
+    """The directory the workers count requests in, checked to be in force: had prometheus_client been
+    imported before PROMETHEUS_MULTIPROC_DIR was set, each worker would count only for itself, silently."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory or not getattr(values.ValueClass, "_multiprocess", False):
+        raise RuntimeError("dart api: PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported "
+                           "(the dart command does it), or /metrics would count one worker's requests only")
+    return directory
+
+
 def serve(settings: Settings, workers: int, threads: int) -> int:
+    directory = _metrics_directory()
+    master = os.getpid()
     container = build(settings)  # apply migrations once, before the workers start
     if settings.bootstrap_api_key:
         first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
@@ -51,6 +71,11 @@ def serve(settings: Settings, workers: int, threads: int) -> int:
         "worker_class": "gthread",
         "accesslog": "-",
         "timeout": 60,
+        "child_exit": _child_exit,
     }
-    _Gunicorn(settings, options).run()
+    try:
+        _Gunicorn(settings, options).run()
+    finally:
+        if os.getpid() == master:  # a worker's exit unwinds through here too: only the master cleans up
+            shutil.rmtree(directory, ignore_errors=True)
     return 0
