@@ -130,7 +130,7 @@ def _sqs_url(given: str | None) -> Iterator[str]:
     if given:
         yield given
         return
-    from tests.support.moto import moto_server
+    from bench.harness.moto import moto_server
 
     with moto_server() as endpoint:
         yield f"sqs://testing:testing@127.0.0.1:{endpoint.rsplit(':', 1)[1]}"

@@ -1,5 +1,5 @@
 """How fast workflows move: check-in -> next action launched, manual trigger -> first launch, and a chain of
-workflows, measured from the log's own timestamps on a running dart (tests/e2e/stacks.py): `dart up` on
+workflows, measured from the log's own timestamps on a running dart (bench/harness/stacks.py): `dart up` on
 SQLite (embedded), or production — PostgreSQL, RabbitMQ (amqp) or SQS on moto (sqs) as the broker, engines as
 ECS tasks on moto started by the test ECS agent, every dart process on its own.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engines.no_op.definition import NO_OP_ENGINE
-from tests.e2e.api_client import Api
-from tests.e2e.stacks import EMBEDDED_SQLITE, PRODUCTION, PRODUCTION_AMQP, running
+from bench.harness.api_client import Api
+from bench.harness.stacks import EMBEDDED_SQLITE, PRODUCTION, PRODUCTION_AMQP, running
 
 ANCHORS = {
     "airflow 3.3 (LocalExecutor, PostgreSQL)": {"trigger_to_start_p50_ms": 518, "task_to_next_p50_ms": 922,

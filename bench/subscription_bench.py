@@ -160,7 +160,7 @@ def peak_rss_kb(pid: int) -> int:
 
 def generation(endpoint: str, prefix: str, expected: int) -> dict[str, Any]:
     """`dart up` on SQLite: POST a subscription on the prefix, time it to ACTIVE; peak RSS before and after."""
-    from tests.e2e.conftest import RunningDart
+    from bench.harness.stacks import RunningDart
 
     home = Path(tempfile.mkdtemp(prefix="dart-sub-bench-"))
     dart = RunningDart(home, None, DART_AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         small_server.stop()
-    from tests.support import pg
+    from bench.harness import pg
 
     results: dict[str, Any] = {"objects": args.objects, "bare_listing_s": bare_s, "generation": full,
                                "generation_tenth": tenth, "batches": {}}

@@ -14,7 +14,7 @@ import pytest
 from events.database import open_store
 from events.registry import EventRegistry
 from events.store import EventStore
-from tests.support import pg
+from bench.harness import pg
 from tests.support.sample_events import make_registry
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))

@@ -1,7 +1,7 @@
 """Fixtures for black-box tests: `dart up` as a real process, on SQLite and on PostgreSQL.
 
 The running darts themselves (every wiring, embedded and production) are built in tests/e2e/stacks.py;
-``RunningDart``, ``KEY`` and ``SECRET`` are re-exported here for the modules and benchmarks that import them
+``RunningDart``, ``KEY`` and ``SECRET`` are re-exported here for the modules that import them
 from this module."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.stacks import KEY, SECRET, RunningDart, free_port
-from tests.support import pg
+from bench.harness import pg
 
 __all__ = ["BACKENDS", "KEY", "SECRET", "RunningDart", "free_port"]
 

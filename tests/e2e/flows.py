@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engines.no_op.definition import NO_OP_ENGINE
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 
 SUCCEEDS, FAILS = "fake_action_that_succeeds", "fake_action_that_fails"
 NO_OP = "no_op_engine"

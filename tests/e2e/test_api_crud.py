@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 
 
 def unique(prefix: str) -> str:

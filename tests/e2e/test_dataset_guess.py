@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import RunningDart
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.moto import AWS_ENV, moto_server
 
 BUCKET = "guess-lake"
 SAMPLES = {

@@ -26,12 +26,12 @@ from services.commands.context import Orchestration
 from services.adapters.ecs_launcher import EcsLauncher
 from services.runtime.settings import load_settings
 from services.runtime.composition import Container, build
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import datastore, name, register_no_op
 from tests.e2e.flows import wait_for as _wait_for
 from tests.e2e.stacks import CLUSTER, RunningDart
-from tests.support.ecs_agent import EcsAgent, ecs_client
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.ecs_agent import EcsAgent, ecs_client
+from bench.harness.moto import AWS_ENV, moto_server
 
 STALE_SECONDS = 3600.0
 SUCCEEDS = "fake_action_that_succeeds"

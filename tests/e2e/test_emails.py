@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from services.commands.notifications import Notifier
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import FAILS, SUCCEEDS, name, register_no_op, wait_for
 from tests.e2e.stacks import WIRINGS, Running, free_port, running
 

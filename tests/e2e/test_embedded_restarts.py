@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import (
     SUCCEEDS,
     datastore,
@@ -38,7 +38,8 @@ from tests.e2e.flows import (
     workflow,
 )
 from tests.e2e.stacks import EMBEDDED_POSTGRES, EMBEDDED_SQLITE, RunningDart, pg_server_or_skip
-from tests.support import launch_ledger, pg
+from bench.harness import pg
+from tests.support import launch_ledger
 
 KILLS = 12
 CHAIN = 10  # workflows of two actions each, started one by the other: it outlasts the kills by far

@@ -12,7 +12,7 @@ import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
 from tests.e2e.conftest import RunningDart
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.moto import AWS_ENV, moto_server
 
 
 @pytest.fixture(scope="module")

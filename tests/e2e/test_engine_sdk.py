@@ -42,7 +42,7 @@ from events.streams.action import ActionPending
 from events.types import StreamAppend
 from services.runtime.settings import load_settings
 from services.runtime.composition import build
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.conftest import KEY, SECRET, RunningDart
 
 REPO = Path(__file__).resolve().parents[2]

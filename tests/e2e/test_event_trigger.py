@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from services.delivery.inbox import INBOX_CONSUMER, INBOX_NAMESPACE
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import (
     SUCCEEDS,
     datastore,

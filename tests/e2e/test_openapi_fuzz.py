@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.conftest import KEY, SECRET, RunningDart
 
 # positive_data_acceptance and negative_data_rejection are heuristics (a random id is a 404; an empty

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import (
     FAILS,
     SUCCEEDS,

@@ -17,7 +17,7 @@ import pytest
 
 from services.commands.context import derived_event_id
 from services.commands.scheduler import fire_cause
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import (
     SUCCEEDS,
     datastore,

@@ -17,10 +17,10 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.e2e.api_client import Api
+from bench.harness.api_client import Api
 from tests.e2e.flows import SUCCEEDS, action_spec, datastore, name, register_no_op, wait_for, workflow
 from tests.e2e.stacks import EMBEDDED, TWO_WIRINGS, Running, running
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.moto import AWS_ENV, moto_server
 
 # The acceptance tests' bucket (reference §9.4): three matching files of these sizes, threshold 49,524.
 RPMS = {"impala/impala-2.0.0.rpm": 152_875_004, "impala/impala-udf-2.0.0.rpm": 834_620,

@@ -44,7 +44,7 @@ from services.delivery.inbox import INBOX_CONSUMER, InboxConsumer, parse_inbox_m
 from services.delivery.kombu_consumer import KombuConsumer
 from services.delivery.records import handled_event_ids
 from services.delivery.queues import ATTEMPTS_HEADER, QueueNames, queue, transport_options_for
-from tests.support.moto import moto_server
+from bench.harness.moto import moto_server
 
 REPO = Path(__file__).resolve().parents[2]
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"

@@ -21,7 +21,7 @@ from psycopg import sql
 from events.database import create_engine
 from projections.entities import entity_table
 from projections.filters import FilterError, build_query, parse_filters, parse_order_by, path_typer
-from tests.support import pg
+from bench.harness import pg
 
 # Two "engines" whose action schemas both apply, as for GET /action (per-schema results are merged).
 SCHEMAS: list[dict[str, Any]] = [

@@ -19,7 +19,7 @@ import pytest
 from events.registry import EventRegistry
 from events.store import EventStore
 from events.types import ExpectedVersion, NewEvent, StreamAppend
-from tests.support import pg
+from bench.harness import pg
 from tests.support.sample_events import ItemAdded, ItemRemoved
 
 pytestmark = pytest.mark.postgres

@@ -38,8 +38,8 @@ from services.commands.launcher import BUSY, Launcher
 from services.adapters.local_engines import LocalLauncher
 from services.runtime.settings import load_settings
 from services.runtime.composition import Container, build
-from tests.support.ecs_agent import ecs_client, set_manual_transitions
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.ecs_agent import ecs_client, set_manual_transitions
+from bench.harness.moto import AWS_ENV, moto_server
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")

@@ -19,7 +19,7 @@ from events.errors import ConcurrencyError, EventSchemaError, IdempotencyConflic
 from events.postgres import APPEND_LOCK_KEY
 from events.store import ANY_RETRIES, EventStore
 from events.types import ExpectedVersion, Metadata, NewEvent, RawEvent, StreamAppend
-from tests.support import pg
+from bench.harness import pg
 from tests.support.sample_events import CartCheckedOut, ItemAdded, ItemRemoved, NeverRegistered
 from tests.support.stores import everything, snapshot
 

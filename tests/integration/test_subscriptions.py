@@ -33,7 +33,7 @@ from services.commands.generation import (
     parse_notification,
 )
 from services.runtime.composition import Container, build
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.moto import AWS_ENV, moto_server
 
 BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")

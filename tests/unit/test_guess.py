@@ -18,7 +18,7 @@ from services.domain import dataset_inference as inference
 from services.domain.errors import BadRequest
 from services.domain.schemas import DATASET_SCHEMA
 from services.domain.schemas.validate import default_and_validate
-from tests.support.moto import AWS_ENV, moto_server
+from bench.harness.moto import AWS_ENV, moto_server
 
 BUCKET = "lake"
 

@@ -1,4 +1,5 @@
-"""A moto server on loopback: the real AWS wire protocol (ECS, S3, SQS, SNS ...) for tests, no mocks."""
+"""A moto server on loopback: the real AWS wire protocol (ECS, S3, SQS, SNS ...) for tests and benchmarks,
+no mocks."""
 
 from __future__ import annotations
 

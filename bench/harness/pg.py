@@ -1,4 +1,4 @@
-"""Throw-away PostgreSQL databases for tests.
+"""Throw-away PostgreSQL databases for tests and benchmarks.
 
 Every helper takes the *server* URL (``DART_TEST_DATABASE_URL``, e.g.
 ``postgresql://postgres@127.0.0.1:5432/postgres``): a database that the test user can connect to and that is

@@ -1,4 +1,4 @@
-"""A small ECS agent for tests: moto speaks the ECS wire protocol but runs no containers, so this agent
+"""A small ECS agent for tests and benchmarks: moto speaks the ECS wire protocol but runs no containers, so this agent
 does what the real one would. It polls moto's ECS API (``list_tasks``/``describe_tasks`` on one cluster) for
 new tasks, starts a local process for each container of each task with the container's environment plus the
 task's container overrides, and reports the task's end through moto: ``stop_task`` when the process exits
@@ -31,7 +31,7 @@ from typing import Any
 
 import boto3
 
-from tests.support.moto import AWS_ENV
+from bench.harness.moto import AWS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_COMMANDS = {"dart/no_op_engine:latest": [sys.executable, "-m", "engines.no_op"]}
