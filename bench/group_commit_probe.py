@@ -21,9 +21,18 @@ import sys
 import threading
 from concurrent.futures import Future
 
-from bench.store_bench import (
-    DEFAULT_SERVER_URL, METADATA, BareTarget, BenchWorkflowUpdated, DartTarget, PeerTarget, Server, Step,
-    Streams, Target, interleaved, make_payloads,
+from bench.pg_server import DEFAULT_SERVER_URL, Server
+from bench.store_rounds import interleaved
+from bench.store_targets import (
+    METADATA,
+    BareTarget,
+    BenchWorkflowUpdated,
+    DartTarget,
+    PeerTarget,
+    Step,
+    Streams,
+    Target,
+    make_payloads,
 )
 from events.store import EventStore
 from events.types import NewEvent, RecordedEvent, StreamAppend

@@ -24,10 +24,9 @@ import uuid
 
 import psycopg
 
-from bench.store_bench import (
-    BENCH_TYPE, DEFAULT_SERVER_URL, METADATA_JSON, BenchWorkflowUpdated, Server, Streams, make_payloads,
-    run_timed,
-)
+from bench.pg_server import DEFAULT_SERVER_URL, Server
+from bench.store_rounds import run_timed
+from bench.store_targets import BENCH_TYPE, METADATA_JSON, BenchWorkflowUpdated, Streams, make_payloads
 from events.database import open_store
 from events.registry import EventRegistry
 
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
     try:
-        from events.postgres import APPEND_LOCK_KEY, _INSERT_ONE
+        from events.postgres import _INSERT_ONE, APPEND_LOCK_KEY
     except ImportError as e:
         print(f"the store has no one-event statement to probe ({e})")
         return 1
