@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     s3_datastores_root: str = "s3://dart/datastores"
     host: str = "127.0.0.1"
     port: Port = 5000
-    bootstrap_api_key: str = Field("", repr=False)
+    bootstrap_api_key: str = Field(default="", repr=False)
     log_format: Literal["auto", "json", "text"] = "auto"
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
     stale_pending_seconds: Seconds = 120.0
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     smtp_port: Port = 25
     smtp_from: str = "dart@localhost"
     smtp_username: str = ""
-    smtp_password: str = Field("", repr=False)
+    smtp_password: str = Field(default="", repr=False)
     smtp_starttls: bool = False
     smtp_timeout: Seconds = 10.0
     env_name: str = "local"  # in every subject: "[env_name] dart: ..."
