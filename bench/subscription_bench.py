@@ -141,7 +141,7 @@ class S3Server:
 
 
 def bare_listing(endpoint: str, prefix: str) -> tuple[float, int]:
-    from services.commands.generation import listing_client
+    from services.adapters.aws import listing_client
 
     client = listing_client("us-east-1", endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
     started = time.perf_counter()

@@ -23,18 +23,15 @@ decision: the original dropped those, docs/decisions.md).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from events.errors import ConcurrencyError, IdempotencyConflict
 from events.streams.subscription import (
     SubscriptionActivated,
     SubscriptionElementsAdded,
@@ -45,6 +42,7 @@ from events.streams.subscription import (
 from events.types import Metadata, NewEvent, RecordedEvent, StreamAppend
 from services.commands import elements
 from services.commands.context import Orchestration, derived_event_id
+from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
 from services.domain.s3_range import ListingError, Range, chunks, list_page, pages
 
 log = logging.getLogger("dart.subscriptions")
@@ -104,7 +102,8 @@ class SubscriptionWorker:
     # ------------------------------------------------------------------------------------- the chain
     def start(self, subscription_id: str, cause: uuid.UUID) -> None:
         """QUEUED -> GENERATING, recording the resolved range."""
-        for _ in range(RETRIES):
+
+        def attempt() -> None:
             row = self.orch.reader.row("subscription", subscription_id)
             if row is None or row.data.get("state") != "QUEUED":
                 return
@@ -119,18 +118,16 @@ class SubscriptionWorker:
                 return
             started = SubscriptionGenerationStarted({"state": "GENERATING", "generating_time": now.isoformat()},
                                                     scope.as_dict())
-            try:
-                self.store.append(StreamAppend(f"subscription-{subscription_id}", row.version, [
-                    NewEvent(started, _meta(cause), derived_event_id(cause, "generating"))]))
-            except (ConcurrencyError, IdempotencyConflict):
-                continue
-            return
+            self.store.append(StreamAppend(f"subscription-{subscription_id}", row.version, [
+                NewEvent(started, _meta(cause), derived_event_id(cause, "generating"))]))
+
+        _gives_up_quietly(attempt, f"subscription {subscription_id}")
 
     def step(self, subscription_id: str, cause: uuid.UUID) -> None:
         """List the page after the head of the chain and record it (with ACTIVE after the last page)."""
         row = self.orch.reader.row("subscription", subscription_id)
         head = elements.listing(self.store, subscription_id)
-        if not _at_head(row, head, cause):
+        if row is None or head is None or not _at_head(row, head, cause):
             return  # not the head of the chain: a stale or repeated delivery
         scope = Range(head.root, head.start_prefix, head.end_prefix, head.regex)
         try:
@@ -141,11 +138,12 @@ class SubscriptionWorker:
             self.fail(subscription_id, f"listing {scope.root}: {exc}", cause)
             return
         meta = _meta(cause)
-        for _ in range(RETRIES):  # new files (notifications) may race the page: re-check, never re-list
+
+        def attempt() -> None:  # new files (notifications) may race the page: re-check, never re-list
             files_version = self.store.stream_version(files_stream(subscription_id))
             row = self.orch.reader.row("subscription", subscription_id)
             head = elements.listing(self.store, subscription_id)
-            if not _at_head(row, head, cause):
+            if row is None or head is None or not _at_head(row, head, cause):
                 return
             known = elements.existing(self.store, subscription_id, [p for p, _ in page.elements])
             events = added_events(scope, [(p, s) for p, s in page.elements if p not in known], "listing", meta,
@@ -155,12 +153,14 @@ class SubscriptionWorker:
                 appends.append(StreamAppend(f"subscription-{subscription_id}", row.version, [NewEvent(
                     SubscriptionActivated({"state": "ACTIVE", "initial_active_time": self.clock().isoformat()}),
                     meta, derived_event_id(cause, "active"))]))
-            try:
-                self.store.append(*appends)
-            except (ConcurrencyError, IdempotencyConflict):
-                continue
-            return
-        raise RuntimeError(f"subscription {subscription_id}: files kept arriving; this page is tried again")
+            self.store.append(*appends)
+
+        try:
+            retry_on_conflict(attempt, what=f"subscription {subscription_id}", tries=RETRIES,
+                              conflicts=WORKER_CONFLICTS)
+        except StillConflicting:
+            raise RuntimeError(f"subscription {subscription_id}: files kept arriving; this page is tried again"
+                               ) from None
 
     def close_gap(self, subscription_id: str, cause: uuid.UUID) -> None:
         """After activation, list again from the last key listed and add what appeared meanwhile."""
@@ -176,19 +176,17 @@ class SubscriptionWorker:
                         subscription_id, exc)
 
     def fail(self, subscription_id: str, reason: str, cause: uuid.UUID) -> None:
-        for _ in range(RETRIES):
+        def attempt() -> None:
             row = self.orch.reader.row("subscription", subscription_id)
             if row is None or row.data.get("state") not in ("QUEUED", "GENERATING"):
                 return
             log.warning("subscription %s FAILED: %s", subscription_id, reason)
             failed = SubscriptionGenerationFailed({"state": "FAILED", "failed_time": self.clock().isoformat()},
                                                   reason)
-            try:
-                self.store.append(StreamAppend(f"subscription-{subscription_id}", row.version, [
-                    NewEvent(failed, _meta(cause), derived_event_id(cause, "failed"))]))
-            except (ConcurrencyError, IdempotencyConflict):
-                continue
-            return
+            self.store.append(StreamAppend(f"subscription-{subscription_id}", row.version, [
+                NewEvent(failed, _meta(cause), derived_event_id(cause, "failed"))]))
+
+        _gives_up_quietly(attempt, f"subscription {subscription_id}")
 
     # ---------------------------------------------------------------------------------- the kick
     def kick(self, stale_after: timedelta) -> int:
@@ -201,7 +199,9 @@ class SubscriptionWorker:
             for row in self.orch.reader.find_by("subscription", state=state):
                 subscription_id = row["id"]
                 head = elements.listing(self.store, subscription_id)
-                moved = max(_parse(row.get("updated")), _parse(_last_file_time(self.store, subscription_id)))
+                moved = max((t for t in (_parse(row.get("updated")),
+                                         _parse(_last_file_time(self.store, subscription_id))) if t is not None),
+                            default=None)
                 if moved is not None and moved > cutoff:
                     continue
                 if state == "QUEUED":
@@ -229,9 +229,17 @@ class SubscriptionWorker:
         return thread, stop
 
 
+def _gives_up_quietly(attempt: Callable[[], None], what: str) -> None:
+    """A state change of the chain that may give up after RETRIES lost races: the stalled-generation kick
+    hands the subscription its chain's head again later."""
+    try:
+        retry_on_conflict(attempt, what=what, tries=RETRIES, conflicts=WORKER_CONFLICTS)
+    except StillConflicting:
+        log.warning("%s kept changing; left to the next kick", what)
+
+
 def _at_head(row: Any, head: Any, cause: uuid.UUID) -> bool:
-    return (row is not None and row.data.get("state") == "GENERATING" and head is not None
-            and head.last_event_id == str(cause) and bool(head.more))
+    return row.data.get("state") == "GENERATING" and head.last_event_id == str(cause) and bool(head.more)
 
 
 def _transient(exc: ClientError) -> bool:
@@ -261,7 +269,8 @@ def add_files(orch: Orchestration, subscription_id: str, scope: Range, found: li
     derive from the cause and the files themselves, so a repeat of the same files is a no-op and different
     files never reuse an id. Raises when it keeps losing races, so the caller's delivery tries again."""
     store = orch.store
-    for _ in range(RETRIES):
+
+    def attempt() -> int:
         files_version = store.stream_version(files_stream(subscription_id))
         row = orch.reader.row("subscription", subscription_id)
         if row is None or row.data.get("state") not in states:
@@ -273,39 +282,18 @@ def add_files(orch: Orchestration, subscription_id: str, scope: Range, found: li
         digest = hashlib.sha1("\n".join(p for p, _ in new).encode()).hexdigest()
         events = added_events(scope, new, source, _meta(cause),
                               lambda i: derived_event_id(cause, f"{source}:{subscription_id}:{digest}:{i}"))
-        try:
-            store.append(StreamAppend(files_stream(subscription_id), files_version, events))
-        except (ConcurrencyError, IdempotencyConflict):
-            continue
+        store.append(StreamAppend(files_stream(subscription_id), files_version, events))
         return len(new)
-    raise RuntimeError(f"subscription {subscription_id}: files kept arriving; {len(found)} file(s) tried again")
+
+    try:
+        return retry_on_conflict(attempt, what=f"subscription {subscription_id}", tries=RETRIES,
+                                 conflicts=WORKER_CONFLICTS)
+    except StillConflicting:
+        raise RuntimeError(f"subscription {subscription_id}: files kept arriving; {len(found)} file(s) tried "
+                           "again") from None
 
 
 # ---------------------------------------------------------------------------------- S3 notifications
-def parse_notification(body: str) -> list[tuple[str, int]]:
-    """The created files of an S3 event notification: raw (S3 -> SQS) or in an SNS envelope (S3 -> SNS ->
-    SQS). Other records (removals, ``s3:TestEvent``) give nothing. Raises ValueError for a body that is not
-    a notification at all."""
-    message = json.loads(body)
-    if not isinstance(message, dict):
-        raise ValueError("an S3 notification must be a JSON object")
-    if message.get("Type") == "Notification" or "Message" in message and "Records" not in message:
-        message = json.loads(message.get("Message") or "{}")
-        if not isinstance(message, dict):
-            raise ValueError("the SNS envelope's Message must be a JSON object")
-    found = []
-    for record in message.get("Records") or []:
-        if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
-            continue
-        s3 = record.get("s3") or {}
-        bucket = (s3.get("bucket") or {}).get("name")
-        obj = s3.get("object") or {}
-        if not bucket or not obj.get("key"):
-            continue
-        found.append((f"s3://{bucket}/{unquote_plus(obj['key'])}", int(obj.get("size") or 0)))
-    return found
-
-
 def on_created_file(orch: Orchestration, path: str, size: int, cause: uuid.UUID) -> list[str]:
     """A new S3 file: an element of every GENERATING or ACTIVE subscription whose range holds it (repeats
     change nothing). Returns the subscriptions that gained it."""
@@ -316,80 +304,3 @@ def on_created_file(orch: Orchestration, path: str, size: int, cause: uuid.UUID)
                                              cause):
             gained.append(head.subscription_id)
     return gained
-
-
-class NotificationPoller:
-    """Reads S3 notifications from an SQS queue (boto3, any endpoint) and deletes each message once its
-    files are recorded: a worker that dies first leaves it to be delivered again."""
-
-    def __init__(self, orch: Orchestration, sqs: Any, queue: str, wait_seconds: int = 10) -> None:
-        self.orch = orch
-        self.sqs = sqs
-        self.queue = queue
-        self.wait_seconds = wait_seconds
-        self._url: str | None = queue if queue.startswith(("http://", "https://")) else None
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            self._url = self.sqs.get_queue_url(QueueName=self.queue)["QueueUrl"]
-        return self._url
-
-    def poll_once(self) -> int:
-        response = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                            WaitTimeSeconds=self.wait_seconds)
-        handled = 0
-        for message in response.get("Messages") or []:
-            cause = uuid.uuid5(uuid.NAMESPACE_URL, f"sqs:{self.queue}:{message['MessageId']}")
-            try:
-                files = parse_notification(message["Body"])
-            except (ValueError, TypeError, KeyError) as exc:
-                log.warning("dropping S3 notification %s: not a notification (%s)", message["MessageId"], exc)
-                files = []
-            for index, (path, size) in enumerate(files):
-                on_created_file(self.orch, path, size, uuid.uuid5(cause, str(index)))
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-            handled += 1
-        return handled
-
-    def start(self) -> tuple[threading.Thread, threading.Event]:
-        stop = threading.Event()
-
-        def loop() -> None:
-            backoff = 0.5
-            while not stop.is_set():
-                try:
-                    self.poll_once()
-                    backoff = 0.5
-                except Exception:  # the queue or the database is away: keep trying, more slowly
-                    log.exception("S3 notification poll failed; retrying in %.1f s", backoff)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
-
-        thread = threading.Thread(target=loop, name="s3-notifications", daemon=True)
-        thread.start()
-        return thread, stop
-
-
-def s3_client(settings: Any) -> Any:
-    return listing_client(settings.aws_region, settings.aws_endpoint_url or None)
-
-
-def listing_client(region: str, endpoint_url: str | None, **credentials: Any) -> Any:
-    """An S3 client for listing: timestamps are left as the strings S3 sent. Listings never read them, and
-    botocore's parsing of every key's LastModified (dateutil) costs more than the rest of a page's handling."""
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    session = botocore.session.get_session()
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=lambda value: value)
-    return boto3.Session(botocore_session=session, **credentials).client(
-        "s3", region_name=region, endpoint_url=endpoint_url,
-        config=Config(s3={"addressing_style": "path"}) if endpoint_url else None)
-
-
-def sqs_client(settings: Any) -> Any:
-    import boto3
-
-    return boto3.client("sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None)

@@ -43,8 +43,9 @@ def run_until_signalled(target: Callable[[threading.Event], None] | Any,
     for signum in signals:
         previous[signum] = signal.signal(signum, _stop)
     try:
-        if hasattr(target, "should_stop"):  # a kombu ConsumerMixin
-            target.run()
+        consumer: Any = target
+        if hasattr(consumer, "should_stop"):  # a kombu ConsumerMixin
+            consumer.run()
         else:
             target(stop)
     finally:

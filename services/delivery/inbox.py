@@ -49,7 +49,8 @@ def _parse(body: Any, depth: int) -> dict[str, Any]:
     if isinstance(body, str):
         body = _json_or_base64_json(body)
     if not isinstance(body, dict):
-        raise ValueError(f"inbox message: expected a JSON object, got {type(body).__name__}")
+        # ValueError like every other malformed body: callers turn it into Unprocessable.
+        raise ValueError(f"inbox message: expected a JSON object, got {type(body).__name__}")  # noqa: TRY004
     if body.get("Type") == "Notification" and "Message" in body:
         return _parse(body["Message"], depth + 1)  # SNS envelope: the producer's body is its Message
     call = body.get("call")

@@ -24,6 +24,7 @@ from kombu.mixins import ConsumerMixin
 
 from events.store import EventStore
 from events.types import RecordedEvent
+from services.delivery.backoff import Backoff, Failures
 from services.delivery.queues import (
     ATTEMPTS_HEADER,
     ERROR_HEADER,
@@ -82,61 +83,47 @@ def decode_envelope(store: EventStore, envelope: Any) -> RecordedEvent:
         raise Unprocessable(f"message body is not a valid event envelope: {_short(exc)}") from exc
 
 
-# ------------------------------------------------------------------------------------ retrying worker
-class QueueWorker(ConsumerMixin):
-    """A kombu ConsumerMixin on one queue, with counted retries, a dead-letter queue and reconnect backoff.
-
-    Subclasses implement ``process(message)``: return to ack, raise to retry (``Unprocessable``: dead-letter
-    at once)."""
+# ------------------------------------------------------------------------------------- consume loop
+class ConsumerLoop(ConsumerMixin):
+    """A kombu ConsumerMixin on one queue that outlives its broker: kombu reconnects, anything else escaping
+    the consume loop restarts it after a backoff, and ``stop()`` is honoured while the broker is away.
+    Subclasses say what to consume (``get_consumers``)."""
 
     def __init__(
         self,
         connection_url: str,
         transport_options: dict[str, Any] | None,
         queue_name: str,
-        dead_queue_name: str,
         *,
-        max_retries: int = 5,
         prefetch_count: int = 10,
-        retry_delay: float = 1.0,
         heartbeat: float = 30,
         min_backoff: float = 0.2,
         max_backoff: float = 30.0,
     ) -> None:
-        if max_retries < 1:
-            raise ValueError("max_retries must be at least 1")
         self.url = connection_url
         self.transport_options = dict(transport_options or {})
         self.connection = connect(connection_url, transport_options, heartbeat=heartbeat)
-        # Retried and dead-lettered copies go out on a connection of their own (kombu's
-        # ConsumerProducerMixin does the same): a publish waiting for its confirm on the consuming channel
-        # would dispatch the next deliveries from inside this message's handling.
-        self._producer_connection: Any = None
         self.queue_name = queue_name
-        self.dead_queue_name = dead_queue_name
-        self.max_retries = max_retries
         self.prefetch_count = prefetch_count
-        # A retried copy becomes visible after retry_delay * 2**(attempt-1) s (at most 900): SQS DelaySeconds.
-        # AMQP has no per-message delay without a plugin, so there the copy is retried at once.
-        self.retry_delay = retry_delay
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self._sqs = is_sqs(connection_url)
         self.ready = threading.Event()  # set each time the consumer is (re)subscribed to its queue
         self._thread: threading.Thread | None = None
-        self.counts = {"handled": 0, "skipped": 0, "retried": 0, "dead": 0}
+
+    def released(self) -> None:
+        """Called whenever the consuming connection is let go (a failure, a reconnect, the end)."""
 
     # ------------------------------------------------------------------------------------- ConsumerMixin
-    def get_consumers(self, Consumer: Any, channel: Any) -> list[Consumer]:  # noqa: N803 - kombu's API
-        declare(channel, [self.queue_name, self.dead_queue_name])
-        return [Consumer(queues=[queue(self.queue_name)], on_message=self._on_message,
-                         prefetch_count=self.prefetch_count)]
-
     def on_connection_revived(self) -> None:
-        self._drop_producer()  # a reconnect after a failure: the producer's connection may be broken too
+        self.released()
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self.ready.set()
+
+    def on_consume_end(self, connection: Any, channel: Any) -> None:
+        self.ready.clear()
+        self.released()
 
     @contextmanager
     def establish_connection(self) -> Iterator[Any]:
@@ -159,7 +146,7 @@ class QueueWorker(ConsumerMixin):
     def run(self, _tokens: int = 1, **kwargs: Any) -> None:
         """Consume until ``should_stop``; connection errors reconnect (kombu), anything else escaping the
         consume loop (an SQS server answering 500 ...) is logged and retried with exponential backoff."""
-        backoff = self.min_backoff
+        failures = Failures(Backoff(self.min_backoff, self.max_backoff))
         while not self.should_stop:
             started = time.monotonic()
             try:
@@ -168,15 +155,15 @@ class QueueWorker(ConsumerMixin):
                 break
             except Exception as exc:
                 if time.monotonic() - started > 10 * self.max_backoff:
-                    backoff = self.min_backoff
+                    failures.reset()  # it had worked for a while: a new run of failures starts short
+                delay = failures.next_delay()
                 log.warning("%s: consumer failed (%s: %s); restarting in %.1fs", self.queue_name,
-                            type(exc).__name__, exc, backoff, exc_info=log.isEnabledFor(logging.DEBUG))
+                            type(exc).__name__, exc, delay, exc_info=log.isEnabledFor(logging.DEBUG))
                 self.ready.clear()
-                self._drop_producer()
-                deadline = time.monotonic() + backoff
+                self.released()
+                deadline = time.monotonic() + delay
                 while not self.should_stop and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                backoff = min(backoff * 2, self.max_backoff)
+                    time.sleep(0.05)  # should_stop is kombu's plain flag, not an event to wait on
 
     def start(self) -> threading.Thread:
         """Consume in a daemon thread; ``stop()`` ends it."""
@@ -191,6 +178,47 @@ class QueueWorker(ConsumerMixin):
         if timeout is not None and self._thread is not None:
             self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
+
+
+# ------------------------------------------------------------------------------------ retrying worker
+class QueueWorker(ConsumerLoop):
+    """A consumer of one of dart's queues, with counted retries and a dead-letter queue.
+
+    Subclasses implement ``process(message)``: return to ack, raise to retry (``Unprocessable``: dead-letter
+    at once)."""
+
+    def __init__(
+        self,
+        connection_url: str,
+        transport_options: dict[str, Any] | None,
+        queue_name: str,
+        dead_queue_name: str,
+        *,
+        max_retries: int = 5,
+        retry_delay: float = 1.0,
+        **options: Any,
+    ) -> None:
+        if max_retries < 1:
+            raise ValueError("max_retries must be at least 1")
+        super().__init__(connection_url, transport_options, queue_name, **options)
+        # Retried and dead-lettered copies go out on a connection of their own (kombu's
+        # ConsumerProducerMixin does the same): a publish waiting for its confirm on the consuming channel
+        # would dispatch the next deliveries from inside this message's handling.
+        self._producer_connection: Any = None
+        self.dead_queue_name = dead_queue_name
+        self.max_retries = max_retries
+        # A retried copy becomes visible after retry_delay * 2**(attempt-1) s (at most 900, SQS's longest
+        # DelaySeconds). AMQP has no per-message delay without a plugin, so there the copy is retried at once.
+        self.retry_backoff = Backoff(retry_delay, 900)
+        self.counts = {"handled": 0, "skipped": 0, "retried": 0, "dead": 0}
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Consumer]:
+        declare(channel, [self.queue_name, self.dead_queue_name])
+        return [Consumer(queues=[queue(self.queue_name)], on_message=self._on_message,
+                         prefetch_count=self.prefetch_count)]
+
+    def released(self) -> None:
+        self._drop_producer()  # the producer's connection may be broken too
 
     # ---------------------------------------------------------------------------------------- messages
     def process(self, message: Message) -> None:
@@ -224,7 +252,7 @@ class QueueWorker(ConsumerMixin):
             self.process(message)
         except Unprocessable as exc:
             self._dead_letter(message, exc, attempts)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any handler failure is retried or dead-lettered, and logged there
             if attempts >= self.max_retries:
                 self._dead_letter(message, exc, attempts)
             else:
@@ -245,10 +273,6 @@ class QueueWorker(ConsumerMixin):
                 conn.release()
             except Exception:  # closing a connection the broker already dropped
                 log.debug("closing a broken producer connection failed", exc_info=True)
-
-    def on_consume_end(self, connection: Any, channel: Any) -> None:
-        self.ready.clear()
-        self._drop_producer()
 
     def _republish(self, message: Message, queue_name: str, headers: dict[str, Any], delay: int = 0) -> None:
         """Publish a copy (confirmed); on failure the message stays unacked and comes back later."""
@@ -276,17 +300,17 @@ class QueueWorker(ConsumerMixin):
 
     def _retry(self, message: Message, exc: Exception, attempts: int) -> None:
         log.warning("%s: message failed (attempt %d of %d): %s", self.queue_name, attempts,
-                    self.max_retries, _short(exc), exc_info=True)
+                    self.max_retries, _short(exc), exc_info=exc)
         headers = {**(message.headers or {}), **self.retry_headers(message),
                    ATTEMPTS_HEADER: attempts, ERROR_HEADER: _short(exc)}
-        delay = min(900, int(self.retry_delay * 2 ** (attempts - 1))) if self.retry_delay > 0 else 0
+        delay = int(self.retry_backoff.delay(attempts))
         self._republish(message, self.queue_name, headers, delay)
         self.counts["retried"] += 1
 
     def _dead_letter(self, message: Message, exc: Exception, attempts: int) -> None:
         log.error("%s: message dead-lettered to %s after %d attempt(s): %s: %s", self.queue_name,
                   self.dead_queue_name, attempts, type(exc).__name__, exc,
-                  exc_info=not isinstance(exc, Unprocessable))
+                  exc_info=None if isinstance(exc, Unprocessable) else exc)
         headers = {**(message.headers or {}), **self.retry_headers(message),
                    ATTEMPTS_HEADER: attempts, ERROR_HEADER: _short(exc), ORIGIN_HEADER: self.queue_name}
         self._republish(message, self.dead_queue_name, headers)

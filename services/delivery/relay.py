@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from kombu import Connection, Producer
@@ -26,6 +25,7 @@ from kombu import Connection, Producer
 from events.checkpoints import advance_checkpoint, read_checkpoint
 from events.store import EventStore
 from events.types import RecordedEvent
+from services.delivery.backoff import Backoff, Failures
 from services.delivery.queues import QueueNames, connect, declare, is_sqs
 
 log = logging.getLogger("dart.relay")
@@ -108,7 +108,7 @@ class _AmqpPublisher:
                 raise PublishFailed(f"{len(self._pending)} publishes not confirmed in {self.timeout}s")
             try:
                 self.conn.drain_events(timeout=min(remaining, 1.0))
-            except socket.timeout:
+            except TimeoutError:
                 continue
         if self._failed:
             raise PublishFailed("; ".join(self._failed[:5]))
@@ -159,8 +159,8 @@ class Relay:
         store: EventStore,
         connection_url: str,
         transport_options: dict[str, Any] | None,
-        routes: dict[str, Sequence[str]],
-        outside: dict[str, Sequence[str] | None] | None = None,
+        routes: Mapping[str, Sequence[str]],
+        outside: Mapping[str, Sequence[str] | None] | None = None,
         prefix: str = "dart",
         *,
         batch_size: int = 200,
@@ -274,19 +274,19 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Follow the log until ``stop`` is set. Broker or database failures are logged and retried with
         exponential backoff; the relay resumes at its checkpoint."""
-        backoff = self.min_backoff
+        failures = Failures(Backoff(self.min_backoff, self.max_backoff))
         try:
             while not stop.is_set():
                 try:
                     read = self.run_once()
                 except Exception as exc:  # the broker or the database is away: retry, never skip
-                    log.warning("relay failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff,
+                    delay = failures.next_delay()
+                    log.warning("relay failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay,
                                 exc_info=log.isEnabledFor(logging.DEBUG))
                     self._disconnect()
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, self.max_backoff)
+                    stop.wait(delay)
                     continue
-                backoff = self.min_backoff
+                failures.reset()
                 if read < self.batch_size:
                     deadline = time.monotonic() + self.poll_interval
                     while not stop.is_set() and time.monotonic() < deadline:

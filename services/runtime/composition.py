@@ -15,19 +15,21 @@ from events.streams import default_registry
 from events.subscription import CatchUpSubscription
 from projections.base import Projection
 from projections.catalog import all_projections
+from services.adapters.aws import AwsClients
 from services.adapters.ecs import EcsTaskDefinitions
 from services.adapters.ecs_launcher import ecs_launcher_from_settings
 from services.adapters.local_engines import LocalLauncher, local_engine_commands
 from services.adapters.secrets import LocalSecrets
 from services.commands.context import Orchestration
-from services.commands.generation import NotificationPoller, SubscriptionWorker, s3_client, sqs_client
+from services.commands.generation import SubscriptionWorker
 from services.commands.launcher import Launcher
 from services.commands.orchestrator import Orchestrator
 from services.commands.scheduler import Scheduler, offset_clock
 from services.delivery import routes_for, run_until_signalled, transport_options_for
 from services.delivery.inbox import InboxConsumer
-from services.delivery.kombu_consumer import KombuConsumer
+from services.delivery.kombu_consumer import ConsumerLoop, KombuConsumer
 from services.delivery.relay import Relay
+from services.delivery.s3_notifications import S3NotificationReader, notification_connection
 from services.runtime.email import notifier_from_settings
 from services.runtime.settings import Settings, SettingsError
 
@@ -42,6 +44,7 @@ class Container:
     projections: list[Projection]
     secrets: LocalSecrets
     ecs: EcsTaskDefinitions | None = None
+    aws: AwsClients | None = None
 
     @property
     def s3_datastores_root(self) -> str:
@@ -63,22 +66,24 @@ def build(settings: Settings, migrate: bool = True) -> Container:
         EcsTaskDefinitions(settings.ecs_cluster, settings.aws_region, settings.aws_endpoint_url)
         if settings.ecs_cluster else None
     )
-    return Container(settings, store, projections, LocalSecrets(settings.home), ecs)
+    aws = AwsClients(settings.aws_region, settings.aws_endpoint_url or None)
+    return Container(settings, store, projections, LocalSecrets(settings.home), ecs, aws)
 
 
 class Workers:
-    """The orchestrator and launcher of the embedded mode, each fed by a catch-up subscription."""
+    """The orchestrator and launcher of the embedded mode, each fed by a catch-up subscription, and the kombu
+    consumers (the inbox, the S3 notification reader) that run beside them."""
 
-    def __init__(self, threads: list[tuple[Any, Any]], launcher: Any, inbox: Any = None) -> None:
+    def __init__(self, threads: list[tuple[Any, Any]], launcher: Any, consumers: list[ConsumerLoop]) -> None:
         self.threads = threads
         self.launcher = launcher
-        self.inbox = inbox
+        self.consumers = consumers
 
     def stop(self, timeout: float = 5.0) -> None:
         for _, stop in self.threads:
             stop.set()
-        if self.inbox is not None:
-            self.inbox.stop()
+        for consumer in self.consumers:
+            consumer.stop()
         self.launcher.stop()
         for thread, _ in self.threads:
             thread.join(timeout)
@@ -99,7 +104,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
                                  settings.stale_pending_seconds)
     threads = []
     workers = (Orchestrator(orch), launcher, notifier_from_settings(container.store, settings),
-               subscription_worker(orch, settings))
+               subscription_worker(orch, container))
     for consumer in workers:
         subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
                                            batch_size=100, poll_interval=settings.poll_interval,
@@ -107,16 +112,18 @@ def start_workers(container: Container, api_url: str) -> Workers:
         threads.append(subscription.start())
     threads.append(launcher.start_periodic(settings.poll_interval))  # orphans, stale PENDING, held retries
     threads.append(workers[3].start_periodic(max(settings.poll_interval, 5.0)))  # stalled generations
-    poller = notification_poller(orch, settings)
-    if poller is not None:
-        threads.append(poller.start())
+    kombu_consumers: list[ConsumerLoop] = []
+    reader = notification_reader(orch, settings)
+    if reader is not None:
+        reader.start()
+        kombu_consumers.append(reader)
     threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval))
-    inbox = None
     if settings.broker_url:
         url, options = broker_of(settings)
         inbox = InboxConsumer(orch, url, options, settings.queue_prefix)
         inbox.start()
-    return Workers(threads, launcher, inbox)
+        kombu_consumers.append(inbox)
+    return Workers(threads, launcher, kombu_consumers)
 
 
 def broker_of(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -141,18 +148,22 @@ def consumers(container: Container) -> dict[str, Any]:
     )
     return {"orchestrator": Orchestrator(orch), "launcher": launcher,
             "notifier": notifier_from_settings(container.store, settings),
-            "subscriptions": subscription_worker(orch, settings)}
+            "subscriptions": subscription_worker(orch, container)}
 
 
-def subscription_worker(orch: Any, settings: Settings) -> Any:
-    return SubscriptionWorker(orch, s3_client(settings), settings.subscription_page_size)
+def subscription_worker(orch: Orchestration, container: Container) -> SubscriptionWorker:
+    aws = container.aws or AwsClients(container.settings.aws_region, container.settings.aws_endpoint_url or None)
+    return SubscriptionWorker(orch, aws.s3_listing(), container.settings.subscription_page_size)
 
 
-def notification_poller(orch: Any, settings: Settings) -> Any | None:
-    """The S3 notification reader, when DART_S3_NOTIFICATION_QUEUE names a queue."""
+def notification_reader(orch: Orchestration, settings: Settings) -> S3NotificationReader | None:
+    """The S3 notification reader (kombu over SQS at the AWS endpoint, whatever DART_BROKER_URL is), when
+    DART_S3_NOTIFICATION_QUEUE names a queue."""
     if not settings.s3_notification_queue:
         return None
-    return NotificationPoller(orch, sqs_client(settings), settings.s3_notification_queue)
+    url, options = notification_connection(settings.aws_endpoint_url or None, settings.aws_region,
+                                           settings.s3_notification_queue)
+    return S3NotificationReader(orch, url, options, settings.s3_notification_queue)
 
 
 def run_relay(settings: Settings) -> int:
@@ -182,15 +193,17 @@ def run_worker(settings: Settings, name: str) -> int:
         return 0
     consumer = consumers(container)[name]
     periodic = consumer.start_periodic(settings.poll_interval) if name == "launcher" else None
-    poller = None
+    reader = None
     if name == "subscriptions":
         periodic = consumer.start_periodic(max(settings.poll_interval, 5.0))  # stalled generations
-        found = notification_poller(orch, settings)
-        poller = found.start() if found is not None else None
+        reader = notification_reader(orch, settings)
+        if reader is not None:
+            reader.start()
     try:
         run_until_signalled(KombuConsumer(consumer, container.store, url, options, settings.queue_prefix))
     finally:
-        for running in (periodic, poller):
-            if running is not None:
-                running[1].set()
+        if periodic is not None:
+            periodic[1].set()
+        if reader is not None:
+            reader.stop()
     return 0

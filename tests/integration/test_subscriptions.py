@@ -19,6 +19,7 @@ import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
 from events.streams.subscription import files_stream
+from events.subscription import wait_until
 from services.commands.auth import Principal
 from services.commands.entities import EntityService
 from services.commands.actions import complete_action
@@ -26,12 +27,8 @@ from services.commands.context import Orchestration
 from services.commands.orchestrator import Orchestrator
 from services.runtime.settings import load_settings
 from services.commands import batches, elements
-from services.commands.generation import (
-    NotificationPoller,
-    SubscriptionWorker,
-    on_created_file,
-    parse_notification,
-)
+from services.commands.generation import SubscriptionWorker, on_created_file
+from services.delivery.s3_notifications import S3NotificationReader, notification_connection, parse_notification
 from services.runtime.composition import Container, build
 from bench.harness.moto import AWS_ENV, moto_server
 
@@ -232,7 +229,8 @@ def test_a_worker_killed_midway_resumes_where_the_log_stopped(world: World) -> N
     assert world.container.store.head_position() == head
 
 
-def test_notifications_add_new_matching_files_once(world: World, endpoint: str) -> None:
+def test_notifications_add_new_matching_files_once(world: World, endpoint: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     sub = impala(world)
     world.pump()
     b = world.bucket
@@ -249,9 +247,17 @@ def test_notifications_add_new_matching_files_once(world: World, endpoint: str) 
                  {"Event": "s3:TestEvent"}):
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
     sqs.send_message(QueueUrl=url, MessageBody="not json")
-    poller = NotificationPoller(world.orch, sqs, queue, wait_seconds=0)
-    while poller.poll_once():
-        pass
+    for name, value in AWS_ENV.items():  # the reader finds its credentials as in production: boto3's chain
+        monkeypatch.setenv(name, value)
+    # Given by URL (a name is what the end-to-end tests use).
+    reader = S3NotificationReader(world.orch, *notification_connection(endpoint, "us-east-1", url,
+                                                                       wait_time_seconds=1), url)
+    reader.start()
+    try:
+        assert wait_until(lambda: reader.counts["handled"] + reader.counts["dropped"] == 6, 60), reader.counts
+    finally:
+        assert reader.stop(timeout=15)
+    assert reader.counts == {"handled": 5, "dropped": 1, "released": 0}
     new_path = f"s3://{b}/impala/impala-new one.rpm"
     assert new_path in world.paths(sub)
     assert len(world.paths(sub)) == 4
@@ -259,6 +265,41 @@ def test_notifications_add_new_matching_files_once(world: World, endpoint: str) 
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
         "Attributes"]["ApproximateNumberOfMessages"] == "0"
     assert parse_notification(json.dumps(s3_event("a%2Fb.rpm", 3))) == [(f"s3://{b}/a/b.rpm", 3)]
+
+
+def test_a_notification_whose_files_cannot_be_recorded_stays_queued_until_they_are(
+        world: World, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader acks only after the files are recorded: while recording fails (here a database that lost
+    dart's tables) the message stays in the queue and SQS hands it out again after a backoff."""
+    sub = impala(world)
+    world.pump()
+    sqs = client(endpoint, "sqs")
+    queue = f"s3-events-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    record = {"eventName": "ObjectCreated:Put",
+              "s3": {"bucket": {"name": world.bucket}, "object": {"key": "impala/impala-late.rpm", "size": 9}}}
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
+    broken = build(load_settings(env={"DART_HOME": str(tmp_path / "broken"),
+                                      "DART_DATABASE_URL": f"sqlite:///{tmp_path / 'broken.db'}"}))
+    broken.store.close()
+    (tmp_path / "broken.db").unlink()  # its next connection opens an empty file: every read fails
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    reader = S3NotificationReader(Orchestration(broken.store), *notification_connection(
+        endpoint, "us-east-1", queue, wait_time_seconds=1), queue, retry_delay=1)
+    reader.start()
+    try:
+        assert wait_until(lambda: reader.counts["released"] >= 2, 60), reader.counts  # handed out again
+        assert world.paths(sub) == world.paths(sub, "UNCONSUMED") and len(world.paths(sub)) == 3
+        reader.orch = world.orch  # the database is back
+        assert wait_until(lambda: reader.counts["handled"] == 1, 60), reader.counts
+    finally:
+        assert reader.stop(timeout=15)
+        broken.store.close()
+    assert f"s3://{world.bucket}/impala/impala-late.rpm" in world.paths(sub)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
 def _batch_trigger(world: World, sub: str, threshold: int, workflow_ids: list[str]) -> str:
