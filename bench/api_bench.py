@@ -2,7 +2,7 @@
 psycopg endpoint (bench/api_bare.py) answering the same requests from the same ``rm_action`` table.
 
     .venv/bin/python -m bench.api_bench [--quick] [--database-url URL] [--workers 2] [--threads 8]
-        [--seconds S] [--rounds N] [--scenarios abc] [--no-index-experiment] [--profile] [--keep]
+        [--seconds S] [--rounds N] [--scenarios abc] [--no-index-experiment] [--profile] [--keep] [--smoke]
 
 One run:
 
@@ -30,123 +30,44 @@ One run:
 
 ``--profile`` adds untimed load runs with py-spy (``--gil``) on dart's workers and prints where their
 Python CPU goes (bench/api_profile.py). Needs ``wrk`` (apt-get install -y wrk) and, for --profile, py-spy.
+``--smoke`` runs every step once on 100 workflows / 1,000 actions with 1 s runs: whether it still works (CI).
+
+This module runs the steps; the parts are bench/api_fill.py (the data set), bench/api_bare.py (the limit),
+bench/api_load.py (servers, wrk, CPU accounting), bench/api_queries.py (the list SQL, its plans, the
+indexes), bench/api_report.py (table and verdicts) and bench/api_profile.py (py-spy).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from bench import api_bare, api_fill
+from bench import api_fill
+from bench.api_load import AUTH, CLIENTS, KEY, SECRET, Plan, Run, Server, combine, free_port, log, measure
+from bench.api_profile import profile
+from bench.api_queries import INDEXES, query_plans
+from bench.api_report import machine_info, print_report, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-KEY, SECRET = "BENCHADMINKEY", "bench-admin-secret-0123456789"
-AUTH = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
-CLIENTS = 8
-WRK_THREADS = 2
-TICKS = os.sysconf("SC_CLK_TCK")
-TARGET_RATIO = 0.5  # the issue's bar: filtered lists at >= 50% of the bare endpoint's rate ...
-TARGET_P99_MS = 100.0  # ... and p99 under 100 ms at 8 concurrent clients
 SCENARIOS = "abc"
-
-# The experiment's indexes. dart's filters read a path as `data #>> $1::text[]` (text) and
-# `CASE WHEN jsonb_typeof(data #> $1::text[]) = 'number' THEN ... END` (numeric), the path bound as a
-# parameter; the bare endpoint writes `data ->> 'key'`. Each gets the index matching its own expression.
-INDEXES = [
-    ("ix_bench_action_wf_path", "CREATE INDEX {name} ON rm_action ((data #>> '{{workflow_id}}'::text[]))"),
-    ("ix_bench_action_wf_arrow", "CREATE INDEX {name} ON rm_action ((data ->> 'workflow_id'))"),
-    ("ix_bench_action_state_idx_path",
-     "CREATE INDEX {name} ON rm_action (state, (CASE WHEN jsonb_typeof(data #> '{{order_idx}}'::text[]) = "
-     "'number' THEN ((data #> '{{order_idx}}'::text[]) #>> '{{}}')::numeric END))"),
-    ("ix_bench_action_state_idx_arrow",
-     "CREATE INDEX {name} ON rm_action (state, (CASE WHEN jsonb_typeof(data -> 'order_idx') = 'number' "
-     "THEN (data ->> 'order_idx')::numeric END))"),
-]
-
-# What dart sends for scenarios (a) and (b) (SQLAlchemy over psycopg, parameters bound server-side), as
-# its statement log shows them; used to EXPLAIN ANALYZE them with the same parameters.
-_DART_COLUMNS = ("rm_action.id, rm_action.version, rm_action.created, rm_action.updated, rm_action.state, "
-                 "rm_action.name, rm_action.data")
-_DART_A_WHERE = "rm_action.state = %s::VARCHAR AND (rm_action.data #>> %s::TEXT[]) = %s::VARCHAR"
-_DART_NUMERIC = ("CASE WHEN (jsonb_typeof(rm_action.data #> %s::TEXT[]) = %s::VARCHAR) "
-                 "THEN CAST((rm_action.data #> %s::TEXT[]) #>> '{}' AS NUMERIC) END")
-_DART_B_WHERE = f"{_DART_NUMERIC} > %s AND rm_action.state = %s::VARCHAR"
-DART_SQL = {
-    "a_count": f"SELECT count(*) AS count_1 FROM rm_action WHERE {_DART_A_WHERE}",
-    "a_page": f"SELECT {_DART_COLUMNS} FROM rm_action WHERE {_DART_A_WHERE} "
-              "ORDER BY rm_action.updated DESC, rm_action.id DESC LIMIT %s::INTEGER OFFSET %s::INTEGER",
-    "b_count": f"SELECT count(*) AS count_1 FROM rm_action WHERE {_DART_B_WHERE}",
-    "b_page": f"SELECT {_DART_COLUMNS} FROM rm_action WHERE {_DART_B_WHERE} "
-              f"ORDER BY {_DART_NUMERIC} ASC NULLS LAST, rm_action.id LIMIT %s::INTEGER OFFSET %s::INTEGER",
-}
-
-
-@dataclass(frozen=True)
-class Plan:
-    workflows: int
-    actions: int
-    seconds: float
-    warmup: float
-    rounds: int
-
-
 FULL = Plan(workflows=10_000, actions=100_000, seconds=15.0, warmup=3.0, rounds=2)
 QUICK = Plan(workflows=1_000, actions=10_000, seconds=4.0, warmup=1.0, rounds=1)
-
-
-@dataclass
-class Run:
-    scenario: str
-    target: str  # dart | bare
-    variant: str  # "" (as shipped) | "indexed"
-    requests: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    errors: int  # connect/read/write errors, timeouts and non-2xx/3xx answers (wrk)
-    app_cpu_ms_per_req: float  # the server's gunicorn workers
-    db_cpu_ms_per_req: float  # every PostgreSQL backend connected to the benchmark database
-    wrk_cpu_ms_per_req: float
-    other_cpu_pct: float  # CPU of everything else on the machine meanwhile, % of all cores
-    machine_cpu_pct: float
-    rounds: list[float] = field(default_factory=list)  # req/s of each round
-
-    @property
-    def cpu_capacity(self) -> float:
-        """req/s the server's CPU cost (app + PostgreSQL) would allow on all cores of this machine: a rate
-        that does not depend on how busy the rest of the machine was."""
-        cost = self.app_cpu_ms_per_req + self.db_cpu_ms_per_req
-        return (os.cpu_count() or 1) * 1000.0 / cost if cost else 0.0
-
-
-# ------------------------------------------------------------------------------------------- plumbing
-def log(message: str) -> None:
-    print(message, flush=True)
+# Every step once, in seconds: that the benchmark still runs (CI), not what it would measure.
+SMOKE = Plan(workflows=100, actions=1_000, seconds=1.0, warmup=0.0, rounds=1)
 
 
 def libpq(url: str) -> str:
@@ -157,24 +78,6 @@ def with_database(server_url: str, name: str) -> str:
     parts = urllib.parse.urlsplit(libpq(server_url))
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}):\n{log_path.read_text()[-4000:]}")
-        try:
-            urllib.request.urlopen(base + "/health", timeout=2).read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{base} did not answer /health in {timeout} s:\n{log_path.read_text()[-4000:]}")
 
 
 def get_json(base: str, path: str) -> tuple[int, Any]:
@@ -202,224 +105,6 @@ def scenario_paths(filled: api_fill.Filled) -> dict[str, list[str]]:
     }
 
 
-class Server:
-    """A gunicorn server in its own session: ``dart api`` or the bare endpoint."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.port = int(cmd[cmd.index("--port") + 1])
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        wait_healthy(self.base, self.proc, self.log_path)
-
-    def workers(self) -> list[int]:
-        return children(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # gunicorn's graceful stop of master and workers
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-# ------------------------------------------------------------------------------------- CPU accounting
-def _stat(pid: int | str) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if int(_stat(entry)[1]) == pid:
-                    found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        fields = _stat(pid)
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
-
-
-def backend_pids(conn: psycopg.Connection[Any], database: str) -> list[int]:
-    rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                        (database,)).fetchall()
-    return [r[0] for r in rows]
-
-
-# ------------------------------------------------------------------------------------------------ load
-def run_wrk(base: str, paths_file: Path, seconds: float) -> subprocess.Popen[str]:
-    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-           "-s", str(ROOT / "bench" / "api_wrk.lua"), base, "--", str(paths_file), AUTH]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish_wrk(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate()
-    for line in out.splitlines():
-        if line.startswith("WRK_JSON "):
-            return dict(json.loads(line[len("WRK_JSON "):]))
-    raise RuntimeError(f"wrk gave no result: {out}\n{err}")
-
-
-def measure(
-    server: Server, scenario: str, variant: str, paths_file: Path, plan: Plan,
-    admin: psycopg.Connection[Any], database: str,
-) -> Run:
-    """One timed wrk run (after a warm-up) with the CPU the target's workers and backends used meanwhile."""
-    if plan.warmup:
-        finish_wrk(run_wrk(server.base, paths_file, plan.warmup))
-    workers = server.workers()
-    backends = backend_pids(admin, database)
-    before = {p: cpu_ticks(p) for p in workers + backends}
-    busy0, total0 = machine_ticks()
-    proc = run_wrk(server.base, paths_file, plan.seconds)
-    wrk_ticks = 0
-    while proc.poll() is None:  # sample wrk's own CPU while it runs (its /proc entry goes when it exits)
-        wrk_ticks = max(wrk_ticks, cpu_ticks(proc.pid))
-        time.sleep(0.2)
-    result = finish_wrk(proc)
-    busy1, total1 = machine_ticks()
-    backends_after = backend_pids(admin, database)
-    app = sum(cpu_ticks(p) - before.get(p, 0) for p in workers)
-    db = sum(cpu_ticks(p) - before.get(p, 0) for p in set(backends) | set(backends_after))
-    requests = result["requests"]
-    seconds = result["duration_us"] / 1e6
-    per_request = (lambda ticks: round(ticks * 1000.0 / TICKS / requests, 3)) if requests else (lambda t: 0.0)
-    machine_busy = busy1 - busy0
-    span = max(1, total1 - total0)
-    other = max(0, machine_busy - app - db - wrk_ticks)
-    return Run(
-        scenario=scenario, target=server.name, variant=variant, requests=requests, seconds=round(seconds, 2),
-        rps=round(requests / seconds, 1) if seconds else 0.0,
-        p50_ms=result["p50_us"] / 1000, p90_ms=result["p90_us"] / 1000, p99_ms=result["p99_us"] / 1000,
-        max_ms=result["max_us"] / 1000, errors=sum(v for k, v in result.items() if k.startswith("errors_")),
-        app_cpu_ms_per_req=per_request(app), db_cpu_ms_per_req=per_request(db),
-        wrk_cpu_ms_per_req=per_request(wrk_ticks),
-        other_cpu_pct=round(100.0 * other / span, 1), machine_cpu_pct=round(100.0 * machine_busy / span, 1),
-        rounds=[round(requests / seconds, 1) if seconds else 0.0],
-    )
-
-
-def combine(rounds: list[Run]) -> Run:
-    """Rounds of one (scenario, variant, target): req/s over all of them; latencies and CPU the mean."""
-    if len(rounds) == 1:
-        return rounds[0]
-    requests = sum(r.requests for r in rounds)
-    seconds = sum(r.seconds for r in rounds)
-
-    def mean(name: str) -> float:
-        return round(sum(getattr(r, name) for r in rounds) / len(rounds), 3)
-
-    first = rounds[0]
-    return Run(
-        scenario=first.scenario, target=first.target, variant=first.variant, requests=requests,
-        seconds=round(seconds, 2), rps=round(requests / seconds, 1) if seconds else 0.0,
-        p50_ms=mean("p50_ms"), p90_ms=mean("p90_ms"), p99_ms=mean("p99_ms"),
-        max_ms=max(r.max_ms for r in rounds), errors=sum(r.errors for r in rounds),
-        app_cpu_ms_per_req=mean("app_cpu_ms_per_req"), db_cpu_ms_per_req=mean("db_cpu_ms_per_req"),
-        wrk_cpu_ms_per_req=mean("wrk_cpu_ms_per_req"), other_cpu_pct=mean("other_cpu_pct"),
-        machine_cpu_pct=mean("machine_cpu_pct"), rounds=[r.rps for r in rounds],
-    )
-
-
-# -------------------------------------------------------------------------------------------- profiling
-def start_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        log("  (py-spy is not installed: .venv/bin/pip install py-spy)")
-        return None
-    # --gil: only the thread holding the GIL, i.e. where the worker's Python CPU time goes.
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200",
-                             "--gil", "-f", "raw", "-o", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def profile(
-    server: Server, scenario: str, variant: str, paths_file: Path, plan: Plan, out_dir: Path
-) -> dict[str, Any]:
-    """An extra, untimed load run with py-spy on every worker: where the workers' Python CPU goes."""
-    from bench.api_profile import summarise
-
-    seconds = max(4.0, plan.seconds)
-    proc = run_wrk(server.base, paths_file, seconds + 1)
-    time.sleep(0.5)
-    out = out_dir / f"{server.name}_{scenario}{'_' + variant if variant else ''}.txt"
-    spies = [spy for i, pid in enumerate(server.workers())
-             if (spy := start_profile(pid, out.with_suffix(f".{i}"), seconds - 1)) is not None]
-    for spy in spies:
-        spy.wait()
-    finish_wrk(proc)
-    parts = sorted(out.parent.glob(out.stem + ".[0-9]*"))
-    out.write_text("".join(p.read_text() for p in parts if p.exists()))
-    return summarise(out)
-
-
-# ------------------------------------------------------------------------------------------- DB checks
-def explain(conn: psycopg.Connection[Any], query: str, params: list[Any]) -> dict[str, Any]:
-    """EXPLAIN ANALYZE with the parameters bound server-side, as both apps send them (a custom plan); the
-    fastest of three, so a cold cache does not decide."""
-    best: dict[str, Any] = {}
-    for _ in range(3):
-        row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + query, params).fetchone()
-        plan = row[0][0] if row else {}
-        nodes: list[str] = []
-
-        def walk(node: dict[str, Any]) -> None:
-            nodes.append(node["Node Type"] + (f" on {node['Index Name']}" if "Index Name" in node else ""))
-            for child in node.get("Plans", []):
-                walk(child)
-
-        walk(plan["Plan"])
-        ms = round(plan["Execution Time"] + plan["Planning Time"], 2)
-        if not best or ms < best["ms"]:
-            best = {"ms": ms, "plan": " > ".join(nodes)}
-    return best
-
-
-def query_plans(conn: psycopg.Connection[Any], workflow_id: str) -> dict[str, Any]:
-    """Server time and plan of each list query, dart's SQL and the bare endpoint's, for one request."""
-    a = ["COMPLETED", ["workflow_id"], workflow_id]
-    b = [["order_idx"], "number", ["order_idx"], Decimal(5), "QUEUED"]
-    out = {
-        "dart_a_count": explain(conn, DART_SQL["a_count"], a),
-        "dart_a_page": explain(conn, DART_SQL["a_page"], [*a, 20, 0]),
-        "dart_b_count": explain(conn, DART_SQL["b_count"], b),
-        "dart_b_page": explain(conn, DART_SQL["b_page"], [*b, ["order_idx"], "number", ["order_idx"], 20, 0]),
-    }
-    for key, filters, order in (("a", ["state = COMPLETED", f"workflow_id = {workflow_id}"], []),
-                                ("b", ["order_idx > 5", "state = QUEUED"], ["order_idx ASC"])):
-        params = {"filters": json.dumps(filters), "limit": "20"}
-        if order:
-            params["order_by"] = json.dumps(order)
-        count_sql, page_sql, where_params, page_params, _, _ = api_bare.list_query(params.get)
-        out[f"bare_{key}_count"] = explain(conn, count_sql, where_params)
-        out[f"bare_{key}_page"] = explain(conn, page_sql, page_params)
-    return out
-
 
 def check_same_answers(dart: Server, bare: Server, paths: dict[str, list[str]]) -> list[str]:
     """Both servers must give the same JSON for a sample of every scenario's requests."""
@@ -435,93 +120,13 @@ def check_same_answers(dart: Server, bare: Server, paths: dict[str, list[str]]) 
     return checked
 
 
-# ---------------------------------------------------------------------------------------------- report
-def machine_info(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-
-    def show(name: str) -> str:
-        row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
-        return str(row[0]) if row else ""
-
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gb": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "postgres": show("server_version"),
-        "postgres_settings": {n: show(n) for n in ("shared_buffers", "work_mem", "jit",
-                                                   "max_parallel_workers_per_gather")},
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "wrk": wrk.split("\n")[0].strip(),
-    }
-
-
-def table(runs: list[Run]) -> str:
-    lines = [
-        "| scenario | indexes | target | req/s | p50 ms | p99 ms | errors | app CPU ms/req | DB CPU ms/req | "
-        "CPU-bound req/s | other load % | dart/bare req/s | dart/bare CPU-bound |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    by = {(r.scenario, r.variant, r.target): r for r in runs}
-    for r in runs:
-        bare = by.get((r.scenario, r.variant, "bare")) if r.target == "dart" else None
-        ratio = f"{r.rps / bare.rps:.2f}" if bare and bare.rps else ""
-        cpu_ratio = f"{r.cpu_capacity / bare.cpu_capacity:.2f}" if bare and bare.cpu_capacity else ""
-        lines.append(
-            f"| {r.scenario} | {'+ expression indexes' if r.variant else 'as shipped'} | {r.target} | "
-            f"{r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {r.app_cpu_ms_per_req:.2f} | "
-            f"{r.db_cpu_ms_per_req:.2f} | {r.cpu_capacity:,.0f} | {r.other_cpu_pct:.0f} | {ratio} | "
-            f"{cpu_ratio} |"
-        )
-    return "\n".join(lines)
-
-
-def verdicts(runs: list[Run]) -> list[dict[str, Any]]:
-    by = {(r.scenario, r.variant, r.target): r for r in runs}
-    out = []
-    for (scenario, variant, target), r in by.items():
-        if target != "dart" or scenario not in ("a", "b"):
-            continue
-        bare = by[(scenario, variant, "bare")]
-        ratio = r.rps / bare.rps if bare.rps else 0.0
-        out.append({"scenario": scenario, "variant": variant or "as shipped", "ratio": round(ratio, 2),
-                    "ratio_ok": ratio >= TARGET_RATIO, "p99_ms": r.p99_ms,
-                    "p99_ok": r.p99_ms < TARGET_P99_MS, "bare_p99_ms": bare.p99_ms})
-    return out
-
-
-def print_report(plan: Plan, args: argparse.Namespace, runs: list[Run], plans: dict[str, Any],
-                 profiles: dict[str, Any]) -> None:
-    print()
-    print(f"REST API benchmark: {plan.workflows:,} workflows / {plan.actions:,} actions; {CLIENTS} clients "
-          f"(wrk); {args.workers} gunicorn workers x {args.threads} threads; {plan.rounds} x "
-          f"{plan.seconds:g} s per scenario and target")
-    print(table(runs))
-    print()
-    for v in verdicts(runs):
-        print(f"  target ({v['scenario']}, {v['variant']}): dart/bare {v['ratio']:.2f} "
-              f"({'meets' if v['ratio_ok'] else 'MISSES'} >= {TARGET_RATIO:.0%}); p99 {v['p99_ms']:.1f} ms "
-              f"({'meets' if v['p99_ok'] else 'MISSES'} < {TARGET_P99_MS:.0f} ms; "
-              f"bare {v['bare_p99_ms']:.1f})")
-    print()
-    print("server time of one request's list queries (EXPLAIN ANALYZE, best of 3, ms) and plan:")
-    for variant, found in plans.items():
-        for name, value in found.items():
-            print(f"  {variant:10} {name:13} {value['ms']:8.2f}  {value['plan']}")
-    for name, summary in profiles.items():
-        print(f"\npy-spy --gil, {name}: share of the workers' Python CPU ({summary['busy_samples']} samples)")
-        for label, share in summary["groups"]:
-            print(f"  {share:5.1f}%  {label}")
-        print("  steps (inclusive):")
-        for label, share in summary["steps"]:
-            print(f"  {share:5.1f}%  {label}")
-
 
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 workflows / 10,000 actions, 4 s runs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="100 workflows / 1,000 actions, 1 s runs, no warm-up: checks that it runs (CI)")
     parser.add_argument("--database-url",
                         default=os.environ.get("DART_BENCH_DATABASE_URL", DEFAULT_SERVER_URL),
                         help="a PostgreSQL server URL (a database the user may connect to)")
@@ -538,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("api_bench: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
         return 2
-    plan = QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     plan = Plan(plan.workflows, plan.actions, args.seconds or plan.seconds, plan.warmup,
                 args.rounds or plan.rounds)
     scenarios = [s for s in args.scenarios if s in SCENARIOS]
@@ -628,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print_report(plan, args, runs, plans, profiles)
         result = {
-            "bench": "api", "quick": args.quick, "machine": info, "workers": args.workers,
+            "bench": "api", "quick": args.quick, "smoke": args.smoke, "machine": info, "workers": args.workers,
             "threads": args.threads, "clients": CLIENTS, "seconds": plan.seconds, "rounds": plan.rounds,
             "workflows": plan.workflows, "actions": plan.actions,
             "load": {"events": filled.events, "seconds": round(filled.seconds, 1),

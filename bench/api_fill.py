@@ -34,8 +34,7 @@ USERS = [f"{n}@example.com" for n in ("ana", "bo", "chen", "dee", "eli", "fay", 
 RUN_STATES = [("COMPLETED", 62), ("FAILED", 6), ("QUEUED", 12), ("HAS_NEVER_RUN", 12), ("RUNNING", 3),
               ("PENDING", 2), ("SKIPPED", 3)]
 _ALPHABET = string.ascii_uppercase + string.digits
-WORDS = ("daily load ingest orders customers reprocess export hourly nightly merge clean sales events "
-         "clicks sessions revenue inventory").split()
+WORDS = ["daily", "load", "ingest", "orders", "customers", "reprocess", "export", "hourly", "nightly", "merge", "clean", "sales", "events", "clicks", "sessions", "revenue", "inventory"]
 
 # A Redshift-like engine next to no_op: its action types and params shaped like the original's (§12.3).
 REDSHIFT_LIKE_ENGINE: dict[str, Any] = {
@@ -205,7 +204,7 @@ def action_data(
         if state in ("COMPLETED", "FAILED"):
             end = _iso(queued_at + timedelta(seconds=rng.randint(301, 7200)))
         if state == "FAILED":
-            error = "relation \"stage_%s\" does not exist" % rng.choice(WORDS)
+            error = f'relation "stage_{rng.choice(WORDS)}" does not exist'
     return {
         "name": f"{_name(rng, 2)}_{index}",
         "action_type_name": action_type,
@@ -246,11 +245,11 @@ def fill(
     progress: Callable[[str], None] = print,
 ) -> Filled:
     """Load the data set into the (empty) database at ``url``; returns ids and the load rate."""
-    from services.domain import schemas
     from services.commands.auth import Principal, ensure_api_key
     from services.commands.entities import EntityService
-    from services.runtime.settings import Settings
+    from services.domain import schemas
     from services.runtime.composition import build
+    from services.runtime.settings import Settings
 
     rng = random.Random(seed)
     container = build(Settings(home=home, database_url=url), migrate=True)  # migrates; inline projections

@@ -8,15 +8,22 @@ compile" under the auth lookup counts as compile, and the groups add up to 100%.
 request takes, whatever it spends it on.
 
     .venv/bin/python -m bench.api_profile PROFILE.txt
+
+``profile`` records such stacks under load for ``python -m bench.api_bench --profile``.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from bench.api_load import Plan, Server, finish_wrk, log, run_wrk
 
 # (label, file pattern, function pattern or None), in priority order: a sample goes to the first group with
 # a matching frame anywhere in its stack (so the catch-alls, falcon and gunicorn, come last).
@@ -137,6 +144,37 @@ def _step_order(item: tuple[str, int]) -> tuple[int, str]:
     if label.startswith("  of which"):
         return order.index("reader.page (count + page queries)"), label
     return order.index(label), ""
+
+
+# ------------------------------------------------------------------------- recording (api_bench --profile)
+def start_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        log("  (py-spy is not installed: .venv/bin/pip install py-spy)")
+        return None
+    # --gil: only the thread holding the GIL, i.e. where the worker's Python CPU time goes.
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "200",
+                             "--gil", "-f", "raw", "-o", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile(
+    server: Server, scenario: str, variant: str, paths_file: Path, plan: Plan, out_dir: Path
+) -> dict[str, Any]:
+    """An extra, untimed load run with py-spy on every worker: where the workers' Python CPU goes."""
+    seconds = max(4.0, plan.seconds)
+    proc = run_wrk(server.base, paths_file, seconds + 1)
+    time.sleep(0.5)
+    out = out_dir / f"{server.name}_{scenario}{'_' + variant if variant else ''}.txt"
+    spies = [spy for i, pid in enumerate(server.workers())
+             if (spy := start_profile(pid, out.with_suffix(f".{i}"), seconds - 1)) is not None]
+    for spy in spies:
+        spy.wait()
+    finish_wrk(proc)
+    parts = sorted(out.parent.glob(out.stem + ".[0-9]*"))
+    out.write_text("".join(p.read_text() for p in parts if p.exists()))
+    return summarise(out)
+
 
 
 def main() -> int:
