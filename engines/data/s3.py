@@ -1,0 +1,229 @@
+"""The S3 hook every engine shares: the client from the engine's environment, a dataset's files for a range
+(selected by services.domain.s3_range, exactly as subscriptions list them), objects streamed and decompressed
+on the fly, and a streaming multipart upload."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import os
+import re
+import tempfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from services.domain.s3_range import ListingError, Range, pages, split_s3, substitute_tokens
+
+RANGE_ARGS = ("s3_path_start_prefix_inclusive", "s3_path_end_prefix_exclusive", "s3_path_regex_filter")
+PART_SIZE = 8 * 1024 * 1024  # multipart upload parts (S3's minimum is 5 MiB, except the last)
+READ_SIZE = 1024 * 1024
+ACL = "bucket-owner-full-control"
+
+
+class S3Error(RuntimeError):
+    """An S3 call failed; the message names the operation, the path and S3's own reason."""
+
+
+def client(max_pool_connections: int = 10) -> Any:
+    """An S3 client from the standard boto3 chain; a local endpoint (moto, the sandbox) from AWS_ENDPOINT_URL
+    or dart's own DART_AWS_ENDPOINT_URL, which `dart up`'s local engines inherit."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") \
+        or os.environ.get("DART_AWS_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("DART_AWS_REGION") or "us-east-1"
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                        config=Config(max_pool_connections=max_pool_connections,
+                                      retries={"max_attempts": 5, "mode": "standard"}))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def tokens(value: str | None, now: datetime, offset_seconds: int | None = 0) -> str | None:
+    """``{YEAR}`` ... ``{SECOND}`` replaced by ``now`` moved by ``offset_seconds`` (the original's
+    *_date_offset_in_seconds)."""
+    return substitute_tokens(value, now + timedelta(seconds=offset_seconds or 0))
+
+
+def resolve_range(location: str, args: dict[str, Any], now: datetime | None = None) -> Range:
+    """A load's range: the dataset's location as root, the action's start, end and regex with their tokens
+    substituted, each at its own date offset."""
+    now = now or utcnow()
+    values = [tokens(args.get(name), now, args.get(f"{name}_date_offset_in_seconds")) for name in RANGE_ARGS]
+    found = Range(location.rstrip("/"), *values)
+    found.check()
+    return found
+
+
+def list_range(s3: Any, scope: Range, page_size: int = 1000) -> Iterator[tuple[str, int]]:
+    """Every (path, size) of the range in S3's key order, page by page."""
+    try:
+        for page in pages(s3, scope, None, page_size):
+            yield from page.elements
+    except ClientError as exc:
+        raise S3Error(f"cannot list {scope.prefix}: {_reason(exc)}") from exc
+
+
+def list_prefix(s3: Any, path: str) -> Iterator[dict[str, Any]]:
+    """Every object (as list_objects_v2 returns it) under the literal prefix of ``path``."""
+    bucket, prefix = split_s3(path)
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents") or []
+    except ClientError as exc:
+        raise S3Error(f"cannot list {path}: {_reason(exc)}") from exc
+
+
+def _reason(exc: ClientError) -> str:
+    error = exc.response.get("Error") or {}
+    return f"{error.get('Code') or 'error'}: {error.get('Message') or exc}"
+
+
+class _Decompressing(io.RawIOBase):
+    """A readable stream over another that inflates gzip (every member, as gzip -d does) or bzip2."""
+
+    def __init__(self, raw: Any, compression: str) -> None:
+        self.raw = raw
+        self.bz2 = compression == "BZ2"
+        self.decoder: Any = self._decoder()
+        self.pending = b""
+        self.done = False
+
+    def _decoder(self) -> Any:
+        return bz2.BZ2Decompressor() if self.bz2 else zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending and not self.done:
+            chunk = self.raw.read(READ_SIZE)
+            if not chunk:
+                self.done = True
+                if not self.decoder.eof and not self.bz2:
+                    self.pending = self.decoder.flush()
+                break
+            while chunk:
+                self.pending += self.decoder.decompress(chunk)
+                if not self.decoder.eof:
+                    break
+                chunk = self.decoder.unused_data  # a concatenated member follows
+                self.decoder = self._decoder() if chunk else self.decoder
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+
+@contextmanager
+def open_object(s3: Any, path: str, compression: str = "NONE") -> Iterator[IO[bytes]]:
+    """The object's bytes as a buffered stream, decompressed on the fly (NONE, GZIP, BZ2): memory stays at a
+    few MiB whatever the object's size."""
+    bucket, key = split_s3(path)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as exc:
+        raise S3Error(f"cannot read {path}: {_reason(exc)}") from exc
+    try:
+        if compression in ("GZIP", "BZ2"):
+            yield io.BufferedReader(_Decompressing(body, compression), READ_SIZE)
+        else:
+            yield io.BufferedReader(body, READ_SIZE)  # type: ignore[arg-type]
+    finally:
+        body.close()
+
+
+@contextmanager
+def local_copy(s3: Any, path: str) -> Iterator[str]:
+    """The object downloaded to a temporary file (for formats that need to seek, e.g. Parquet's footer): on
+    disk, never in memory; removed afterwards."""
+    bucket, key = split_s3(path)
+    with tempfile.NamedTemporaryFile(prefix="dart-", suffix=os.path.basename(key)[-40:]) as tmp:
+        try:
+            s3.download_fileobj(bucket, key, tmp)
+        except ClientError as exc:
+            raise S3Error(f"cannot read {path}: {_reason(exc)}") from exc
+        tmp.flush()
+        yield tmp.name
+
+
+class MultipartWriter(io.RawIOBase):
+    """A writable stream that uploads to ``path`` in PART_SIZE parts as it goes (bounded memory); ``close``
+    completes the upload, ``abort`` (or an exception inside ``with``) removes every part."""
+
+    def __init__(self, s3: Any, path: str, part_size: int = PART_SIZE, acl: str | None = None) -> None:
+        self.s3, self.path, self.part_size = s3, path, part_size
+        self.bucket, self.key = split_s3(path)
+        extra = {"ACL": acl} if acl else {}
+        try:
+            self.upload_id = s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, **extra)["UploadId"]
+        except ClientError as exc:
+            raise S3Error(f"cannot write {path}: {_reason(exc)}") from exc
+        self.buffer = bytearray()
+        self.parts: list[dict[str, Any]] = []
+        self.bytes_written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.buffer += data
+        self.bytes_written += len(data)
+        while len(self.buffer) >= self.part_size:
+            self._upload(bytes(self.buffer[:self.part_size]))
+            del self.buffer[:self.part_size]
+        return len(data)
+
+    def _upload(self, chunk: bytes) -> None:
+        number = len(self.parts) + 1
+        try:
+            answer = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                         PartNumber=number, Body=chunk)
+        except ClientError as exc:
+            raise S3Error(f"cannot write {self.path}: {_reason(exc)}") from exc
+        self.parts.append({"ETag": answer["ETag"], "PartNumber": number})
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self.buffer or not self.parts:
+            self._upload(bytes(self.buffer))  # the last part may be small (or empty, for an empty object)
+            self.buffer.clear()
+        try:
+            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                              MultipartUpload={"Parts": self.parts})
+        except ClientError as exc:
+            raise S3Error(f"cannot write {self.path}: {_reason(exc)}") from exc
+        super().close()
+
+    def abort(self) -> None:
+        if not self.closed:
+            try:
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+            finally:
+                super().close()
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+def check_regex(pattern: str | None) -> None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ListingError(f"bad regex {pattern!r}: {exc}") from exc
+
+
+__all__ = ["ACL", "ListingError", "MultipartWriter", "S3Error", "client", "list_prefix", "list_range",
+           "local_copy", "open_object", "resolve_range", "tokens", "utcnow"]
