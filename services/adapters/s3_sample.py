@@ -5,8 +5,8 @@ data object, the ranged GET read in chunks, and boto3's failures mapped to the A
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, Literal
 
 from services.domain.dataset_guess import (
     DEFAULT_MAX_LINES,
@@ -51,7 +51,7 @@ def s3_client(endpoint_url: str, region: str) -> Any:
 def _is_data_key(key: str, size: int, prefix: str) -> bool:
     """A key that holds data: not empty, not a "directory" marker, not a hidden file (Hive and Spark skip
     names starting with "_" or ".", such as _SUCCESS and .part-0.crc) unless the path names it exactly."""
-    if size <= 0 or key.endswith("/") or key.endswith("_$folder$"):
+    if size <= 0 or key.endswith(("/", "_$folder$")):
         return False
     if key == prefix:
         return True
@@ -84,7 +84,7 @@ def first_object(client: Any, bucket: str, prefix: str) -> tuple[str, int]:
     raise NothingToGuess(f"s3_path: nothing to guess from: s3://{bucket}/{prefix} has {what}")
 
 
-def read_object(client: Any, bucket: str, key: str) -> Iterator[bytes]:
+def read_object(client: Any, bucket: str, key: str) -> Generator[bytes]:
     """The object's first MAX_OBJECT_BYTES, in chunks; the stream is closed when the caller stops."""
     with _S3Errors(bucket, key):
         response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{MAX_OBJECT_BYTES - 1}")
@@ -106,7 +106,7 @@ class _S3Errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None or isinstance(exc, (DartError, GeneratorExit)):
             return False
         from botocore.exceptions import (
@@ -167,6 +167,16 @@ def guess_dataset(client: Any, s3_path: str | None, max_lines: int = DEFAULT_MAX
         sample.complete = False
         guess = infer(sample.lines, key)
     return build(bucket, key, compression, guess, sample, user_id)
+
+
+def dataset_guesser(endpoint_url: str, region: str) -> Callable[[str | None, int, str], dict[str, Any]]:
+    """The guess as the API takes it, ``(s3_path, max_lines, user_id) -> DatasetData``: built by the
+    composition root, so the API imports no boto3. The client is made on the first guess, not before."""
+
+    def guess(s3_path: str | None, max_lines: int, user_id: str) -> dict[str, Any]:
+        return guess_dataset(s3_client(endpoint_url, region), s3_path, max_lines, user_id)
+
+    return guess
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -34,7 +35,8 @@ def handle_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HT
     if isinstance(exc, falcon.MediaMalformedError):
         message = f"body: malformed JSON: {exc.description or ''}".rstrip(": ")
     resp.media = _body(message)
-    for name, value in (exc.headers or {}).items():
+    headers = exc.headers or {}
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
         resp.set_header(name, value)
 
 

@@ -3,11 +3,13 @@ schemas, ``order_by`` (actions), and the original's convenience parameters."""
 
 from __future__ import annotations
 
-import json
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import falcon
+from cachetools import TTLCache
 
 from projections import filters as grammar
 from projections.reads import TABLES, Page
@@ -19,20 +21,33 @@ DEFAULT_ORDER = {"engine": "asc", "dataset": "asc"}
 CONVENIENCE = {"action": ("datastore_id", "workflow_id"), "workflow_instance": ("workflow_id",)}
 
 
-_SCHEMA_CACHE: dict[str, tuple[float, Any, list[dict[str, Any]]]] = {}
 SCHEMA_CACHE_SECONDS = 5.0
+Schemas = list[dict[str, Any]]
 
 
-def data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]:
+class SchemaCache:
+    """The schemas that type each kind's filters, kept a few seconds per app (they change only when an engine
+    does, and only type filter values). The app's threads share it and cachetools caches are not
+    thread-safe, hence the lock; a miss computes outside it, so two threads may both compute one kind."""
+
+    def __init__(self, seconds: float = SCHEMA_CACHE_SECONDS, timer: Callable[[], float] = time.monotonic) -> None:
+        self._cache: TTLCache[str, Schemas] = TTLCache(maxsize=len(TABLES), ttl=seconds, timer=timer)
+        self._lock = threading.Lock()
+
+    def get(self, category: str, compute: Callable[[], Schemas]) -> Schemas:
+        with self._lock:
+            found = self._cache.get(category)
+        if found is None:
+            found = compute()
+            with self._lock:
+                self._cache[category] = found
+        return found
+
+
+def data_schemas(service: EntityService, category: str, cache: SchemaCache) -> Schemas:
     """Every schema an entity's data may follow, for typing filters: one per engine or trigger type where
-    they differ. Engines' schemas are cached a few seconds per process (they only type filter values)."""
-    now = time.monotonic()
-    cached = _SCHEMA_CACHE.get(category)
-    if cached is not None and now - cached[0] < SCHEMA_CACHE_SECONDS and cached[1] is service.store:
-        return cached[2]
-    found = _data_schemas(service, category)
-    _SCHEMA_CACHE[category] = (now, service.store, found)
-    return found
+    they differ."""
+    return cache.get(category, lambda: _data_schemas(service, category))
 
 
 def _data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]:
@@ -64,7 +79,8 @@ def int_param(req: falcon.Request, name: str, default: int, low: int = 0, high: 
     return value
 
 
-def list_entities(service: EntityService, category: str, req: falcon.Request, **fixed: str) -> Page:
+def list_entities(service: EntityService, category: str, req: falcon.Request, cache: SchemaCache,
+                  **fixed: str) -> Page:
     limit = int_param(req, "limit", 20, 0, 10000)
     offset = int_param(req, "offset", 0)
     table = TABLES[category]
@@ -79,7 +95,7 @@ def list_entities(service: EntityService, category: str, req: falcon.Request, **
         if value:
             parsed.append(grammar.Filter(name, "=", value))
     parsed += [grammar.Filter(k, "=", v) for k, v in fixed.items()]
-    typed = data_schemas(service, category)
+    typed = data_schemas(service, category, cache)
     try:
         where = [grammar.filter_clause(table, f, grammar.path_type(typed, f.key), dialect) for f in parsed]
         order = [grammar.order_clause(table, key, direction, grammar.path_type(typed, key), dialect)
@@ -88,7 +104,3 @@ def list_entities(service: EntityService, category: str, req: falcon.Request, **
         raise BadRequest(f"filters: {exc}") from exc
     return service.reader.page(category, limit=limit, offset=offset, where=where, order=order,
                                default_order=DEFAULT_ORDER.get(category, "desc"))
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value)

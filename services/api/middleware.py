@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 import falcon
 
-from events.store import EventStore
 from projections.reads import EntityReader
-from services.commands.auth import authenticate
+from services.commands.auth import Principal
 from services.domain.errors import BadRequest, Forbidden
 
-OPEN_PATHS = {"/health", "/ready", "/metrics", "/api/1/openapi.json", "/api/1/swagger.json"}
+# The Authorization header (or None) -> who is asking; raises NotAuthenticated (services/commands/auth.py)
+Authenticate = Callable[[str | None], Principal]
 
 
 class AuthMiddleware:
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
+    def __init__(self, authenticate: Authenticate, reader: EntityReader, open_paths: Collection[str]) -> None:
+        self.authenticate = authenticate
+        self.reader = reader
+        self.open_paths = open_paths
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
-        if req.path in OPEN_PATHS or resource is None:
+        if req.path in self.open_paths or resource is None:
             req.context.principal = None
             return
-        principal = authenticate(self.store, req.get_header("Authorization"))
+        principal = self.authenticate(req.get_header("Authorization"))
         req.context.principal = principal
         if principal.scope.startswith("action:"):
             self._check_action_token(req, principal.scope.split(":", 1)[1], params or {})
@@ -39,7 +42,7 @@ class AuthMiddleware:
         if req.method == "PATCH" and path == f"/api/1/action/{action_id}":
             return
         if req.method == "PATCH" and path.startswith("/api/1/datastore/") and target:
-            row = EntityReader(self.store).row("action", action_id)
+            row = self.reader.row("action", action_id)
             if row is not None and row.data.get("datastore_id") == target:
                 return
         raise Forbidden(f"this key belongs to action {action_id}'s engine and may not {req.method} {path}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
-from services.api.routes import PREFIX, ROUTES, Route
+from services.api.route import Route
 from services.domain import schemas
 
 ERROR = {"type": "object", "properties": {"results": {"const": "ERROR"}, "error_message": {"type": "string"}},
@@ -95,11 +96,12 @@ def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
     for name in re.findall(r"{(\w+)}", route.path):
         params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
     if method == "GET":
-        params += [{"name": q, "in": "query", "required": False, "schema": QUERY[q]} for q in route.query]
+        params += [{"name": q, "in": "query", "required": False, "schema": QUERY[q]} for q in route.query or ()]
     if params:
         op["parameters"] = params
     if method in ("POST", "PUT") and route.entity:
-        body = {"type": "object", "properties": {"data": request_data(route.entity)}, "required": ["data"]}
+        body: dict[str, Any] = {"type": "object", "properties": {"data": request_data(route.entity)},
+                                "required": ["data"]}
         if route.shape == "many":
             body = {"oneOf": [body, {"type": "array", "minItems": 1, "items": body}]}
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
@@ -116,13 +118,16 @@ def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
     return op
 
 
-def document() -> dict[str, Any]:
+def document(routes: Sequence[Route]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for route in ROUTES:
-        paths[PREFIX + route.path] = {m.lower(): _operation(route, m, s) for m, s in route.methods.items()}
-    for path, summary in (("/health", "liveness"), ("/ready", "readiness: store reachable, projection lag")):
-        paths[path] = {"get": {"summary": summary, "security": [], "operationId": path.strip("/"),
-                               "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}}
+    for route in routes:
+        if route.documented and route.shape != "probe":
+            paths[route.full_path] = {m.lower(): _operation(route, m, s) for m, s in route.methods.items()}
+    for route in routes:  # the probes last, open and with their 503
+        if route.documented and route.shape == "probe":
+            paths[route.full_path] = {"get": {
+                "summary": route.methods["GET"], "security": [], "operationId": route.full_path.strip("/"),
+                "responses": {"200": {"description": "OK"}, "503": {"description": "not ready"}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "dart", "version": "1", "description": "dart's REST API (the original's paths and "
@@ -137,8 +142,10 @@ def document() -> dict[str, Any]:
 
 
 class OpenApiDocument:
-    def __init__(self) -> None:
-        self._doc = document()
+    """``GET /api/1/openapi.json`` (and the original's ``/api/1/swagger.json``), built once from the routes."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self._doc = document(routes)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         doc = dict(self._doc)

@@ -1,5 +1,5 @@
 """Entity resources, by noun: a collection (list, create) and an item (get, replace, patch, delete) for each
-entity kind, plus the nested creates of the original (`/datastore/{id}/action` ...)."""
+entity kind, the nested creates of the original (`/datastore/{id}/action` ...), the log and the dataset guess."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import falcon
 
-from services.adapters import s3_sample as guess
-from services.api.listing import int_param, list_entities
+from services.api.listing import SchemaCache, int_param, list_entities
+from services.api.route import GuessDataset
 from services.commands.entities import EntityService, check_envelope
+from services.domain.dataset_guess import DEFAULT_MAX_LINES, MAX_MAX_LINES, parse_s3_path
 from services.domain.errors import BadRequest, NotFound
 
 
@@ -24,12 +25,13 @@ def who(req: falcon.Request) -> Any:
 class EntityList:
     """``GET /<entity>`` (paged, filtered)."""
 
-    def __init__(self, service: EntityService, category: str) -> None:
+    def __init__(self, service: EntityService, category: str, schema_cache: SchemaCache) -> None:
         self.service = service
         self.category = category
+        self.schema_cache = schema_cache
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = list_entities(self.service, self.category, req).as_dict()
+        resp.media = list_entities(self.service, self.category, req, self.schema_cache).as_dict()
 
 
 class EntityCollection(EntityList):
@@ -118,9 +120,8 @@ class NestedCreate:
                 raise BadRequest("body: expected an action or a non-empty array of actions")
             datas = [check_envelope(item) for item in items]
             parent = (self.parent, entity_id)
-            created = self.service.create_many(self.child, datas, who(req), parent,
-                                               req.get_header("Idempotency-Key"))
-            resp.media = {"results": created}
+            many = self.service.create_many(self.child, datas, who(req), parent, req.get_header("Idempotency-Key"))
+            resp.media = {"results": many}
             return
         created = self.service.create(self.child, payload, who(req), entity_id, req.get_header("Idempotency-Key"))
         resp.media = {"results": created}
@@ -154,15 +155,14 @@ def _csv(raw: str | None) -> list[str] | None:
 
 class DatasetGuess:
     """``GET /dataset/guess?s3_path=&max_lines=``: a DatasetData guessed from the first object under an S3
-    prefix (services/commands/dataset_guess.py), as ``{"results": {"data": ...}}``, ready to POST; nothing is recorded."""
+    prefix (services/domain/dataset_guess.py), as ``{"results": {"data": ...}}``, ready to POST; nothing is
+    recorded."""
 
-    def __init__(self, service: EntityService) -> None:
-        self.service = service
+    def __init__(self, guess: GuessDataset) -> None:
+        self.guess = guess
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         s3_path = req.get_param("s3_path")
-        guess.parse_s3_path(s3_path)  # a malformed path is a 400 before any S3 client is built
-        max_lines = int_param(req, "max_lines", guess.DEFAULT_MAX_LINES, 1, guess.MAX_MAX_LINES)
-        settings = getattr(self.service.context, "settings", None)
-        client = guess.s3_client(getattr(settings, "aws_endpoint_url", ""), getattr(settings, "aws_region", ""))
-        resp.media = {"results": {"data": guess.guess_dataset(client, s3_path, max_lines, who(req).user_id)}}
+        parse_s3_path(s3_path)  # a malformed path is a 400 before any S3 client is built
+        max_lines = int_param(req, "max_lines", DEFAULT_MAX_LINES, 1, MAX_MAX_LINES)
+        resp.media = {"results": {"data": self.guess(s3_path, max_lines, who(req).user_id)}}

@@ -59,8 +59,9 @@ def action_schema(svc: EntityService, req: falcon.Request, action_name: str | No
         return _action_schema_for(svc, action.get("engine_name"), str(action.get("action_type_name")))
     engine_name = req.get_param("engine_name")
     for param, category in (("datastore_id", "datastore"), ("workflow_id", "workflow"), ("action_id", "action")):
-        if engine_name is None and req.get_param(param):
-            engine_name = svc.reader.data(category, req.get_param(param)).get("engine_name")
+        entity_id = req.get_param(param)
+        if engine_name is None and entity_id:
+            engine_name = svc.reader.data(category, entity_id).get("engine_name")
     if engine_name is None:
         raise BadRequest("query: one of engine_name, datastore_id, workflow_id or action_id is required")
     return _action_schema_for(svc, engine_name, action_name)
@@ -68,8 +69,9 @@ def action_schema(svc: EntityService, req: falcon.Request, action_name: str | No
 
 def trigger_schema(svc: EntityService, req: falcon.Request) -> dict[str, Any]:
     type_name = req.get_param("trigger_type_name")
-    if req.get_param("trigger_id"):
-        type_name = svc.reader.data("trigger", req.get_param("trigger_id")).get("trigger_type_name")
+    trigger_id = req.get_param("trigger_id")
+    if trigger_id:
+        type_name = svc.reader.data("trigger", trigger_id).get("trigger_type_name")
     if type_name is None:
         return schemas.trigger_schema(None)
     found = schemas.trigger_type(str(type_name))

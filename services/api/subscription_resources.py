@@ -10,7 +10,7 @@ import falcon
 
 from events.streams.subscription import ELEMENT_EVENTS, files_stream
 from projections.reads import iso
-from services.api.resources import int_param
+from services.api.listing import int_param
 from services.commands import elements
 from services.commands.entities import EntityService
 from services.domain.errors import BadRequest, NotFound

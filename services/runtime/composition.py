@@ -9,6 +9,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import falcon
+
 from events.database import open_store
 from events.store import EventStore
 from events.streams import default_registry
@@ -19,8 +21,13 @@ from services.adapters.aws import AwsClients
 from services.adapters.ecs import EcsTaskDefinitions
 from services.adapters.ecs_launcher import ecs_launcher_from_settings
 from services.adapters.local_engines import LocalLauncher, local_engine_commands
+from services.adapters.s3_sample import dataset_guesser
 from services.adapters.secrets import LocalSecrets
+from services.api.app import create_app
+from services.api.listing import SchemaCache
+from services.commands.auth import Authenticator, verified_keys
 from services.commands.context import Orchestration
+from services.commands.entities import EntityService
 from services.commands.generation import SubscriptionWorker
 from services.commands.launcher import Launcher
 from services.commands.orchestrator import Orchestrator
@@ -68,6 +75,20 @@ def build(settings: Settings, migrate: bool = True) -> Container:
     )
     aws = AwsClients(settings.aws_region, settings.aws_endpoint_url or None)
     return Container(settings, store, projections, LocalSecrets(settings.home), ecs, aws)
+
+
+def api_app(container: Container) -> falcon.App:
+    """The REST API over the container's store (``dart up``, and each gunicorn worker of ``dart api``)."""
+    settings, store = container.settings, container.store
+    return create_app(
+        entities=EntityService(store, container),  # kinds read settings, secrets and ECS from the container
+        authenticate=Authenticator(store, verified_keys()),  # this app's cache of verified keys: 2 s each
+        orchestration=Orchestration(store, settings.s3_datastores_root),
+        projections=container.projections,
+        secrets=container.secrets,
+        guess_dataset=dataset_guesser(settings.aws_endpoint_url, settings.aws_region),
+        schema_cache=SchemaCache(),
+    )
 
 
 class Workers:

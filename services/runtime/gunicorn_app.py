@@ -12,9 +12,8 @@ import falcon
 from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess, values
 
-from services.api.app import create_app
 from services.commands.auth import first_start_admin_key, has_admin_key
-from services.runtime.composition import build
+from services.runtime.composition import api_app, build
 from services.runtime.settings import Settings, load_settings
 
 log = logging.getLogger("dart.api")
@@ -22,7 +21,7 @@ log = logging.getLogger("dart.api")
 
 def production_app(settings: Settings | None = None) -> falcon.App:
     """The app for one worker process: its own store connections, migrations already applied."""
-    return create_app(build(settings or load_settings(), migrate=False))
+    return api_app(build(settings or load_settings(), migrate=False))
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]

@@ -10,9 +10,8 @@ from types import FrameType
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from projections.runner import AsyncProjectionRunner
-from services.api.app import create_app
 from services.commands.auth import first_start_admin_key
-from services.runtime.composition import build, start_workers
+from services.runtime.composition import api_app, build, start_workers
 from services.runtime.settings import Settings
 
 log = logging.getLogger("dart.up")
@@ -35,10 +34,10 @@ def run_up(settings: Settings) -> int:
     runner = AsyncProjectionRunner(container.store, container.projections)
     runner.start()
     server = make_server(
-        settings.host, settings.port, create_app(container),
+        settings.host, settings.port, api_app(container),
         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
     )
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_address[1]
     workers = start_workers(container, f"http://{host}:{port}/api/1")
     stopping = threading.Event()
 
