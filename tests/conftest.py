@@ -1,8 +1,12 @@
 """Shared fixtures: a test event registry, throw-away SQLite and PostgreSQL databases, and stores on them.
+The test world (dart built from settings over one database) is in tests/integration/conftest.py.
 
 PostgreSQL fixtures need ``DART_TEST_DATABASE_URL`` (a server URL such as
 ``postgresql://postgres@127.0.0.1:5432/postgres``); without it every test that uses them is skipped with the
 reason saying so. With it, each test gets its own freshly created database, dropped afterwards.
+
+``db_url`` and everything built on it (``store`` here; ``projected_store`` and ``world`` for the integration
+tests) run a test once on SQLite and once on PostgreSQL (marked ``postgres``).
 """
 
 from __future__ import annotations
@@ -11,13 +15,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from bench.harness import pg
 from events.database import open_store
 from events.registry import EventRegistry
 from events.store import EventStore
-from bench.harness import pg
 from tests.support.sample_events import make_registry
-
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+from tests.support.stores import BACKENDS
 
 
 @pytest.fixture
@@ -68,13 +71,18 @@ def make_store() -> Iterator[Callable[..., EventStore]]:
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request, registry: EventRegistry) -> Iterator[EventStore]:
-    """A migrated, empty event store, once on SQLite and once on PostgreSQL (marked ``postgres``).
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a fresh, empty database: once on SQLite and once on PostgreSQL (marked ``postgres``)."""
+    return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+
+
+@pytest.fixture
+def store(db_url: str, registry: EventRegistry) -> Iterator[EventStore]:
+    """A migrated, empty event store with the sample registry, on each backend.
 
     ``store.engine`` reaches the same database for raw SQL; ``store.engine.url`` opens more stores on it.
     The store is closed before its database is dropped.
     """
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    opened = open_store(url, registry)
+    opened = open_store(db_url, registry)
     yield opened
     opened.close()

@@ -1,7 +1,8 @@
-"""Helpers for the projection tests: stores with every inline projection, random entity traffic, snapshots of
-read-model tables, and an independent fold of the log to compare the read models with.
+"""Helpers for the projection tests: random entity traffic, snapshots of read-model tables, and an independent
+fold of the log to compare the read models with.
 
-A plain module (no fixtures): the test modules build their fixtures on conftest's ``sqlite_url``/``pg_url``.
+A plain module (no fixtures): the stores come from conftest's ``projected_store`` (or
+``tests.support.world.open_projected_store`` for a second store on the same database).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from events.checkpoints import read_checkpoint
-from events.database import open_store
 from events.store import EventStore
-from events.streams import CATEGORIES, CATEGORY_MODULES, default_registry
+from events.streams import CATEGORIES, CATEGORY_MODULES
 from events.streams.entity import EntityCreated, EntityDeleted, EntityUpdated
 from events.types import ExpectedVersion, NewEvent, RawEvent, StreamAppend
 from projections.catalog import all_projections
@@ -39,20 +39,6 @@ TYPES: dict[str, dict[str, str]] = {
     for module in CATEGORY_MODULES
 }
 STEP_OF_TYPE = {name: step for steps in TYPES.values() for step, name in steps.items()}
-
-
-# ------------------------------------------------------------------------------------------------ stores
-def open_projected_store(url: str, migrate: bool = True) -> EventStore:
-    """A store with the default registry and every inline projection of the catalog registered."""
-    store = open_store(url, default_registry(), migrate=migrate)
-    for projection in all_projections():
-        if projection.mode == "inline":
-            store.add_inline_projection(projection)
-    return store
-
-
-def url_of(store: EventStore) -> str:
-    return store.engine.url.render_as_string(hide_password=False)
 
 
 # -------------------------------------------------------------------------------------- random payloads

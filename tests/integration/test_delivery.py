@@ -31,9 +31,8 @@ from typing import Any
 import pytest
 from kombu import Connection, Producer
 
+from bench.harness.moto import moto_server
 from events.checkpoints import read_checkpoint, set_checkpoint
-from events.database import open_store
-from services.delivery.relay import RELAY_CHECKPOINT, Relay
 from events.store import EventStore
 from events.streams import default_registry
 from events.streams.dataset import DatasetCreated
@@ -42,14 +41,14 @@ from events.subscription import wait_until
 from events.types import ExpectedVersion, RecordedEvent, StreamAppend
 from services.delivery.inbox import INBOX_CONSUMER, InboxConsumer, parse_inbox_message
 from services.delivery.kombu_consumer import KombuConsumer
-from services.delivery.records import handled_event_ids
 from services.delivery.queues import ATTEMPTS_HEADER, QueueNames, queue, transport_options_for
-from bench.harness.moto import moto_server
+from services.delivery.records import handled_event_ids
+from services.delivery.relay import RELAY_CHECKPOINT, Relay
+from tests.support.world import SUCCEEDS, World
 
 REPO = Path(__file__).resolve().parents[2]
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 BROKERS = ("amqp", "sqs")
-ADMIN_ID = "admin@example.com"
 
 
 # --------------------------------------------------------------------------------------------- brokers
@@ -114,12 +113,12 @@ class Broker:
                 while not until(got) and time.monotonic() < deadline:
                     try:
                         conn.drain_events(timeout=0.5)
-                    except (socket.timeout, TimeoutError):
+                    except TimeoutError:
                         pass
                 while time.monotonic() < deadline:
                     try:
                         conn.drain_events(timeout=0.5)
-                    except (socket.timeout, TimeoutError):
+                    except TimeoutError:
                         break
         return got
 
@@ -144,9 +143,9 @@ class Broker:
                 for name in self.queues:
                     try:
                         queue(name)(channel).delete()
-                    except Exception:  # a queue that was never created
+                    except Exception:  # noqa: BLE001, S110 - a queue that was never created
                         pass
-        except Exception:  # the broker went away: nothing to clean
+        except Exception:  # noqa: BLE001, S110 - the broker went away: nothing to clean
             pass
 
 
@@ -254,8 +253,8 @@ def start_relay_process(db_url: str, broker: Broker, routes: dict[str, list[str]
 # ------------------------------------------------------------------------------ the relay, SIGKILLed
 @pytest.mark.postgres
 def test_relay_delivers_every_event_to_its_routed_queues_across_a_sigkill(
-        pg_url: str, broker: Broker, tmp_path: Path) -> None:
-    store = open_store(pg_url, default_registry())
+        pg_url: str, make_store: Callable[..., EventStore], broker: Broker, tmp_path: Path) -> None:
+    store = make_store(pg_url, default_registry())
     consumer: KombuConsumer | None = None
     relay_proc: subprocess.Popen[bytes] | None = None
     try:
@@ -300,7 +299,7 @@ def test_relay_delivers_every_event_to_its_routed_queues_across_a_sigkill(
         want_a = expected(routes[group_a])
         repeats_a = len([e for e in rewound if e.type in routes[group_a]])
         assert repeats_a > 0
-        seen = lambda: consumer.counts["handled"] + consumer.counts["skipped"]  # noqa: E731
+        seen = lambda: consumer.counts["handled"] + consumer.counts["skipped"]
         assert wait_until(lambda: set(recorder.handled) == want_a and seen() >= len(want_a) + repeats_a,
                           60), (
             f"handled {len(set(recorder.handled))} of {len(want_a)}, counts {consumer.counts}")
@@ -331,13 +330,12 @@ def test_relay_delivers_every_event_to_its_routed_queues_across_a_sigkill(
             relay_proc.kill()
         if consumer is not None:
             consumer.stop(timeout=15)
-        store.close()
 
 
 # ----------------------------------------------------------------------------------- poison messages
 def test_poison_message_is_dead_lettered_after_max_retries_and_the_rest_are_handled(
-        sqlite_url: str, broker: Broker) -> None:
-    store = open_store(sqlite_url, default_registry())
+        sqlite_url: str, make_store: Callable[..., EventStore], broker: Broker) -> None:
+    store = make_store(sqlite_url, default_registry())
     consumer: KombuConsumer | None = None
     try:
         events = store.append(*(StreamAppend(f"event-p{i}", ExpectedVersion.NO_STREAM,
@@ -378,12 +376,11 @@ def test_poison_message_is_dead_lettered_after_max_retries_and_the_rest_are_hand
     finally:
         if consumer is not None:
             consumer.stop(timeout=15)
-        store.close()
 
 
 def test_an_envelope_too_large_for_a_queue_goes_without_its_payload_and_is_read_back(
-        sqlite_url: str, broker: Broker) -> None:
-    store = open_store(sqlite_url, default_registry())
+        sqlite_url: str, make_store: Callable[..., EventStore], broker: Broker) -> None:
+    store = make_store(sqlite_url, default_registry())
     consumer: KombuConsumer | None = None
     try:
         big = {"name": "big", "description": "x" * 300_000}
@@ -408,7 +405,6 @@ def test_an_envelope_too_large_for_a_queue_goes_without_its_payload_and_is_read_
     finally:
         if consumer is not None:
             consumer.stop(timeout=15)
-        store.close()
 
 
 # ---------------------------------------------------------------------------------- broker outage
@@ -484,7 +480,8 @@ class Proxy:
 
 
 def test_relay_and_consumer_ride_out_a_broker_outage(
-        sqlite_url: str, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+        sqlite_url: str, make_store: Callable[..., EventStore], broker: Broker,
+        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     host_port = broker.url.split("@", 1)[1].split("/", 1)[0]
     proxy = Proxy(("127.0.0.1", int(host_port.rsplit(":", 1)[1])))
@@ -493,7 +490,7 @@ def test_relay_and_consumer_ride_out_a_broker_outage(
     if broker.kind == "sqs":
         options["client-config"] = {"retries": {"total_max_attempts": 1}, "connect_timeout": 2,
                                     "read_timeout": 5}
-    store = open_store(sqlite_url, default_registry())
+    store = make_store(sqlite_url, default_registry())
     recorder = Recorder("outage", ["EventCreated"])
     broker.queues.update({broker.names.group("outage"), broker.names.dead("outage")})
     relay = Relay(store, url, options, {"outage": ["EventCreated"]}, {}, broker.prefix,
@@ -523,7 +520,6 @@ def test_relay_and_consumer_ride_out_a_broker_outage(
         relay_thread.join(10)
         consumer.stop(timeout=15)
         proxy.cut()
-        store.close()
 
 
 # ------------------------------------------------------------------------------------------- inbox
@@ -570,43 +566,24 @@ def test_parse_inbox_message_rejects_garbage_with_a_clear_error(garbage: Any, re
 
 
 def test_inbox_fires_event_triggers_from_all_three_formats(
-        tmp_path: Path, sqlite_url: str, broker: Broker) -> None:
-    from engines.no_op.definition import NO_OP_ENGINE
-    from services.commands.auth import Principal
-    from services.commands.entities import EntityService
-    from services.commands.context import Orchestration
-    from services.runtime.settings import load_settings
-    from services.runtime.composition import build
-
-    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": sqlite_url}))
-    admin = Principal(key="test-key", user_id=ADMIN_ID, scope="admin")
-    service = EntityService(container.store, container)
-    service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, admin)
-    datastore = service.create("datastore", {"data": {"name": "ds_inbox", "engine_name": "no_op_engine",
-                                                      "state": "ACTIVE", "args": {}}}, admin)
-    flow = service.create("workflow", {"data": {"name": "wf_inbox", "state": "ACTIVE"}}, admin,
-                          datastore["id"])
-    service.update("workflow", flow["id"], lambda current: {**current, "concurrency": 10}, admin)
-    service.create_many("action", [{"name": "a0", "action_type_name": "fake_action_that_succeeds"}], admin,
-                        ("workflow", flow["id"]))
-    active = service.create("event", {"data": {"name": "ev_active", "state": "ACTIVE"}}, admin)
-    inactive = service.create("event", {"data": {"name": "ev_inactive", "state": "INACTIVE"}}, admin)
-    triggers = {}
-    for event in (active, inactive):
-        triggers[event["id"]] = service.create("trigger", {"data": {
-            "name": f"on_{event['id']}", "trigger_type_name": "event", "state": "ACTIVE",
-            "args": {"event_id": event["id"]}, "workflow_ids": [flow["id"]]}}, admin)["id"]
+        sqlite_url: str, make_world: Callable[..., World], broker: Broker) -> None:
+    world = make_world(sqlite_url)
+    datastore = world.datastore("ds_inbox")
+    flow = world.workflow(datastore, [{"name": "a0", "action_type_name": SUCCEEDS}], "wf_inbox", concurrency=10)
+    active = world.event("ev_active", "ACTIVE")
+    inactive = world.event("ev_inactive", "INACTIVE")
+    triggers = {event: world.trigger("event", {"event_id": event}, [flow], name=f"on_{event}")
+                for event in (active, inactive)}
 
     def instances() -> list[dict[str, Any]]:
-        return service.reader.find_by("workflow_instance", workflow_id=flow["id"])
+        return world.service.reader.find_by("workflow_instance", workflow_id=flow)
 
     def fires(trigger_id: str) -> int:
-        return sum(e.type == "TriggerFired" for e in container.store.read_stream(f"trigger-{trigger_id}"))
+        return sum(e.type == "TriggerFired" for e in world.store.read_stream(f"trigger-{trigger_id}"))
 
     inbox = broker.names.inbox()
     broker.queues.update({inbox, broker.names.inbox_dead()})
-    consumer = InboxConsumer(Orchestration(container.store), broker.url, broker.options, broker.prefix,
-                             max_retries=2)
+    consumer = InboxConsumer(world.orch, broker.url, broker.options, broker.prefix, max_retries=2)
     consumer.start()
     try:
         assert consumer.ready.wait(30)
@@ -616,12 +593,12 @@ def test_inbox_fires_event_triggers_from_all_three_formats(
 
         sns_id = str(uuid.uuid4())
         sent = [
-            body(active["id"]),                                           # raw JSON
-            base64.b64encode(body(active["id"]).encode()).decode(),       # base64 JSON (boto JSONMessage)
-            sns_envelope(body(active["id"]), sns_id),                     # SNS envelope
-            sns_envelope(body(active["id"]), sns_id),                     # SNS redelivered: same MessageId
-            body(inactive["id"]),                                         # INACTIVE event: nothing happens
-            json.dumps({"call": "TRY_NEXT_ACTION", "datastore_id": datastore["id"]}),  # not an inbox call
+            body(active),                                           # raw JSON
+            base64.b64encode(body(active).encode()).decode(),       # base64 JSON (boto JSONMessage)
+            sns_envelope(body(active), sns_id),                     # SNS envelope
+            sns_envelope(body(active), sns_id),                     # SNS redelivered: same MessageId
+            body(inactive),                                         # INACTIVE event: nothing happens
+            json.dumps({"call": "TRY_NEXT_ACTION", "datastore_id": datastore}),  # not an inbox call
             "definitely not a message",                                   # garbage
         ]
         for text in sent:
@@ -630,10 +607,10 @@ def test_inbox_fires_event_triggers_from_all_three_formats(
         assert wait_until(lambda: consumer.counts["handled"] + consumer.counts["skipped"] == 5
                           and consumer.counts["dead"] == 2, 60), consumer.counts
         assert consumer.counts == {"handled": 4, "skipped": 1, "retried": 0, "dead": 2}
-        assert fires(triggers[active["id"]]) == 3
-        assert fires(triggers[inactive["id"]]) == 0
+        assert fires(triggers[active]) == 3
+        assert fires(triggers[inactive]) == 0
         assert len(instances()) == 3
-        assert len(handled_event_ids(container.store, INBOX_CONSUMER)) == 4
+        assert len(handled_event_ids(world.store, INBOX_CONSUMER)) == 4
 
         dead = broker.drain(broker.names.inbox_dead(), lambda ms: len(ms) >= 2)
         errors = sorted(m.headers["x-dart-error"] for m in dead)
@@ -641,4 +618,3 @@ def test_inbox_fires_event_triggers_from_all_three_formats(
         assert "neither JSON nor base64" in errors[0] + errors[1]
     finally:
         consumer.stop(timeout=15)
-        container.store.close()

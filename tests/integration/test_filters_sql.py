@@ -18,10 +18,11 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
+from bench.harness import pg
 from events.database import create_engine
 from projections.entities import entity_table
-from projections.filters import FilterError, build_query, parse_filters, parse_order_by, path_typer
-from bench.harness import pg
+from projections.filters import FilterError, filter_clause, order_clause, parse_filters, parse_order_by, path_type
+from tests.support.stores import BACKENDS
 
 # Two "engines" whose action schemas both apply, as for GET /action (per-schema results are merged).
 SCHEMAS: list[dict[str, Any]] = [
@@ -113,12 +114,13 @@ class Db:
     dialect: str
 
     def ids(self, filters: list[str], order_by: list[str] | None = None) -> list[str]:
-        """The ids the filters select: sorted when unordered, else in the query's order."""
-        where, order = build_query(
-            self.table, parse_filters(json.dumps(filters)), parse_order_by(json.dumps(order_by or [])),
-            path_typer(SCHEMAS), self.dialect,
-        )
-        query = sa.select(self.table.c.id).where(*where).order_by(*order)
+        """The ids the filters select: sorted when unordered, else in the query's order (the clauses built as
+        GET /action builds them, the id as last tie-breaker as the entity reader's page adds it)."""
+        where = [filter_clause(self.table, f, path_type(SCHEMAS, f.key), self.dialect)
+                 for f in parse_filters(json.dumps(filters))]
+        order = [order_clause(self.table, key, direction, path_type(SCHEMAS, key), self.dialect)
+                 for key, direction in parse_order_by(json.dumps(order_by or []))]
+        query = sa.select(self.table.c.id).where(*where).order_by(*order, *([self.table.c.id] if order else []))
         with self.engine.connect() as conn:
             found = list(conn.execute(query).scalars())
         return found if order_by else sorted(found)
@@ -154,7 +156,9 @@ def _create_pg_database(server: str) -> tuple[str, str]:
     return name, pg.database_url(server, name)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+# Module-scoped, not conftest's per-test ``db_url``: one table of rows serves every case, and the PostgreSQL
+# database is created with a natural-language collation (see _create_pg_database).
+@pytest.fixture(scope="module", params=BACKENDS)
 def db(request, tmp_path_factory) -> Iterator[Db]:
     if request.param == "sqlite":
         engine, table = _load(f"sqlite:///{tmp_path_factory.mktemp('filters') / 'rm.db'}")

@@ -13,19 +13,14 @@ from alembic.runtime.migration import MigrationContext
 
 from events.checkpoints import checkpoints
 from events.database import create_engine, current_revision, head_revision, upgrade
+from events.store import EventStore
 from projections.catalog import all_projections
 from projections.rebuild import rebuild_all
-from tests.integration.projection_fixtures import ENTITY_TABLES, STATS_TABLE, Traffic, open_projected_store
-from services.delivery.records import consumer_records
 from services.commands.notifications import notifications_sent
+from services.delivery.records import consumer_records
+from tests.integration.projection_fixtures import ENTITY_TABLES, STATS_TABLE, Traffic
 
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 IGNORED_TABLES = {"events", "alembic_version"}  # the log is the store's, not a projection's
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request) -> str:
-    return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
 
 
 @pytest.fixture
@@ -113,14 +108,10 @@ def test_concurrent_upgrades_of_a_fresh_database_both_succeed(db_url: str) -> No
             e.dispose()
 
 
-def test_rebuilt_tables_still_match_the_migrated_schema(db_url: str) -> None:
-    store = open_projected_store(db_url)
-    try:
-        Traffic(store, seed=21).run(200)
-        rebuild_all(store)  # every projection swaps a fresh table in for its live one
-        assert schema_differences(store.engine) == []
-        inspector = sa.inspect(store.engine)
-        leftovers = [t for t in inspector.get_table_names() if t.endswith("__rebuild")]
-        assert leftovers == []
-    finally:
-        store.close()
+def test_rebuilt_tables_still_match_the_migrated_schema(projected_store: EventStore) -> None:
+    Traffic(projected_store, seed=21).run(200)
+    rebuild_all(projected_store)  # every projection swaps a fresh table in for its live one
+    assert schema_differences(projected_store.engine) == []
+    inspector = sa.inspect(projected_store.engine)
+    leftovers = [t for t in inspector.get_table_names() if t.endswith("__rebuild")]
+    assert leftovers == []

@@ -5,30 +5,23 @@ stay QUEUED)."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from engines.no_op.definition import NO_OP_ENGINE
 from events.streams.trigger import TriggerCreated
 from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
-from services.commands.auth import Principal
-from services.commands.entities import EntityService
-from services.commands.context import Orchestration
 from services.commands.scheduler import Scheduler
-from services.runtime.settings import load_settings
-from services.runtime.composition import Container, build
+from tests.support.world import ADMIN, SUCCEEDS
+from tests.support.world import World as BaseWorld
 
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
-ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
 MONDAY_NOON = "0 12 ? * 2 *"
 
 
@@ -40,26 +33,17 @@ class Clock:
         return self.now
 
 
-@dataclass
-class World:
-    url: str
-    home: Any
-    container: Container
-    service: EntityService
-    orch: Orchestration
-    workflow_id: str
-    others: list[Container] = field(default_factory=list)  # the replicas' containers, closed after the test
+@dataclass(kw_only=True)
+class World(BaseWorld):
+    workflow_id: str = ""  # the workflow every trigger starts unless told otherwise
 
-    def trigger(self, pattern: str = MONDAY_NOON, state: str = "ACTIVE", workflow_ids: list[str] | None = None
-                ) -> str:
-        created = self.service.create("trigger", {"data": {
-            "name": f"t_{uuid.uuid4().hex[:6]}", "trigger_type_name": "scheduled", "state": state,
-            "args": {"cron_pattern": pattern},
-            "workflow_ids": [self.workflow_id] if workflow_ids is None else workflow_ids}}, ADMIN)
-        return created["id"]
+    def scheduled(self, pattern: str = MONDAY_NOON, state: str = "ACTIVE",
+                  workflow_ids: list[str] | None = None) -> str:
+        return self.trigger("scheduled", {"cron_pattern": pattern},
+                            [self.workflow_id] if workflow_ids is None else workflow_ids, state)
 
     def set_state(self, trigger_id: str, state: str) -> None:
-        self.service.update("trigger", trigger_id, lambda current: {**current, "state": state}, ADMIN)
+        self.update("trigger", trigger_id, state=state)
 
     def fired(self, trigger_id: str) -> list[str]:
         """The keys of the trigger's TriggerFired events, in order."""
@@ -73,33 +57,19 @@ class World:
     def instances(self) -> list[dict[str, Any]]:
         return self.service.reader.find_by("workflow_instance", workflow_id=self.workflow_id)
 
-    def replica(self, clock: Clock) -> Scheduler:
+    def replica_scheduler(self, clock: Clock) -> Scheduler:
         """Another scheduler process: its own store (connections) on the same database."""
-        env = {"DART_HOME": str(self.home), "DART_DATABASE_URL": self.url}
-        other = build(load_settings(env=env), migrate=False)
-        self.others.append(other)
-        return Scheduler(Orchestration(other.store), clock)
+        return Scheduler(self.replica(), clock)
 
 
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path) -> Iterator[World]:
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": url}))
-    service = EntityService(container.store, container)
-    service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, ADMIN)
-    datastore = service.create("datastore", {"data": {"name": "ds_sched", "engine_name": "no_op_engine",
-                                                      "state": "ACTIVE", "args": {}}}, ADMIN)
-    flow = service.create("workflow", {"data": {"name": "wf_sched", "state": "ACTIVE"}}, ADMIN,
-                          datastore["id"])
+@pytest.fixture
+def world(db_url: str, make_world: Callable[..., World]) -> World:
+    world = make_world(db_url, World)
+    datastore = world.datastore("ds_sched")
     # On an ACTIVE datastore a workflow starts at concurrency 1; raise it so queued instances never block.
-    service.update("workflow", flow["id"], lambda current: {**current, "concurrency": 10}, ADMIN)
-    service.create_many("action", [{"name": "a0", "action_type_name": "fake_action_that_succeeds"}], ADMIN,
-                        ("workflow", flow["id"]))
-    world = World(url, tmp_path, container, service, Orchestration(container.store), flow["id"])
-    yield world
-    for other in world.others:
-        other.store.close()
-    container.store.close()
+    world.workflow_id = world.workflow(datastore, [{"name": "a0", "action_type_name": SUCCEEDS}], "wf_sched",
+                                       concurrency=10)
+    return world
 
 
 def next_monday_noon() -> datetime:
@@ -119,7 +89,7 @@ def key(t: datetime) -> str:
 
 
 def test_fires_monday_noon_once_per_time(world: World) -> None:
-    trigger_id = world.trigger()
+    trigger_id = world.scheduled()
     noon = next_monday_noon()
     monday = noon.replace(hour=0)
     clock = Clock(at(monday, 11, 59))
@@ -140,14 +110,14 @@ def test_fires_monday_noon_once_per_time(world: World) -> None:
     clock.now = at(monday, 12, 0, 40)
     assert scheduler.tick() == []  # the same time again: nothing new
     assert Scheduler(world.orch, clock).tick() == []  # a restarted scheduler: nothing new
-    assert world.replica(clock).tick() == []  # a replica on its own connections: nothing new
+    assert world.replica_scheduler(clock).tick() == []  # a replica on its own connections: nothing new
     assert world.fired(trigger_id) == [key(noon)] and len(world.instances()) == 1
 
     # Down from Monday 12:00:40 until the next Monday 12:05: that Monday's noon fires, once, late.
     next_noon = noon + timedelta(days=7)
     clock.now = next_noon + timedelta(minutes=5)
     assert scheduler.tick() == [trigger_id]
-    assert world.replica(clock).tick() == []
+    assert world.replica_scheduler(clock).tick() == []
     assert scheduler.tick() == []
     assert world.fired(trigger_id) == [key(noon), key(next_noon)]
     assert len(world.instances()) == 2
@@ -155,7 +125,7 @@ def test_fires_monday_noon_once_per_time(world: World) -> None:
 
 
 def test_after_downtime_only_the_latest_missed_time_fires(world: World) -> None:
-    trigger_id = world.trigger()
+    trigger_id = world.scheduled()
     noon = next_monday_noon()
     clock = Clock(noon + timedelta(seconds=1))
     scheduler = Scheduler(world.orch, clock)
@@ -170,7 +140,7 @@ def test_after_downtime_only_the_latest_missed_time_fires(world: World) -> None:
     assert len(world.instances()) == 2
 
     # Every 15 minutes, down for a day: one fire, for the latest quarter hour.
-    quarter = world.trigger("0/15 * * * ? *", workflow_ids=[])
+    quarter = world.scheduled("0/15 * * * ? *", workflow_ids=[])
     first = noon + timedelta(weeks=3, hours=5)  # 17:00
     clock.now = first + timedelta(minutes=1)
     assert scheduler.tick() == [quarter]
@@ -181,8 +151,8 @@ def test_after_downtime_only_the_latest_missed_time_fires(world: World) -> None:
 
 
 def test_inactive_triggers_never_fire(world: World) -> None:
-    inactive = world.trigger(state="INACTIVE")
-    stopped = world.trigger()
+    inactive = world.scheduled(state="INACTIVE")
+    stopped = world.scheduled()
     noon = next_monday_noon()
     clock = Clock(noon + timedelta(seconds=30))
     scheduler = Scheduler(world.orch, clock)
@@ -200,10 +170,10 @@ def test_a_time_before_the_trigger_was_armed_never_fires(world: World) -> None:
     # A daily time two minutes before the real now: it passed before these triggers existed or were armed.
     passed = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
     daily = f"{passed.minute} {passed.hour} * * ? *"
-    created_late = world.trigger(daily, workflow_ids=[])
-    activated_late = world.trigger(daily, state="INACTIVE", workflow_ids=[])
+    created_late = world.scheduled(daily, workflow_ids=[])
+    activated_late = world.scheduled(daily, state="INACTIVE", workflow_ids=[])
     world.set_state(activated_late, "ACTIVE")
-    rescheduled = world.trigger("0 0 1 1 ? 2099", workflow_ids=[])
+    rescheduled = world.scheduled("0 0 1 1 ? 2099", workflow_ids=[])
     world.service.update("trigger", rescheduled, lambda c: {**c, "args": {"cron_pattern": daily}}, ADMIN)
 
     clock = Clock(datetime.now(UTC) + timedelta(minutes=1))
@@ -220,10 +190,10 @@ def test_a_time_before_the_trigger_was_armed_never_fires(world: World) -> None:
 
 def test_concurrent_replicas_fire_each_time_once(world: World, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="dart.scheduler")
-    trigger_id = world.trigger()
+    trigger_id = world.scheduled()
     noon = next_monday_noon()
     clock = Clock(noon)
-    replicas = [world.replica(clock), world.replica(clock)]
+    replicas = [world.replica_scheduler(clock), world.replica_scheduler(clock)]
     expected: list[str] = []
     for week in range(5):
         clock.now = noon + timedelta(weeks=week, seconds=1)
@@ -231,7 +201,8 @@ def test_concurrent_replicas_fire_each_time_once(world: World, caplog: pytest.Lo
         results: list[list[str]] = []
         errors: list[BaseException] = []
 
-        def run(replica: Scheduler) -> None:
+        def run(replica: Scheduler, barrier: threading.Barrier = barrier, results: list[list[str]] = results,
+                errors: list[BaseException] = errors) -> None:  # this week's, bound before the threads start
             try:
                 barrier.wait(timeout=30)
                 results.append(replica.tick())
@@ -254,7 +225,7 @@ def test_concurrent_replicas_fire_each_time_once(world: World, caplog: pytest.Lo
 
 
 def test_run_sleeps_until_the_next_due_time_or_the_interval(world: World) -> None:
-    trigger_id = world.trigger()
+    trigger_id = world.scheduled()
     monday = next_monday_noon().replace(hour=0)
     clock = Clock(at(monday, 11, 58, 30))
     scheduler = Scheduler(world.orch, clock)
@@ -281,7 +252,7 @@ def test_an_unusable_stored_pattern_does_not_stop_the_others(world: World) -> No
         TriggerCreated({"name": "bad", "trigger_type_name": "scheduled", "state": "ACTIVE",
                         "args": {"cron_pattern": "0 12 * * 2 *"}, "workflow_ids": [world.workflow_id],
                         "tags": [], "user_id": "x"}), Metadata(actor="test"))]))
-    good = world.trigger()
+    good = world.scheduled()
     noon = next_monday_noon()
     scheduler = Scheduler(world.orch, Clock(noon + timedelta(seconds=5)))
     assert scheduler.tick() == [good]

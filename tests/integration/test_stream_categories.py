@@ -3,28 +3,26 @@ and rebuilds by stream, so a misfiled event would make them disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from events.database import open_store
 from events.errors import EventSchemaError
+from events.store import EventStore
 from events.streams import default_registry
 from events.streams.action import ActionCreated
 from events.streams.workflow import WorkflowCreated
 from events.types import ExpectedVersion, StreamAppend
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_an_event_in_another_categorys_stream_is_refused_and_nothing_is_stored(backend, request) -> None:
-    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    store = open_store(url, default_registry())
-    try:
-        with pytest.raises(EventSchemaError, match="action"):
-            store.append(
-                StreamAppend("workflow-AAAAAAAAAA", ExpectedVersion.NO_STREAM, [WorkflowCreated({"name": "w"})]),
-                StreamAppend("workflow-BBBBBBBBBB", ExpectedVersion.NO_STREAM, [ActionCreated({"name": "a"})]),
-            )
-        assert store.head_position() == 0
-        store.append(StreamAppend("action-CCCCCCCCCC", ExpectedVersion.NO_STREAM, [ActionCreated({"name": "a"})]))
-        assert store.stream_version("action-CCCCCCCCCC") == 1
-    finally:
-        store.close()
+def test_an_event_in_another_categorys_stream_is_refused_and_nothing_is_stored(
+        db_url: str, make_store: Callable[..., EventStore]) -> None:
+    store = make_store(db_url, default_registry())
+    with pytest.raises(EventSchemaError, match="action"):
+        store.append(
+            StreamAppend("workflow-AAAAAAAAAA", ExpectedVersion.NO_STREAM, [WorkflowCreated({"name": "w"})]),
+            StreamAppend("workflow-BBBBBBBBBB", ExpectedVersion.NO_STREAM, [ActionCreated({"name": "a"})]),
+        )
+    assert store.head_position() == 0
+    store.append(StreamAppend("action-CCCCCCCCCC", ExpectedVersion.NO_STREAM, [ActionCreated({"name": "a"})]))
+    assert store.stream_version("action-CCCCCCCCCC") == 1

@@ -5,43 +5,37 @@ adapter would), so a crash is simply a worker that stops being called."""
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 
-from engines.no_op.definition import NO_OP_ENGINE
+from bench.harness.moto import AWS_ENV
 from events.streams.subscription import files_stream
 from events.subscription import wait_until
-from services.commands.auth import Principal
-from services.commands.entities import EntityService
+from services.commands import batches, elements
 from services.commands.actions import complete_action
 from services.commands.context import Orchestration
-from services.commands.orchestrator import Orchestrator
-from services.runtime.settings import load_settings
-from services.commands import batches, elements
 from services.commands.generation import SubscriptionWorker, on_created_file
-from services.delivery.s3_notifications import S3NotificationReader, notification_connection, parse_notification
-from services.runtime.composition import Container, build
-from bench.harness.moto import AWS_ENV, moto_server
+from services.commands.orchestrator import Orchestrator
+from services.delivery.s3_notifications import (
+    S3NotificationReader,
+    notification_connection,
+    parse_notification,
+)
+from services.runtime.composition import build
+from services.runtime.settings import load_settings
+from tests.support.world import ADMIN
+from tests.support.world import World as BaseWorld
 
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
-ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
 SIZES = {"impala/impala-2.0.rpm": 152_875_004, "impala/impala-udf.rpm": 834_620,
          "impala/impala-shell.rpm": 49_524}
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
 
 
 def client(endpoint: str, service: str) -> Any:
@@ -57,17 +51,15 @@ def put(s3: Any, bucket: str, key: str, size: int = 1) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=b"x" * size)
 
 
-@dataclass
-class World:
-    container: Container
-    service: EntityService
-    orch: Orchestration
-    s3: Any
-    bucket: str
+@dataclass(kw_only=True)
+class World(BaseWorld):
+    """The test world with a fresh bucket, and the subscriptions worker driven by hand."""
+
+    s3: Any = None
+    bucket: str = ""
     page_size: int = 1000
     position: int = 0
     clock_now: datetime | None = None
-    extra: list[Container] = field(default_factory=list)
 
     def worker(self, page_size: int | None = None) -> SubscriptionWorker:
         clock = (lambda: self.clock_now) if self.clock_now else (lambda: datetime.now(UTC))
@@ -94,16 +86,6 @@ class World:
             if orchestrate and event.type in Orchestrator.types:
                 orchestrator.handle([event])
 
-    def dataset(self, location: str) -> str:
-        return self.service.create("dataset", {"data": {
-            "name": f"ds_{uuid.uuid4().hex[:6]}", "table_name": "t", "location": location, "load_type": "INSERT",
-            "data_format": {"file_format": "TEXTFILE", "row_format": "DELIMITED"},
-            "columns": [{"name": "c", "data_type": "STRING"}], "compression": "NONE"}}, ADMIN)["id"]
-
-    def subscription(self, dataset_id: str, **data: Any) -> str:
-        return self.service.create("subscription", {"data": {"name": f"s_{uuid.uuid4().hex[:6]}", **data}}, ADMIN,
-                                   dataset_id)["id"]
-
     def state(self, subscription_id: str) -> str:
         return self.service.reader.data("subscription", subscription_id)["state"]
 
@@ -123,20 +105,13 @@ class World:
                 for p in cls(**e.data).paths()]
 
 
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Any, endpoint: str) -> Iterator[World]:
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": url}))
-    service = EntityService(container.store, container)
-    service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, ADMIN)
-    s3 = client(endpoint, "s3")
-    bucket = f"b{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=bucket)
-    world = World(container, service, Orchestration(container.store), s3, bucket)
-    yield world
-    for other in world.extra:
-        other.store.close()
-    container.store.close()
+@pytest.fixture
+def world(db_url: str, make_world: Callable[..., World], moto_endpoint: str) -> World:
+    world = make_world(db_url, World)
+    world.s3 = client(moto_endpoint, "s3")
+    world.bucket = f"b{uuid.uuid4().hex[:12]}"
+    world.s3.create_bucket(Bucket=world.bucket)
+    return world
 
 
 def impala(world: World, sizes: dict[str, int] | None = None) -> str:
@@ -229,12 +204,12 @@ def test_a_worker_killed_midway_resumes_where_the_log_stopped(world: World) -> N
     assert world.container.store.head_position() == head
 
 
-def test_notifications_add_new_matching_files_once(world: World, endpoint: str,
+def test_notifications_add_new_matching_files_once(world: World, moto_endpoint: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     sub = impala(world)
     world.pump()
     b = world.bucket
-    sqs = client(endpoint, "sqs")
+    sqs = client(moto_endpoint, "sqs")
     queue = f"s3-events-{uuid.uuid4().hex[:8]}"
     url = sqs.create_queue(QueueName=queue)["QueueUrl"]
 
@@ -250,7 +225,7 @@ def test_notifications_add_new_matching_files_once(world: World, endpoint: str,
     for name, value in AWS_ENV.items():  # the reader finds its credentials as in production: boto3's chain
         monkeypatch.setenv(name, value)
     # Given by URL (a name is what the end-to-end tests use).
-    reader = S3NotificationReader(world.orch, *notification_connection(endpoint, "us-east-1", url,
+    reader = S3NotificationReader(world.orch, *notification_connection(moto_endpoint, "us-east-1", url,
                                                                        wait_time_seconds=1), url)
     reader.start()
     try:
@@ -268,12 +243,12 @@ def test_notifications_add_new_matching_files_once(world: World, endpoint: str,
 
 
 def test_a_notification_whose_files_cannot_be_recorded_stays_queued_until_they_are(
-        world: World, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        world: World, moto_endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reader acks only after the files are recorded: while recording fails (here a database that lost
     dart's tables) the message stays in the queue and SQS hands it out again after a backoff."""
     sub = impala(world)
     world.pump()
-    sqs = client(endpoint, "sqs")
+    sqs = client(moto_endpoint, "sqs")
     queue = f"s3-events-{uuid.uuid4().hex[:8]}"
     url = sqs.create_queue(QueueName=queue)["QueueUrl"]
     record = {"eventName": "ObjectCreated:Put",
@@ -286,7 +261,7 @@ def test_a_notification_whose_files_cannot_be_recorded_stays_queued_until_they_a
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     reader = S3NotificationReader(Orchestration(broken.store), *notification_connection(
-        endpoint, "us-east-1", queue, wait_time_seconds=1), queue, retry_delay=1)
+        moto_endpoint, "us-east-1", queue, wait_time_seconds=1), queue, retry_delay=1)
     reader.start()
     try:
         assert wait_until(lambda: reader.counts["released"] >= 2, 60), reader.counts  # handed out again
@@ -303,10 +278,8 @@ def test_a_notification_whose_files_cannot_be_recorded_stays_queued_until_they_a
 
 
 def _batch_trigger(world: World, sub: str, threshold: int, workflow_ids: list[str]) -> str:
-    return world.service.create("trigger", {"data": {
-        "name": f"t_{uuid.uuid4().hex[:6]}", "trigger_type_name": "subscription_batch", "state": "ACTIVE",
-        "args": {"subscription_id": sub, "unconsumed_data_size_in_bytes": threshold},
-        "workflow_ids": workflow_ids}}, ADMIN)["id"]
+    args = {"subscription_id": sub, "unconsumed_data_size_in_bytes": threshold}
+    return world.trigger("subscription_batch", args, workflow_ids)
 
 
 TEST_11_SIZES = {"impala/impala-2.0.rpm": 152_875, "impala/impala-udf.rpm": 834, "impala/impala-shell.rpm": 49}
@@ -324,23 +297,15 @@ def _reserving_only(world: World, sub: str, threshold: int) -> str:
     other input never fires. (A batch trigger leading nowhere would reserve nothing at all.)"""
     trigger = _batch_trigger(world, sub, threshold, [])
     never = _batch_trigger(world, sub, 10**12, [])
-    world.service.create("trigger", {"data": {
-        "name": f"s_{uuid.uuid4().hex[:6]}", "trigger_type_name": "super", "state": "ACTIVE",
-        "args": {"fire_after": "ALL", "completed_trigger_ids": [trigger, never]},
-        "workflow_ids": [_consuming_workflow(world, sub)]}}, ADMIN)
+    world.trigger("super", {"fire_after": "ALL", "completed_trigger_ids": [trigger, never]},
+                  [_consuming_workflow(world, sub)])
     return trigger
 
 
 def _consuming_workflow(world: World, sub: str, on_failure: str = "DEACTIVATE") -> str:
-    store = world.service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}",
-                                                        "engine_name": "no_op_engine", "state": "TEMPLATE",
-                                                        "args": {}}}, ADMIN)
-    flow = world.service.create("workflow", {"data": {"name": f"w_{uuid.uuid4().hex[:6]}", "state": "ACTIVE"}},
-                                ADMIN, store["id"])
-    world.service.create_many("action", [{"name": "consume", "action_type_name": "consume_subscription",
-                                          "args": {"subscription_id": sub}, "on_failure": on_failure}], ADMIN,
-                              ("workflow", flow["id"]))
-    return flow["id"]
+    return world.workflow(world.datastore(state="TEMPLATE"), [{
+        "name": "consume", "action_type_name": "consume_subscription", "args": {"subscription_id": sub},
+        "on_failure": on_failure}])
 
 
 def _queued_consumer(world: World, workflow_id: str) -> dict[str, Any]:
@@ -406,9 +371,7 @@ def test_a_batch_trigger_that_leads_nowhere_reserves_nothing_until_a_super_trigg
     trigger = _batch_trigger(world, sub, 49, [])
     world.pump()
     assert world.logged_paths(sub, "SubscriptionBatchReserved") == []
-    world.service.create("trigger", {"data": {
-        "name": f"s_{uuid.uuid4().hex[:6]}", "trigger_type_name": "super", "state": "ACTIVE",
-        "args": {"fire_after": "ALL", "completed_trigger_ids": [trigger]}, "workflow_ids": [flow]}}, ADMIN)
+    world.trigger("super", {"fire_after": "ALL", "completed_trigger_ids": [trigger]}, [flow])
     world.pump()
     # Deliveries out of order (a broker does not keep it): the trigger's creation and the subscription's
     # activation evaluated again after the super trigger's. Every batch is reserved; one run starts.
@@ -480,13 +443,7 @@ def test_four_concurrent_evaluators_never_put_an_element_in_two_batches(world: W
     sub = world.subscription(world.dataset(f"s3://{b}/many"))
     world.pump()
     trigger = _reserving_only(world, sub, 7)
-    url = world.container.store.engine.url.render_as_string(hide_password=False)
-    orchs = []
-    for n in range(4):
-        other = build(load_settings(env={"DART_HOME": str(tmp_path / f"r{n}"), "DART_DATABASE_URL": url}),
-                      migrate=False)
-        world.extra.append(other)
-        orchs.append(Orchestration(other.store))
+    orchs = [world.replica(tmp_path / f"r{n}") for n in range(4)]
     barrier = threading.Barrier(4)
     fired = [0] * 4
     errors: list[BaseException] = []
@@ -496,7 +453,7 @@ def test_four_concurrent_evaluators_never_put_an_element_in_two_batches(world: W
             barrier.wait()
             for _ in range(6):
                 fired[n] += batches.evaluate(orchs[n], trigger, uuid.uuid4())
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 
     threads = [threading.Thread(target=evaluator, args=(n,)) for n in range(4)]
@@ -548,15 +505,9 @@ def test_two_consumers_of_one_subscription_queued_together_each_get_their_own_el
     hand both the same elements); the next decision queues the other, with what is left."""
     sub = impala(world)
     world.pump()
-    store = world.service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}", "engine_name":
-                                                        "no_op_engine", "state": "ACTIVE", "args": {}}}, ADMIN)
-    flows = []
-    for _ in range(2):
-        flow = world.service.create("workflow", {"data": {"name": f"w_{uuid.uuid4().hex[:6]}", "state": "ACTIVE"}},
-                                    ADMIN, store["id"])
-        world.service.create_many("action", [{"name": "consume", "action_type_name": "consume_subscription",
-                                              "args": {"subscription_id": sub}}], ADMIN, ("workflow", flow["id"]))
-        flows.append(flow["id"])
+    datastore = world.datastore()
+    flows = [world.workflow(datastore, [{"name": "consume", "action_type_name": "consume_subscription",
+                                         "args": {"subscription_id": sub}}]) for _ in range(2)]
     from services.commands.triggers import fire_manual
 
     for flow in flows:  # both instances exist before the orchestrator sees either
@@ -582,10 +533,7 @@ def test_decisions_on_elements_do_not_lose_to_arriving_files(world: World, tmp_p
     sub = world.subscription(world.dataset(f"s3://{b}/busy"))
     world.pump()
     trigger = _reserving_only(world, sub, 5)
-    url = world.container.store.engine.url.render_as_string(hide_password=False)
-    other = build(load_settings(env={"DART_HOME": str(tmp_path / "adder"), "DART_DATABASE_URL": url}), migrate=False)
-    world.extra.append(other)
-    adder = Orchestration(other.store)
+    adder = world.replica(tmp_path / "adder")
     stop = threading.Event()
     added: list[int] = []
 

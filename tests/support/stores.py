@@ -1,14 +1,18 @@
-"""Small helpers for tests that work with an EventStore."""
+"""The backends every store test runs on, and small helpers for tests that work with an EventStore."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from events.store import EventStore
 from events.types import RecordedEvent
+
+# Every store-backed test runs once per backend; the PostgreSQL run is marked so `-m "not postgres"` skips it.
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 
 
 def url_of(store: EventStore) -> str:
