@@ -212,11 +212,6 @@ def path_type(schemas: Sequence[dict[str, Any]], key: str) -> PathType:
     return PathType(kind, arrays)
 
 
-def path_typer(schemas: Sequence[dict[str, Any]]) -> Callable[[str], PathType]:
-    """``path_type`` bound to one entity's schemas, for build_query."""
-    return lambda key: path_type(schemas, key)
-
-
 # ------------------------------------------------------------------------------------------------ values
 def _numbers(f: Filter, values: list[str], dialect: str) -> list[Any]:
     result: list[Any] = []
@@ -349,23 +344,3 @@ def order_clause(
         expr = text_order(expr, dialect)
     ordered = expr.asc() if direction == "ASC" else expr.desc()
     return ordered.nulls_last()
-
-
-def build_query(
-    table: sa.Table,
-    filters: Sequence[Filter],
-    order_by: Sequence[tuple[str, str]],
-    path_types: Callable[[str], PathType | None],
-    dialect: str,
-) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
-    """WHERE conditions (to AND) and ORDER BY terms for a list query. When ordering is asked for, ``id``
-    is appended as the last tie-breaker so LIMIT/OFFSET pages are stable."""
-
-    def typed(key: str) -> PathType | None:
-        return None if key in COLUMN_KEYS else path_types(key)
-
-    where = [filter_clause(table, f, typed(f.key), dialect) for f in filters]
-    order = [order_clause(table, key, direction, typed(key), dialect) for key, direction in order_by]
-    if order and "id" not in [key for key, _ in order_by]:
-        order.append(table.c.id.asc())
-    return where, order

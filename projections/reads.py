@@ -3,7 +3,6 @@ paging, one entity as of a past position or moment, and an entity's history."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -146,7 +145,7 @@ def parse_as_of(value: str) -> tuple[int | None, datetime | None]:
     if value.isdigit():
         return int(value), None
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(value)  # 3.11 reads a trailing Z
     except ValueError as exc:
         raise BadRequest(f"as_of: {value!r} is neither a global position nor an ISO 8601 time") from exc
     if at.tzinfo is None:
@@ -158,4 +157,3 @@ def _json_text(table: sa.Table, field: str) -> sa.ColumnElement[Any]:
     return table.c.data[field].as_string()
 
 
-JsonText = Callable[[sa.Table, str], sa.ColumnElement[Any]]

@@ -14,7 +14,6 @@ import logging
 import uuid
 from typing import Any
 
-from events.errors import ConcurrencyError, IdempotencyConflict
 from events.streams.subscription import (
     SubscriptionBatchReserved,
     SubscriptionElementsAssigned,
@@ -25,6 +24,7 @@ from events.types import Metadata, StreamAppend
 from projections.reads import TABLES
 from services.commands import elements
 from services.commands.context import Orchestration, derived_event_id, derived_id, json_field
+from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
 from services.commands.triggers import fire_trigger
 
 log = logging.getLogger("dart.subscriptions")
@@ -43,7 +43,7 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID, after_run: 
     it fired. ``after_run``: a run it started (directly or through super triggers) has just completed; a
     reserved batch no run will take is then fired for first."""
 
-    for _ in range(RETRIES):
+    def attempt() -> bool:
         trigger = orch.reader.row("trigger", trigger_id)
         if trigger is None or trigger.data.get("state") != "ACTIVE":
             return False
@@ -78,16 +78,17 @@ def evaluate(orch: Orchestration, trigger_id: str, cause: uuid.UUID, after_run: 
         reserved = elements.chunked_events(
             prefix, chosen, lambda p, s: SubscriptionBatchReserved(p, s, trigger_id=trigger_id, batch_id=batch_id), meta,
             lambda i: derived_event_id(cause, f"reserve:{trigger_id}:{i}"))
-        try:
-            fire_trigger(orch, trigger, cause, f"batch:{batch_id}", extra=[
-                StreamAppend(f"subscription-{subscription_id}", subscription.version, reserved)])
-        except (ConcurrencyError, IdempotencyConflict):
-            continue
+        fire_trigger(orch, trigger, cause, f"batch:{batch_id}", extra=[
+            StreamAppend(f"subscription-{subscription_id}", subscription.version, reserved)])
         log.info("trigger %s reserved batch %s: %d element(s) of subscription %s", trigger_id, batch_id,
                  len(chosen), subscription_id)
         return True
-    log.warning("trigger %s: subscription kept changing; not evaluated for %s", trigger_id, cause)
-    return False
+
+    try:
+        return retry_on_conflict(attempt, what=f"trigger {trigger_id}", tries=RETRIES, conflicts=WORKER_CONFLICTS)
+    except StillConflicting:
+        log.warning("trigger %s: subscription kept changing; not evaluated for %s", trigger_id, cause)
+        return False
 
 
 def _consumers_to_come(orch: Orchestration, subscription_id: str) -> int:

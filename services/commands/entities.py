@@ -21,10 +21,10 @@ from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from projections.reads import EntityReader
 from services.commands.auth import Principal
 from services.commands.kinds import KINDS, Kind
+from services.commands.retry import retry_on_conflict
 from services.domain.errors import BadRequest, Conflict, NotFound
 from services.domain.ids import random_id
 
-RETRIES = 10
 ENVELOPE_FIELDS = {"id", "version_id", "created", "updated", "data"}
 Decide = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -176,7 +176,8 @@ class EntityService:
                expected: int | None = None, extra: Callable[[dict[str, Any]], list[StreamAppend]] | None = None,
                ) -> dict[str, Any]:
         kind = self.kind(category)
-        for _ in range(RETRIES):
+
+        def attempt() -> dict[str, Any]:
             row = self.reader.row(category, entity_id)
             if row is None:
                 raise NotFound(category, entity_id)
@@ -204,14 +205,13 @@ class EntityService:
                 self.store.append(*appends)
             except BaseException as exc:
                 kind.undo(self, row.data, recorded)
-                if not isinstance(exc, ConcurrencyError):
-                    raise
-                if expected is not None:
+                if isinstance(exc, ConcurrencyError) and expected is not None:
                     raise Conflict(f"version_id: {category} {entity_id} changed concurrently") from None
-                continue
+                raise  # a ConcurrencyError: decided again on fresh state
             kind.after_write(self, row.data, recorded)
             return self.reader.get(category, entity_id)
-        raise Conflict(f"{category} {entity_id} is changing too fast; try again")
+
+        return retry_on_conflict(attempt, what=f"{category} {entity_id}")
 
     # ------------------------------------------------------------------------------------- delete
     def delete(self, category: str, entity_id: str, who: Principal) -> None:

@@ -23,7 +23,7 @@ from projections.reads import EntityReader
 from services.commands.auth import Principal
 from services.domain import schemas
 from services.domain.cron import CronError, validate_cron_args
-from services.domain.errors import BadRequest, NotFound
+from services.domain.errors import BadRequest
 
 
 class EntityService(Protocol):
@@ -397,10 +397,3 @@ KINDS: dict[str, Kind] = {
     for k in (EngineKind(), DatasetKind(), DatastoreKind(), ActionKind(), WorkflowKind(), WorkflowInstanceKind(),
               TriggerKind(), SubscriptionKind(), EventKind())
 }
-
-
-def require(svc: EntityService, category: str, entity_id: str) -> dict[str, Any]:
-    row = svc.reader.row(category, entity_id)
-    if row is None:
-        raise NotFound(category, entity_id)
-    return row.data

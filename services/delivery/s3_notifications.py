@@ -33,15 +33,15 @@ MAX_HIDDEN_SECONDS = 900  # the longest a failed notification waits before SQS h
 
 def parse_notification(body: str) -> list[tuple[str, int]]:
     """The created files of an S3 event notification: raw (S3 -> SQS) or in an SNS envelope (S3 -> SNS ->
-    SQS). Other records (removals, ``s3:TestEvent``) give nothing. Raises ValueError or TypeError for a body
-    that is not a notification at all."""
+    SQS). Other records (removals, ``s3:TestEvent``) give nothing. Raises ValueError for a body that is not
+    a notification at all (every malformed body alike: the reader drops it)."""
     message = json.loads(body)
     if not isinstance(message, dict):
-        raise TypeError("an S3 notification must be a JSON object")
+        raise ValueError("an S3 notification must be a JSON object")  # noqa: TRY004 - one error for bad bodies
     if message.get("Type") == "Notification" or "Message" in message and "Records" not in message:
         message = json.loads(message.get("Message") or "{}")
         if not isinstance(message, dict):
-            raise TypeError("the SNS envelope's Message must be a JSON object")
+            raise ValueError("the SNS envelope's Message must be a JSON object")
     found = []
     for record in message.get("Records") or []:
         if not str(record.get("eventName", "")).startswith("ObjectCreated:"):

@@ -15,7 +15,6 @@ from projections.filters import (
     Filter,
     FilterError,
     PathType,
-    build_query,
     filter_clause,
     order_clause,
     parse_filter,
@@ -289,22 +288,15 @@ def test_order_clause_puts_nulls_last(table: sa.Table, dialect: str) -> None:
     assert sql.endswith("DESC NULLS LAST")
 
 
-def test_build_query_adds_an_id_tie_breaker_only_when_ordering(table: sa.Table) -> None:
-    where, order = build_query(table, _filters("state = A"), [("name", "ASC")], lambda key: None, "sqlite")
-    assert len(where) == 1 and len(order) == 2
-    assert str(order[-1].compile(dialect=DIALECTS["sqlite"])) == "rm_action.id ASC"
-    _, unordered = build_query(table, [], [], lambda key: None, "sqlite")
-    assert unordered == []
-    _, by_id = build_query(table, [], [("id", "DESC")], lambda key: None, "sqlite")
-    assert len(by_id) == 1
 
 
-def test_build_query_does_not_type_columns_from_schemas(table: sa.Table) -> None:
-    asked: list[str] = []
-
-    def typer(key: str) -> PathType | None:
-        asked.append(key)
-        return PathType("numeric", (True,))  # would be wrong for a column
-
-    build_query(table, _filters("id = x", "created > 2024-01-01", "progress > 1"), [], typer, "postgresql")
-    assert asked == ["progress"]
+def test_columns_are_not_typed_from_schemas(table: sa.Table) -> None:
+    wrong = PathType("numeric", (True,))  # what a schema may say of a data key of the same name
+    dialect = DIALECTS["postgresql"]
+    for f in _filters("id = x", "created > 2024-01-01"):
+        typed = filter_clause(table, f, wrong, "postgresql").compile(dialect=dialect)
+        assert str(typed) == str(filter_clause(table, f, None, "postgresql").compile(dialect=dialect))
+        ordered = order_clause(table, f.key, "ASC", wrong, "postgresql").compile(dialect=dialect)
+        assert str(ordered) == str(order_clause(table, f.key, "ASC", None, "postgresql").compile(dialect=dialect))
+    data_key = str(filter_clause(table, _filters("progress > 1")[0], wrong, "postgresql").compile(dialect=dialect))
+    assert "jsonb_path_query" in data_key and "NUMERIC" in data_key  # a data key does take the schema's type

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.commands.elements import common_prefix
-from services.commands.generation import parse_notification
+from services.delivery.s3_notifications import parse_notification
 from services.domain.s3_range import (
     MAX_KEYS_PER_EVENT,
     MAX_SUFFIX_BYTES,
