@@ -32,7 +32,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("dart.engine")
@@ -59,6 +59,11 @@ class DartApiError(Exception):
         self.message = message
         self.body = body
         super().__init__(f"HTTP {status}: {message}" if status is not None else message)
+
+
+class ActionFailure(Exception):
+    """A failure whose message is the whole story for the user (one line a data engineer can act on): it is
+    checked in without a traceback, which goes to the engine's log instead."""
 
 
 class MissingEnvironment(RuntimeError):
@@ -360,7 +365,10 @@ def run_action(handler: Callable[[ActionContext, DartClient], Any], env: EngineE
     error: str | None = None
     try:
         handler(context, client)
-    except Exception as exc:
+    except ActionFailure as exc:
+        error = str(exc)
+        log.exception("action %s failed", env.action_id)
+    except Exception as exc:  # noqa: BLE001 - any failure of the handler is the action's failure
         # The original's format: the message, then the traceback, so the UI shows the cause first.
         error = f"{exc}\n\n\n{traceback.format_exc()}"
         log.error("action %s failed: %s", env.action_id, exc)
@@ -389,6 +397,7 @@ __all__ = [
     "EXIT_SUCCEEDED",
     "NO_RETRIES",
     "ActionContext",
+    "ActionFailure",
     "DartApiError",
     "DartClient",
     "EngineEnvironment",
