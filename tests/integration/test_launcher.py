@@ -11,14 +11,15 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from bench.harness.ecs_agent import ecs_client, set_manual_transitions
+from bench.harness.moto import AWS_ENV
 from engines.no_op.definition import NO_OP_ENGINE
 from events.streams.action import (
     ActionCheckedIn,
@@ -28,63 +29,44 @@ from events.streams.action import (
     ActionQueued,
 )
 from events.types import Metadata, NewEvent, StreamAppend
-from services.commands.auth import Principal, authenticate
-from services.commands.entities import EntityService
-from services.domain.errors import NotAuthenticated
-from services.commands.actions import complete_action
-from services.commands.context import Orchestration
 from services.adapters.ecs_launcher import ORPHAN_MESSAGE, EcsLauncher
-from services.commands.launcher import BUSY, Launcher
 from services.adapters.local_engines import LocalLauncher
-from services.runtime.settings import load_settings
-from services.runtime.composition import Container, build
-from bench.harness.ecs_agent import ecs_client, set_manual_transitions
-from bench.harness.moto import AWS_ENV, moto_server
+from services.commands.actions import complete_action
+from services.commands.auth import authenticate
+from services.commands.context import Orchestration
+from services.commands.launcher import BUSY, Launcher
+from services.domain.errors import NotAuthenticated
+from tests.support.world import ADMIN, NO_OP, SUCCEEDS
+from tests.support.world import World as BaseWorld
 
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
-ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
 CLUSTER = "dart-test"
 META = Metadata(actor="test")
 API_URL = "http://dart.invalid/api/1"
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        set_manual_transitions(url)  # tasks change state only when a test says so
-        ecs_client(url).create_cluster(clusterName=CLUSTER)
-        yield url
+def endpoint(moto_endpoint: str) -> str:
+    """The module's moto server, with the cluster."""
+    set_manual_transitions(moto_endpoint)  # tasks change state only when a test says so
+    ecs_client(moto_endpoint).create_cluster(clusterName=CLUSTER)
+    return moto_endpoint
 
 
-@dataclass
-class World:
-    url: str
-    home: Any
-    endpoint: str
-    container: Container
-    service: EntityService
-    orch: Orchestration
-    others: list[Container] = field(default_factory=list)
+@dataclass(kw_only=True)
+class World(BaseWorld):
+    """The test world with ECS on the module's moto server (``replica()`` is another launcher process)."""
 
-    def replica(self) -> Orchestration:
-        """Another launcher process: its own store (connections) on the same database."""
-        env = {"DART_HOME": str(self.home), "DART_DATABASE_URL": self.url}
-        other = build(load_settings(env=env), migrate=False)
-        self.others.append(other)
-        return Orchestration(other.store)
+    endpoint: str = ""
 
-    def datastore(self, concurrency: int = 1, engine: str = "no_op_engine") -> str:
-        created = self.service.create("datastore", {"data": {
-            "name": f"ds_{uuid.uuid4().hex[:8]}", "engine_name": engine, "state": "ACTIVE",
-            "concurrency": concurrency, "args": {}}}, ADMIN)
-        return str(created["id"])
+    def datastore(self, name: str | None = None, state: str = "ACTIVE", engine: str = NO_OP,
+                  concurrency: int = 1, **data: Any) -> str:
+        """A datastore whose concurrency (the slots these tests count) is always set, 1 unless told."""
+        return super().datastore(name, state, engine, concurrency=concurrency, **data)
 
     def queued_actions(self, datastore_id: str, count: int) -> list[str]:
         """``count`` ad-hoc actions, all QUEUED at once (as instances of several workflows could be)."""
-        created = self.service.create_many("action", [
-            {"name": f"a{i}", "action_type_name": "fake_action_that_succeeds"} for i in range(count)
-        ], ADMIN, ("datastore", datastore_id))
-        ids = [str(c["id"]) for c in created]
+        ids = self.actions(("datastore", datastore_id),
+                           [{"name": f"a{i}", "action_type_name": SUCCEEDS} for i in range(count)])
         for i, action_id in enumerate(ids):
             queued_time = f"2024-01-01T00:00:{i:02d}+00:00"
             self.append(action_id, ActionQueued({"state": "QUEUED", "queued_time": queued_time}))
@@ -101,22 +83,16 @@ class World:
         return dict(self.orch.reader.row("action", action_id).data)
 
 
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Any, endpoint: str,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+@pytest.fixture
+def world(db_url: str, make_world: Callable[..., World], endpoint: str,
+          monkeypatch: pytest.MonkeyPatch) -> World:
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": url,
-                                         "DART_ECS_CLUSTER": CLUSTER, "DART_AWS_ENDPOINT_URL": endpoint}))
-    service = EntityService(container.store, container)
-    engine = service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, ADMIN)
-    assert engine["data"]["ecs_task_definition_arn"]  # registered on moto
-    world = World(url, tmp_path, endpoint, container, service, Orchestration(container.store))
-    yield world
-    for other in world.others:
-        other.store.close()
-    container.store.close()
+    world = make_world(db_url, World, {"DART_ECS_CLUSTER": CLUSTER, "DART_AWS_ENDPOINT_URL": endpoint},
+                       engine=False)
+    world.endpoint = endpoint
+    assert world.engine()["data"]["ecs_task_definition_arn"]  # registered on moto
+    return world
 
 
 # ------------------------------------------------------------------------------------------ slot-taking
@@ -162,7 +138,7 @@ def test_concurrent_launchers_never_exceed_the_datastore_concurrency(world: Worl
             try:
                 barrier.wait(10)
                 launcher.launch_ready(datastore_id)
-            except BaseException as exc:  # surfaced below
+            except BaseException as exc:  # noqa: BLE001 - surfaced below
                 errors.append(exc)
 
         threads = [threading.Thread(target=run, args=(launcher,)) for launcher in launchers]
@@ -329,7 +305,7 @@ def test_an_engine_without_a_task_definition_fails_its_action_clearly(world: Wor
     local_only = copy.deepcopy(NO_OP_ENGINE)
     local_only["name"] = "local_only_engine"
     local_only["ecs_task_definition"] = None
-    world.service.create("engine", {"data": local_only}, ADMIN)
+    world.engine(local_only)
     datastore_id = world.datastore(engine="local_only_engine")
     [action_id] = world.queued_actions(datastore_id, 1)
     client = RecordingClient(ecs_client(world.endpoint))
