@@ -23,16 +23,16 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from events.database import open_store
-from services.delivery.relay import Relay
 from events.store import EventStore
 from events.streams import default_registry
 from events.streams.event import EventCreated
 from events.types import ExpectedVersion, RecordedEvent, StreamAppend
 from services.delivery.kombu_consumer import KombuConsumer
 from services.delivery.queues import connect, queue, transport_options_for
+from services.delivery.relay import Relay
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -41,7 +41,7 @@ class _Timed:
     """A consumer noting when each event reached it."""
 
     name = "bench"
-    types = ["EventCreated"]
+    types: ClassVar[list[str]] = ["EventCreated"]
 
     def __init__(self) -> None:
         self.arrived: dict[uuid.UUID, float] = {}
@@ -71,7 +71,7 @@ def _append(store: EventStore, count: int, tag: str) -> list[RecordedEvent]:
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_one(kind: str, url: str, options: dict[str, Any], database_url: str, events: int,

@@ -1,6 +1,6 @@
 """How much would group commit give dart's concurrent single-event appends? A measurement, not a design.
 
-    .venv/bin/python -m bench.group_commit_probe [--database-url URL] [--rounds N] [--seconds S]
+    .venv/bin/python -m bench.group_commit_probe [--database-url URL] [--rounds N] [--seconds S] [--quick]
 
 dart orders appends with one advisory lock that is held until the transaction's commit record is flushed, so
 appends commit one after another and each pays a whole WAL flush: with 8 writers the store runs at about
@@ -116,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=DEFAULT_SERVER_URL)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 0.3 s: that it runs (CI)")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = 2, 0.3
 
     server = Server(args.database_url)
     server.prefix += "_group"

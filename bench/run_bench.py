@@ -3,7 +3,9 @@ workflows, measured from the log's own timestamps on a running dart (bench/harne
 SQLite (embedded), or production — PostgreSQL, RabbitMQ (amqp) or SQS on moto (sqs) as the broker, engines as
 ECS tasks on moto started by the test ECS agent, every dart process on its own.
 
-    .venv/bin/python -m bench.run_bench [--runs 200] [--chain 100] [--wiring embedded|amqp|sqs]
+    .venv/bin/python -m bench.run_bench [--runs 200] [--chain 100] [--wiring embedded|amqp|sqs] [--quick]
+
+``--quick``: 10 runs and a 5-workflow chain, seconds on the embedded wiring (CI: that it still runs).
 
 Each interval is the difference of two events' recorded_at in the log (one clock, the store's): what a
 user waits for, without the engine process's own start-up.
@@ -12,18 +14,20 @@ user waits for, without the engine process's own start-up.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engines.no_op.definition import NO_OP_ENGINE
 from bench.harness.api_client import Api
 from bench.harness.stacks import EMBEDDED_SQLITE, PRODUCTION, PRODUCTION_AMQP, running
+from engines.no_op.definition import NO_OP_ENGINE
 
 ANCHORS = {
     "airflow 3.3 (LocalExecutor, PostgreSQL)": {"trigger_to_start_p50_ms": 518, "task_to_next_p50_ms": 922,
@@ -36,7 +40,7 @@ ANCHORS = {
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def wait(check: Any, timeout: float = 600) -> Any:
@@ -62,8 +66,6 @@ def log_events(api: Api, types: list[str]) -> list[dict[str, Any]]:
 
 
 def ts(event: dict[str, Any]) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(event["recorded_at"]).timestamp()
 
 
@@ -89,7 +91,8 @@ def checkin_to_next_launch(api: Api, runs: int) -> list[float]:
     checked_in = {e["stream_id"][7:]: ts(e) for e in events if e["type"] == "ActionCheckedIn"}
     launched = {e["stream_id"][7:]: ts(e) for e in events if e["type"] == "ActionLaunched"}
     order = sorted(actions, key=lambda a: actions[a]["order_idx"])
-    return [(launched[b] - checked_in[a]) * 1000 for a, b in zip(order, order[1:]) if a in checked_in and b in launched]
+    return [(launched[b] - checked_in[a]) * 1000 for a, b in itertools.pairwise(order)
+            if a in checked_in and b in launched]
 
 
 def trigger_to_first_launch(api: Api, runs: int) -> list[float]:
@@ -103,7 +106,7 @@ def trigger_to_first_launch(api: Api, runs: int) -> list[float]:
         started = time.time()
         result = api.request("POST", f"/workflow/{flow['id']}/do-manual-trigger")[1]
         instance_id = result["workflow_instance_id"]
-        wait(lambda: api.get(f"/workflow/instance/{instance_id}")["data"]["state"] in ("COMPLETED", "FAILED"))
+        wait(lambda i=instance_id: api.get(f"/workflow/instance/{i}")["data"]["state"] in ("COMPLETED", "FAILED"))
         [action] = api.get("/action", params={"filters": [f"workflow_instance_id = {instance_id}"]})
         launched = [e for e in api.ok("GET", f"/action/{action['id']}/history") if e["type"] == "ActionLaunched"]
         intervals.append((ts(launched[0]) - started) * 1000)
@@ -119,7 +122,7 @@ def workflow_chain(api: Api, length: int) -> float:
         api.post(f"/workflow/{flow['id']}/action", [{"data": {
             "name": "a", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
         flows.append(flow)
-    for upstream, downstream in zip(flows, flows[1:]):
+    for upstream, downstream in itertools.pairwise(flows):
         api.post("/trigger", {"data": {"name": f"t_{time.time_ns()}", "trigger_type_name": "workflow_completion",
                                        "state": "ACTIVE", "args": {"completed_workflow_id": upstream["id"]},
                                        "workflow_ids": [downstream["id"]]}})
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--chain", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="10 runs and a 5-workflow chain")
     parser.add_argument("--wiring", choices=["embedded", "amqp", "sqs"], default="embedded",
                         help="embedded: dart up on SQLite; amqp/sqs: production, separate processes on PostgreSQL "
                              "with RabbitMQ or SQS (moto) as the broker, engines as ECS tasks (moto + test agent)")
@@ -141,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                "postgresql://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL server for the production wirings (a fresh database is created)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.chain = 10, 5
     home = Path(tempfile.mkdtemp(prefix="dart-run-bench-"))
     wiring = {"embedded": EMBEDDED_SQLITE, "amqp": PRODUCTION_AMQP, "sqs": PRODUCTION}[args.wiring]
     # Every interval at its default (the embedded followers' 0.5 s poll), as a user would run dart.

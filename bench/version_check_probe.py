@@ -3,7 +3,7 @@ statement for ExpectedVersion.ANY (``_INSERT_ONE``, which calls the migration's 
 multi-event appends do), against the same statement with that function's query written as
 ``ORDER BY stream_version DESC LIMIT 1``, in one throwaway database, rounds interleaved while streams grow.
 
-    .venv/bin/python -m bench.version_check_probe [--database-url URL] [--rounds N] [--seconds S]
+    .venv/bin/python -m bench.version_check_probe [--database-url URL] [--rounds N] [--seconds S] [--quick]
 
 Why it matters: PL/pgSQL caches the plan of ``SELECT COALESCE(max(stream_version), 0) FROM events
 WHERE stream_id = p_stream`` the first times a session runs it. On a small table the cached plan is an
@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=DEFAULT_SERVER_URL)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 0.3 s: that it runs (CI)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = 2, 0.3
     try:
         from events.postgres import _INSERT_ONE, APPEND_LOCK_KEY
     except ImportError as e:

@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
@@ -81,7 +81,7 @@ class EcsAgent:
         self._watchers: list[threading.Thread] = []
 
     # ------------------------------------------------------------------------------------ lifecycle
-    def start(self) -> EcsAgent:
+    def start(self) -> Self:
         set_manual_transitions(self.endpoint)
         self.client.create_cluster(clusterName=self.cluster)  # idempotent in moto
         self._thread = threading.Thread(target=self._run, name="ecs-agent", daemon=True)
@@ -101,7 +101,7 @@ class EcsAgent:
         for watcher in list(self._watchers):
             watcher.join(10)  # their stop_task calls land before moto goes away
 
-    def __enter__(self) -> EcsAgent:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -143,7 +143,7 @@ class EcsAgent:
         while not self._stop.is_set():
             try:
                 self._poll()
-            except Exception as exc:  # keep polling; the test sees the error list
+            except Exception as exc:  # noqa: BLE001 - keep polling; the test sees the error list
                 self.errors.append(repr(exc))
             self._stop.wait(self.poll_interval)
 
@@ -198,7 +198,8 @@ class EcsAgent:
             env.update({e["name"]: e["value"] for e in override.get("environment") or []})
             out: Any = subprocess.DEVNULL
             if self.log_dir is not None:
-                out = open(self.log_dir / f"engine-{action_id or arn.rsplit('/', 1)[-1]}.log", "ab")
+                # handed to the child, closed here right after Popen
+                out = open(self.log_dir / f"engine-{action_id or arn.rsplit('/', 1)[-1]}.log", "ab")  # noqa: SIM115
             process = subprocess.Popen(command, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT)
             if out is not subprocess.DEVNULL:
@@ -221,7 +222,7 @@ class EcsAgent:
             try:
                 self.client.stop_task(cluster=self.cluster, task=task.arn,
                                       reason=f"Essential container in task exited (code {code})")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recorded; the test sees the error list
                 self.errors.append(f"stop_task {task.arn}: {exc!r}")
         with self._lock:
             task.stopped = task.stopped or done

@@ -41,11 +41,11 @@ from typing import Any
 import boto3
 import sqlalchemy as sa
 
-from services.adapters.local_engines import engine_pids
 from bench.harness import pg
 from bench.harness.api_client import Api
 from bench.harness.ecs_agent import EcsAgent
 from bench.harness.moto import AWS_ENV, moto_server
+from services.adapters.local_engines import engine_pids
 
 KEY, SECRET = "TESTADMINKEY", "test-admin-secret"
 EMBEDDED_SQLITE, EMBEDDED_POSTGRES = "embedded-sqlite", "embedded-postgres"
