@@ -5,44 +5,18 @@ datastore's live actions however long its history."""
 
 from __future__ import annotations
 
-import copy
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from engines.no_op.definition import NO_OP_ENGINE
-from services.commands.auth import Principal
-from services.commands.entities import EntityService
 from services.commands.actions import complete_action, try_next_actions
 from services.commands.context import Orchestration
 from services.commands.runs import Fire, start_instance
-from services.runtime.settings import load_settings
-from services.runtime.composition import Container, build
-
-BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
-ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
-SUCCEEDS = "fake_action_that_succeeds"
+from tests.support.world import SUCCEEDS, World
 
 
-@pytest.fixture(params=BACKENDS)
-def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Container, EntityService, Orchestration]]:
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
-    container = build(load_settings(env={"DART_HOME": str(tmp_path), "DART_DATABASE_URL": url}))
-    service = EntityService(container.store, container)
-    service.create("engine", {"data": copy.deepcopy(NO_OP_ENGINE)}, ADMIN)
-    yield container, service, Orchestration(container.store)
-    container.store.close()
-
-
-def _workflow(service: EntityService, actions: list[dict[str, Any]]) -> str:
-    store = service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}", "engine_name": "no_op_engine",
-                                                  "state": "TEMPLATE", "args": {}}}, ADMIN)
-    flow = service.create("workflow", {"data": {"name": f"w_{uuid.uuid4().hex[:6]}", "state": "ACTIVE"}}, ADMIN,
-                          store["id"])
-    service.create_many("action", actions, ADMIN, ("workflow", flow["id"]))
-    return str(flow["id"])
+# ``world`` is conftest's: dart with the no_op engine, on SQLite and PostgreSQL.
+def _workflow(world: World, actions: list[dict[str, Any]]) -> str:
+    return world.workflow(world.datastore(state="TEMPLATE"), actions)
 
 
 def _run(orch: Orchestration, workflow_id: str) -> tuple[str, list[dict[str, Any]]]:
@@ -59,9 +33,9 @@ def _state(orch: Orchestration, action_id: str) -> str:
     return str(orch.reader.row("action", action_id).data["state"])
 
 
-def test_a_completion_queues_the_next_action_in_its_own_append(world: Any) -> None:
-    container, service, orch = world
-    flow = _workflow(service, [{"name": f"a{i}", "action_type_name": SUCCEEDS} for i in range(3)])
+def test_a_completion_queues_the_next_action_in_its_own_append(world: World) -> None:
+    container, orch = world.container, world.orch
+    flow = _workflow(world, [{"name": f"a{i}", "action_type_name": SUCCEEDS} for i in range(3)])
     _, (first, second, third) = _run(orch, flow)
     assert _state(orch, first["id"]) == "QUEUED"
     head = container.store.head_position()
@@ -77,25 +51,25 @@ def test_a_completion_queues_the_next_action_in_its_own_append(world: Any) -> No
     assert try_next_actions(orch, str(first["datastore_id"])) == []  # nothing left for the follow-up
 
 
-def test_a_completion_that_deactivates_the_datastore_leaves_queueing_to_the_next_decision(world: Any) -> None:
+def test_a_completion_that_deactivates_the_datastore_leaves_queueing_to_the_next_decision(
+        world: World) -> None:
     """An ad-hoc action failing with DEACTIVATE writes to its datastore's stream, as the queueing of the next
     ad-hoc action would: the completion does not queue it, the TRY_NEXT_ACTION after it does."""
-    _, service, orch = world
-    store = service.create("datastore", {"data": {"name": f"d_{uuid.uuid4().hex[:6]}", "engine_name": "no_op_engine",
-                                                  "state": "ACTIVE", "args": {}}}, ADMIN)
-    failing, waiting = (str(a["id"]) for a in service.create_many("action", [
+    orch = world.orch
+    datastore_id = world.datastore()
+    failing, waiting = world.actions(("datastore", datastore_id), [
         {"name": "fails", "action_type_name": "fake_action_that_fails"},
-        {"name": "waits", "action_type_name": SUCCEEDS}], ADMIN, ("datastore", store["id"])))
-    assert try_next_actions(orch, str(store["id"]), uuid.uuid4()) == [failing]
+        {"name": "waits", "action_type_name": SUCCEEDS}])
+    assert try_next_actions(orch, datastore_id, uuid.uuid4()) == [failing]
     assert complete_action(orch, failing, "FAILED", "boom", uuid.uuid4(), queue_next=True)
-    assert orch.reader.row("datastore", str(store["id"])).data["state"] == "INACTIVE"
+    assert orch.reader.row("datastore", datastore_id).data["state"] == "INACTIVE"
     assert _state(orch, waiting) == "HAS_NEVER_RUN" and not orch.take_next_decided(failing)
-    assert try_next_actions(orch, str(store["id"]), uuid.uuid4()) == [waiting]
+    assert try_next_actions(orch, datastore_id, uuid.uuid4()) == [waiting]
 
 
-def test_decisions_read_only_the_live_actions_of_a_datastore(world: Any) -> None:
-    _, service, orch = world
-    flow = _workflow(service, [{"name": "only", "action_type_name": SUCCEEDS}])
+def test_decisions_read_only_the_live_actions_of_a_datastore(world: World) -> None:
+    orch = world.orch
+    flow = _workflow(world, [{"name": "only", "action_type_name": SUCCEEDS}])
     datastore_id = None
     for _ in range(5):
         datastore_id, (action,) = _run(orch, flow)
