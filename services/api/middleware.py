@@ -1,4 +1,5 @@
-"""Authentication on every route but the open ones (health, readiness, metrics, the OpenAPI document)."""
+"""Authentication on every route but the open ones (health, readiness, metrics, the OpenAPI document: the
+route table marks them), an engine's launch token held to its own action, and the query-parameter check."""
 
 from __future__ import annotations
 
