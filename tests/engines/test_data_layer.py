@@ -16,7 +16,7 @@ from engines.data.readers import DataFileError, json_path, partition_values, rea
 from services.domain.s3_range import Range
 from tests.engines.conftest import compress, dataset_for, encode_rows
 
-COLUMNS = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "VARCHAR", "length": 20},
+COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "VARCHAR", "length": 20},
            {"name": "amount", "data_type": "NUMERIC", "precision": 10, "scale": 2}]
 ROWS: list[list[Any]] = [[1, "a, with comma", "1.50"], [2, 'quote " inside', "2.25"], [3, None, "3.00"]]
 
@@ -120,11 +120,12 @@ def test_json_paths_and_partitions(s3: Any, bucket: str) -> None:
 
 
 def test_sql_types_and_conversions() -> None:
-    columns = tuple(Column.from_dict(c) for c in [
+    specs: list[dict[str, Any]] = [
         {"name": "s", "data_type": "STRING"}, {"name": "v", "data_type": "VARCHAR", "length": 3},
         {"name": "n", "data_type": "NUMERIC", "precision": 12, "scale": 4},
         {"name": "d", "data_type": "DATE", "date_pattern": "dd/MM/yyyy"},
-        {"name": "t", "data_type": "TIMESTAMP", "date_pattern": "YYYY-MM-DD HH24:MI:SS", "is_nullable": False}])
+        {"name": "t", "data_type": "TIMESTAMP", "date_pattern": "YYYY-MM-DD HH24:MI:SS", "is_nullable": False}]
+    columns = tuple(Column.from_dict(c) for c in specs)
     assert [c.sql_definition() for c in columns] == [
         '"s" TEXT', '"v" VARCHAR(3)', '"n" NUMERIC(12,4)', '"d" DATE', '"t" TIMESTAMP NOT NULL']
     assert strptime_pattern("yyyy-MM-dd'T'HH:mm:ss.SSS") == "%Y-%m-%dT%H:%M:%S.%f"
