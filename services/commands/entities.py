@@ -20,7 +20,7 @@ from events.streams.name_claim import NameClaimed, NameReleased
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from projections.reads import EntityReader
 from services.commands.auth import Principal
-from services.commands.kinds import KINDS, Kind
+from services.commands.kinds import KINDS, EntityContext, Kind
 from services.commands.retry import retry_on_conflict
 from services.domain.errors import BadRequest, Conflict, NotFound
 from services.domain.ids import random_id
@@ -72,10 +72,10 @@ def expected_from(body: Any, if_match: str | None) -> int | None:
 
 
 class EntityService:
-    def __init__(self, store: EventStore, context: Any) -> None:
+    def __init__(self, store: EventStore, context: EntityContext) -> None:
         self.store = store
         self.reader = EntityReader(store)
-        self.context = context  # what kinds need beyond the store: settings, secrets, ECS
+        self.context = context  # what kinds need beyond the store: secrets, ECS, the S3 root, limits
 
     def kind(self, category: str) -> Kind:
         return KINDS[category]

@@ -26,12 +26,48 @@ from services.domain.cron import CronError, validate_cron_args
 from services.domain.errors import BadRequest
 
 
-class EntityService(Protocol):
-    """What a kind's rules use of the entity service (services/commands/entities.py): the read models, and
-    the context of effects outside the log (secrets, ECS task definitions, settings)."""
+class Secrets(Protocol):
+    """Where datastores' secret args are kept (services/adapters/secrets.py)."""
 
-    reader: EntityReader
-    context: Any
+    def put(self, name: str, value: Any) -> None: ...
+
+    def get(self, name: str) -> Any: ...
+
+
+class TaskDefinitions(Protocol):
+    """ECS task definitions of engines (services/adapters/ecs.py)."""
+
+    def register(self, definition: dict[str, Any]) -> str: ...
+
+    def deregister(self, arn: str) -> None: ...
+
+
+class EntityContext(Protocol):
+    """What the kinds' rules need beyond the store, built by the composition root: the secrets store, the
+    ECS task definitions (None without a cluster), where datastores' S3 folders go, the task memory cap."""
+
+    @property
+    def secrets(self) -> Secrets: ...
+
+    @property
+    def ecs(self) -> TaskDefinitions | None: ...
+
+    @property
+    def s3_datastores_root(self) -> str: ...
+
+    @property
+    def max_task_memory_mb(self) -> int: ...
+
+
+class EntityService(Protocol):
+    """What a kind's rules use of the entity service (services/commands/entities.py): the read models and
+    the context of effects outside the log."""
+
+    @property
+    def reader(self) -> EntityReader: ...
+
+    @property
+    def context(self) -> EntityContext: ...
 
 
 def now_iso() -> str:
@@ -129,7 +165,7 @@ class EngineKind(Kind):
         for i, action_type in enumerate(data.get("supported_action_types") or []):
             if action_type.get("params_json_schema") is not None:
                 _check_declared(f"supported_action_types.{i}.params_json_schema", action_type["params_json_schema"])
-        limit = getattr(svc.context, "max_task_memory_mb", 4000)
+        limit = svc.context.max_task_memory_mb
         definition = data.get("ecs_task_definition") or {}
         memory = sum(int(c.get("memory") or 0) for c in definition.get("containerDefinitions") or [])
         if memory > limit:
@@ -137,7 +173,7 @@ class EngineKind(Kind):
         return data
 
     def before_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
-        ecs = getattr(svc.context, "ecs", None)
+        ecs = svc.context.ecs
         definition = after.get("ecs_task_definition")
         if ecs is None or not definition:
             return after
@@ -150,13 +186,13 @@ class EngineKind(Kind):
         return {**after, "ecs_task_definition_arn": arn}
 
     def undo(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
-        ecs = getattr(svc.context, "ecs", None)
+        ecs = svc.context.ecs
         arn = after.get("ecs_task_definition_arn")
         if ecs is not None and arn and arn != (before or {}).get("ecs_task_definition_arn"):
             ecs.deregister(arn)
 
     def after_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-        ecs = getattr(svc.context, "ecs", None)
+        ecs = svc.context.ecs
         old = (before or {}).get("ecs_task_definition_arn")
         if ecs is not None and old and old != (after or {}).get("ecs_task_definition_arn"):
             ecs.deregister(old)
@@ -208,7 +244,7 @@ class DatastoreKind(Kind):
             data["args"], found = schemas.split_secrets(data["args"], options)
             for prop, value in found.items():
                 svc.context.secrets.put(f"dart-datastore-{entity_id}-{prop}", value)
-        root = getattr(svc.context, "s3_datastores_root", "s3://dart/datastores")
+        root = svc.context.s3_datastores_root
         base = f"{root}/{data.get('name')}/{data.get('engine_name')}"
         data["s3_artifacts_path"] = f"{base}/artifacts/{entity_id}"
         data["s3_logs_path"] = f"{base}/logs/{entity_id}"
@@ -346,8 +382,8 @@ class TriggerKind(Kind):
         name = data.get("trigger_type_name")
         if isinstance(name, str) and schemas.trigger_type(name) is not None and not schemas.storable(name):
             raise BadRequest(f"trigger_type_name: {name} triggers cannot be saved")
-        tags = data.get("tags") if isinstance(data.get("tags"), list) else []
-        data["tags"] = [*tags, uuid.uuid4().hex]
+        tags = data.get("tags")
+        data["tags"] = [*(tags if isinstance(tags, list) else []), uuid.uuid4().hex]
 
 
 class SubscriptionKind(Kind):

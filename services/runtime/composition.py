@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,7 @@ def api_app(container: Container) -> falcon.App:
     """The REST API over the container's store (``dart up``, and each gunicorn worker of ``dart api``)."""
     settings, store = container.settings, container.store
     return create_app(
-        entities=EntityService(store, container),  # kinds read settings, secrets and ECS from the container
+        entities=EntityService(store, container),  # the container is the kinds' EntityContext
         authenticate=Authenticator(store, verified_keys()),  # this app's cache of verified keys: 2 s each
         orchestration=Orchestration(store, settings.s3_datastores_root),
         projections=container.projections,
@@ -206,7 +207,13 @@ def run_worker(settings: Settings, name: str) -> int:
     orch = Orchestration(container.store, settings.s3_datastores_root)
     if name == "scheduler":
         thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval)
-        run_until_signalled(lambda signalled: (signalled.wait(), stop.set(), thread.join(10)))
+
+        def until_signalled(signalled: threading.Event) -> None:
+            signalled.wait()
+            stop.set()
+            thread.join(10)
+
+        run_until_signalled(until_signalled)
         return 0
     url, options = broker_of(settings)
     if name == "inbox":
