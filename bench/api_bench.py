@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         dart_env = {**env, "DART_HOME": str(home), "DART_DATABASE_URL": url, "DART_LOG_FORMAT": "json",
                     "DART_BOOTSTRAP_API_KEY": f"{KEY}:{SECRET}"}
         gunicorn = ["--workers", str(args.workers), "--threads", str(args.threads)]
-        dart = Server("dart", [sys.executable, "-m", "services.runtime.cli", "api", "--port", str(free_port()),
-                               *gunicorn], dart_env, workdir)
+        dart = Server("dart", [sys.executable, "-m", "services.runtime.cli", "api",
+                               "--port", str(free_port()), *gunicorn], dart_env, workdir)
         servers.append(dart)
         bare = Server("bare", [sys.executable, "-m", "bench.api_bare", "--database-url", url,
                                "--port", str(free_port()), *gunicorn], env, workdir)
@@ -233,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print_report(plan, args, runs, plans, profiles)
         result = {
-            "bench": "api", "quick": args.quick, "smoke": args.smoke, "machine": info, "workers": args.workers,
-            "threads": args.threads, "clients": CLIENTS, "seconds": plan.seconds, "rounds": plan.rounds,
+            "bench": "api", "quick": args.quick, "smoke": args.smoke, "machine": info,
+            "workers": args.workers, "threads": args.threads, "clients": CLIENTS, "seconds": plan.seconds,
+            "rounds": plan.rounds,
             "workflows": plan.workflows, "actions": plan.actions,
             "load": {"events": filled.events, "seconds": round(filled.seconds, 1),
                      "events_per_s": round(filled.events_per_second)},

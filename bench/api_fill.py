@@ -1,8 +1,8 @@
 """The data set of the REST API benchmark (bench/api_bench.py): engines and datastores created through dart's
 own entity service, then workflows and actions appended as real ``WorkflowCreated`` / ``ActionCreated``
 events, ~500 events per ``store.append`` (one stream per entity, many streams per append), with the inline
-projections registered by ``services.runtime.composition.build`` -- so ``rm_workflow`` and ``rm_action`` are written by
-the real projection code, exactly as when the API creates them.
+projections registered by ``services.runtime.composition.build`` -- so ``rm_workflow`` and ``rm_action`` are
+written by the real projection code, exactly as when the API creates them.
 
 Shapes follow the original dart (reference §3.4, §3.5) with every schema default filled in, as the API would
 store them; a sample of every shape is run through dart's own validator so the data cannot drift from the
@@ -34,7 +34,8 @@ USERS = [f"{n}@example.com" for n in ("ana", "bo", "chen", "dee", "eli", "fay", 
 RUN_STATES = [("COMPLETED", 62), ("FAILED", 6), ("QUEUED", 12), ("HAS_NEVER_RUN", 12), ("RUNNING", 3),
               ("PENDING", 2), ("SKIPPED", 3)]
 _ALPHABET = string.ascii_uppercase + string.digits
-WORDS = ["daily", "load", "ingest", "orders", "customers", "reprocess", "export", "hourly", "nightly", "merge", "clean", "sales", "events", "clicks", "sessions", "revenue", "inventory"]
+WORDS = ["daily", "load", "ingest", "orders", "customers", "reprocess", "export", "hourly", "nightly",
+         "merge", "clean", "sales", "events", "clicks", "sessions", "revenue", "inventory"]
 
 # A Redshift-like engine next to no_op: its action types and params shaped like the original's (§12.3).
 REDSHIFT_LIKE_ENGINE: dict[str, Any] = {

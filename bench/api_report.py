@@ -42,8 +42,8 @@ def machine_info(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 
 def table(runs: list[Run]) -> str:
     lines = [
-        ("| scenario | indexes | target | req/s | p50 ms | p99 ms | errors | app CPU ms/req | DB CPU ms/req | "
-         "CPU-bound req/s | other load % | dart/bare req/s | dart/bare CPU-bound |"),
+        ("| scenario | indexes | target | req/s | p50 ms | p99 ms | errors | app CPU ms/req | DB CPU ms/req "
+         "| CPU-bound req/s | other load % | dart/bare req/s | dart/bare CPU-bound |"),
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(r.scenario, r.variant, r.target): r for r in runs}

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from events.database import open_store
 from events.store import EventStore
@@ -41,9 +41,9 @@ class _Timed:
     """A consumer noting when each event reached it."""
 
     name = "bench"
-    types: ClassVar[list[str]] = ["EventCreated"]
 
     def __init__(self) -> None:
+        self.types: Sequence[str] = ["EventCreated"]
         self.arrived: dict[uuid.UUID, float] = {}
         self.changed = threading.Condition()
 
@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for kind in ("amqp", "sqs") if args.broker == "both" else (args.broker,):
             database_url = args.database_url or f"sqlite:///{Path(tmp) / f'{kind}.db'}"
             if kind == "amqp":
-                results.append(run_one(kind, args.amqp_url, transport_options_for(args.amqp_url), database_url,
-                                       args.events, args.latency_runs))
+                results.append(run_one(kind, args.amqp_url, transport_options_for(args.amqp_url),
+                                       database_url, args.events, args.latency_runs))
                 continue
             with _sqs_url(args.sqs_url) as url:
                 options = transport_options_for(url, wait_time_seconds=1, polling_interval=0.01,
@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results.append(run_one(kind, url, options, database_url, events, args.latency_runs))
     print(f"{'broker':8} {'events':>7} {'relay ev/s':>11} {'consumer ev/s':>14} {'p50 ms':>8} {'p99 ms':>8}")
     for r in results:
-        print(f"{r['broker']:8} {r['events']:>7} {r['relay_events_per_s']:>11} {r['consumer_events_per_s']:>14} "
+        print(f"{r['broker']:8} {r['events']:>7} {r['relay_events_per_s']:>11} "
+              f"{r['consumer_events_per_s']:>14} "
               f"{r.get('p50_ms', '-'):>8} {r.get('p99_ms', '-'):>8}")
     print("BENCH_JSON " + json.dumps({"delivery": results}))
     return 0

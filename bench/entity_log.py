@@ -55,7 +55,9 @@ _STATES = {
     "subscription": ["ACTIVE", "INACTIVE"],
     "event": ["ACTIVE", "INACTIVE"],
 }
-_WORDS = ["daily", "load", "ingest", "orders", "customers", "reprocess", "export", "hourly", "nightly", "merge", "clean", "dedupe", "sales", "inventory", "events", "clicks", "sessions", "finance", "report", "archive", "s3", "redshift", "spark", "emr", "athena", "glue"]
+_WORDS = ["daily", "load", "ingest", "orders", "customers", "reprocess", "export", "hourly", "nightly",
+          "merge", "clean", "dedupe", "sales", "inventory", "events", "clicks", "sessions", "finance",
+          "report", "archive", "s3", "redshift", "spark", "emr", "athena", "glue"]
 
 
 def _name(rng: random.Random) -> str:

@@ -74,7 +74,7 @@ class Server:
     def describe(self) -> dict[str, Any]:
         with self.admin() as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-            settings = dict(
+            settings: dict[str, str] = dict(
                 conn.execute(
                     "SELECT name, current_setting(name) FROM pg_settings WHERE name IN"
                     " ('synchronous_commit', 'fsync', 'wal_sync_method', 'shared_buffers', 'max_connections',"

@@ -57,7 +57,8 @@ def log_events(api: Api, types: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     after = 0
     while True:
-        status, page = api.request("GET", "/log", params={"after": after, "limit": 10000, "type": ",".join(types)})
+        params = {"after": after, "limit": 10000, "type": ",".join(types)}
+        status, page = api.request("GET", "/log", params=params)
         assert status == 200, page
         out += page["results"]
         if len(page["results"]) < 10000:
@@ -80,7 +81,8 @@ def checkin_to_next_launch(api: Api, runs: int) -> list[float]:
     flow = api.post(f"/datastore/{store['id']}/workflow", {"data": {"name": f"chain_{time.time_ns()}",
                                                                     "state": "ACTIVE"}})
     api.post(f"/workflow/{flow['id']}/action", [
-        {"data": {"name": f"a{i}", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}
+        {"data": {"name": f"a{i}", "action_type_name": "fake_action_that_succeeds",
+                  "engine_name": "no_op_engine"}}
         for i in range(runs + 1)])
     api.post(f"/workflow/{flow['id']}/do-manual-trigger", None)
     [instance] = wait(lambda: [i for i in api.get(f"/workflow/{flow['id']}/instance")
@@ -100,15 +102,18 @@ def trigger_to_first_launch(api: Api, runs: int) -> list[float]:
     flow = api.post(f"/datastore/{store['id']}/workflow", {"data": {"name": f"trig_{time.time_ns()}",
                                                                     "state": "ACTIVE"}})
     api.post(f"/workflow/{flow['id']}/action", [
-        {"data": {"name": "only", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
+        {"data": {"name": "only", "action_type_name": "fake_action_that_succeeds",
+                  "engine_name": "no_op_engine"}}])
     intervals = []
     for _ in range(runs):
         started = time.time()
         result = api.request("POST", f"/workflow/{flow['id']}/do-manual-trigger")[1]
         instance_id = result["workflow_instance_id"]
-        wait(lambda i=instance_id: api.get(f"/workflow/instance/{i}")["data"]["state"] in ("COMPLETED", "FAILED"))
+        wait(lambda i=instance_id: api.get(f"/workflow/instance/{i}")["data"]["state"]
+             in ("COMPLETED", "FAILED"))
         [action] = api.get("/action", params={"filters": [f"workflow_instance_id = {instance_id}"]})
-        launched = [e for e in api.ok("GET", f"/action/{action['id']}/history") if e["type"] == "ActionLaunched"]
+        history = api.ok("GET", f"/action/{action['id']}/history")
+        launched = [e for e in history if e["type"] == "ActionLaunched"]
         intervals.append((ts(launched[0]) - started) * 1000)
     return intervals
 
@@ -123,8 +128,9 @@ def workflow_chain(api: Api, length: int) -> float:
             "name": "a", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
         flows.append(flow)
     for upstream, downstream in itertools.pairwise(flows):
-        api.post("/trigger", {"data": {"name": f"t_{time.time_ns()}", "trigger_type_name": "workflow_completion",
-                                       "state": "ACTIVE", "args": {"completed_workflow_id": upstream["id"]},
+        api.post("/trigger", {"data": {"name": f"t_{time.time_ns()}",
+                                       "trigger_type_name": "workflow_completion", "state": "ACTIVE",
+                                       "args": {"completed_workflow_id": upstream["id"]},
                                        "workflow_ids": [downstream["id"]]}})
     started = time.monotonic()
     api.post(f"/workflow/{flows[0]['id']}/do-manual-trigger", None)
@@ -134,13 +140,15 @@ def workflow_chain(api: Api, length: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="10 runs and a 5-workflow chain")
     parser.add_argument("--wiring", choices=["embedded", "amqp", "sqs"], default="embedded",
-                        help="embedded: dart up on SQLite; amqp/sqs: production, separate processes on PostgreSQL "
-                             "with RabbitMQ or SQS (moto) as the broker, engines as ECS tasks (moto + test agent)")
+                        help="embedded: dart up on SQLite; amqp/sqs: production, separate processes on "
+                             "PostgreSQL with RabbitMQ or SQS (moto) as the broker, engines as ECS tasks "
+                             "(moto + test agent)")
     parser.add_argument("--server-url", default=os.environ.get("DART_BENCH_DATABASE_URL",
                                                                "postgresql://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL server for the production wirings (a fresh database is created)")

@@ -104,7 +104,7 @@ def measure_rebuild(url: str, conninfo: str, n_events: int) -> dict[str, Any]:
                 c: conn.execute(f"SELECT count(*) FROM rm_{c}").fetchone()[0]  # type: ignore[index]
                 for c in entity_log.CATEGORIES
             }
-            counted = dict(conn.execute("SELECT type, count FROM stats_event_type_counts").fetchall())
+            counted: dict[str, int] = dict(conn.execute("SELECT type, count FROM stats_event_type_counts").fetchall())
     finally:
         store.close()
     problems = [

@@ -1,5 +1,5 @@
-"""Subscriptions at scale (issue 5): generating a large listing, and reserving, assigning and consuming a large
-batch, each against a baseline run in the same process.
+"""Subscriptions at scale (issue 5): generating a large listing, and reserving, assigning and consuming a
+large batch, each against a baseline run in the same process.
 
     .venv/bin/python -m bench.subscription_bench [--objects 100000] [--batch 10000] [--quick]
 
@@ -77,7 +77,10 @@ def _index_listings() -> None:
         names = cached[1]
         prefix = prefix or ""
         limit = (self._pagination_tokens.get(continuation_token) if continuation_token else start_after) or ""
-        at = bisect.bisect_right(names, max(limit, prefix)) if limit >= prefix else bisect.bisect_left(names, prefix)
+        if limit >= prefix:
+            at = bisect.bisect_right(names, max(limit, prefix))
+        else:
+            at = bisect.bisect_left(names, prefix)
         found: list[Any] = []
         while at < len(names) and len(found) <= max_keys and names[at].startswith(prefix):
             key = bucket.keys.get(names[at])
@@ -98,7 +101,8 @@ def _index_listings() -> None:
 
     def serialized(self: Any, action_result: Any) -> Any:
         result = getattr(action_result, "result", None)
-        if self.data.get("Action") != "ListObjectsV2" or not isinstance(result, dict) or "Delimiter" in result:
+        if (self.data.get("Action") != "ListObjectsV2" or not isinstance(result, dict)
+                or "Delimiter" in result):
             return generic(self, action_result)
         parts = ['<?xml version="1.0" encoding="UTF-8"?>',
                  '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">']
@@ -123,8 +127,9 @@ class S3Server:
     def __init__(self, objects: int, prefixes: list[str]) -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.subscription_bench", "--serve", str(objects),
-                                      *prefixes], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.subscription_bench", "--serve", str(objects), *prefixes],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert self.proc.stdout is not None
         while True:  # the server may print its own lines first
             line = self.proc.stdout.readline().decode()
@@ -143,7 +148,8 @@ class S3Server:
 def bare_listing(endpoint: str, prefix: str) -> tuple[float, int]:
     from services.adapters.aws import listing_client
 
-    client = listing_client("us-east-1", endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = listing_client("us-east-1", endpoint, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
     started = time.perf_counter()
     count = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
@@ -159,12 +165,13 @@ def peak_rss_kb(pid: int) -> int:
 
 
 def generation(endpoint: str, prefix: str, expected: int) -> dict[str, Any]:
-    """`dart up` on SQLite: POST a subscription on the prefix, time it to ACTIVE; peak RSS before and after."""
+    """`dart up` on SQLite: POST a subscription on the prefix, time it to ACTIVE; peak RSS before, after."""
     from bench.harness.stacks import RunningDart
 
     home = Path(tempfile.mkdtemp(prefix="dart-sub-bench-"))
     dart = RunningDart(home, None, DART_AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
-                       AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", DART_POLL_INTERVAL="0.5")
+                       AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                       DART_POLL_INTERVAL="0.5")
     try:
         api = dart.api()
         dataset = api.post("/dataset", {"data": {
@@ -190,7 +197,8 @@ def generation(endpoint: str, prefix: str, expected: int) -> dict[str, Any]:
     count = sum(s["count"] for s in stats)
     if state != "ACTIVE" or count != expected:
         raise RuntimeError(f"generation ended {state} with {count} elements, expected ACTIVE and {expected}")
-    return {"seconds": seconds, "elements": count, "events": events, "rss_growth_mb": (rss_after - rss_before) / 1024}
+    return {"seconds": seconds, "elements": count, "events": events,
+            "rss_growth_mb": (rss_after - rss_before) / 1024}
 
 
 # ----------------------------------------------------------------------------------------------- batches
@@ -239,8 +247,8 @@ def batch_run(url: str, size: int) -> dict[str, float]:
         from events.streams.subscription import SubscriptionActivated
 
         version = orch.reader.row("subscription", sub).version
-        store.append(StreamAppend(f"subscription-{sub}", version, [NewEvent(SubscriptionActivated({"state": "ACTIVE"}),
-                                                                             meta)]))
+        activated = NewEvent(SubscriptionActivated({"state": "ACTIVE"}), meta)
+        store.append(StreamAppend(f"subscription-{sub}", version, [activated]))
         ds = service.create("datastore", {"data": {"name": "bench_ds", "engine_name": "no_op_engine",
                                                    "state": "ACTIVE", "args": {}}}, admin)
         # What a user sets up: a workflow whose one action consumes the subscription, started by the batch
@@ -261,7 +269,8 @@ def batch_run(url: str, size: int) -> dict[str, float]:
         assert batches.evaluate(orch, trigger, uuid.uuid4()), "the batch trigger reserved nothing"
         reserve = time.perf_counter() - started
         table = TABLES["action"]
-        [action] = orch.actions_where(table.c.workflow_id == flow["id"], table.c.workflow_instance_id.is_not(None))
+        [action] = orch.actions_where(table.c.workflow_id == flow["id"],
+                                      table.c.workflow_instance_id.is_not(None))
         started = time.perf_counter()
         assert try_next_actions(orch, ds["id"], uuid.uuid4()) == [action["id"]]
         assign = time.perf_counter() - started
@@ -275,7 +284,8 @@ def batch_run(url: str, size: int) -> dict[str, float]:
         started = time.perf_counter()
         with store.transaction() as conn:
             for start in range(0, len(paths), 900):
-                conn.execute(sa.update(t).where(t.c.subscription_id == sub, t.c.s3_path.in_(paths[start:start + 900]))
+                chunk = paths[start:start + 900]
+                conn.execute(sa.update(t).where(t.c.subscription_id == sub, t.c.s3_path.in_(chunk))
                              .values(state="RESERVED", batch_id="bare"))
         bare = time.perf_counter() - started
     finally:
@@ -284,7 +294,8 @@ def batch_run(url: str, size: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="10,000 objects and a 2,000-element batch")
@@ -319,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         results["batches"]["postgres"] = batch_run(url, args.batch)
 
     print(f"\ngeneration of {args.objects:,} objects (dart up, SQLite, moto S3 on loopback)")
-    print(f"  POST -> ACTIVE            {full['seconds']:8.1f} s   ({full['elements'] / full['seconds']:,.0f} elements/s,"
+    rate = full['elements'] / full['seconds']
+    print(f"  POST -> ACTIVE            {full['seconds']:8.1f} s   ({rate:,.0f} elements/s,"
           f" {full['events']} element events)")
     print(f"  baseline: bare listing    {bare_s:8.1f} s   ratio {full['seconds'] / bare_s:.2f}")
     print(f"  peak RSS growth           {full['rss_growth_mb']:8.1f} MB  (a listing a tenth the size: "

@@ -1,8 +1,8 @@
-"""A small ECS agent for tests and benchmarks: moto speaks the ECS wire protocol but runs no containers, so this agent
-does what the real one would. It polls moto's ECS API (``list_tasks``/``describe_tasks`` on one cluster) for
-new tasks, starts a local process for each container of each task with the container's environment plus the
-task's container overrides, and reports the task's end through moto: ``stop_task`` when the process exits
-(moto then answers lastStatus and desiredStatus STOPPED).
+"""A small ECS agent for tests and benchmarks: moto speaks the ECS wire protocol but runs no containers, so
+this agent does what the real one would. It polls moto's ECS API (``list_tasks``/``describe_tasks`` on one
+cluster) for new tasks, starts a local process for each container of each task with the container's
+environment plus the task's container overrides, and reports the task's end through moto: ``stop_task`` when
+the process exits (moto then answers lastStatus and desiredStatus STOPPED).
 
 moto 5.2.1 creates FARGATE tasks already RUNNING (its PROVISIONING/PENDING transitions are commented out)
 and, by default, moves a task one step towards STOPPED (RUNNING -> DEACTIVATING -> ... -> STOPPED) every

@@ -179,8 +179,9 @@ class _Handle:
         from services.delivery.records import consumer_records
 
         with self.engine().connect() as conn:
-            return conn.execute(sa.select(sa.literal(1)).where(
-                consumer_records.c.consumer == consumer, consumer_records.c.event_id == cause)).first() is not None
+            found = conn.execute(sa.select(sa.literal(1)).where(
+                consumer_records.c.consumer == consumer, consumer_records.c.event_id == cause)).first()
+            return found is not None
 
     def consumer_caught_up(self, consumer: str, position: int, types: list[str]) -> bool:
         """Whether the consumer has handled every event of ``types`` up to ``position``: its checkpoint in the
@@ -228,8 +229,9 @@ class RunningDart(_Handle):
         self.starts += 1
         with open(self.home / "dart.log", "ab") as log:
             log.write(f"\n--- dart up, start {self.starts}\n".encode())
-            self.proc = subprocess.Popen([sys.executable, "-m", "services.runtime.cli", "up", "--port", str(self.port)],
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.runtime.cli", "up", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(self.base, lambda: self.proc.poll() is None, self.home / "dart.log", "dart up")
         except BaseException:
@@ -271,9 +273,9 @@ class Production(_Handle):
         self.base = f"http://127.0.0.1:{self.port}"
         self.prefix = f"t{uuid.uuid4().hex[:8]}"
         self.env = _base_env(home)
-        self.env.update(DART_DATABASE_URL=database_url, DART_BROKER_URL=broker_url, DART_QUEUE_PREFIX=self.prefix,
-                        DART_API_URL=f"{self.base}/api/1", DART_ECS_CLUSTER=CLUSTER,
-                        DART_AWS_ENDPOINT_URL=aws_endpoint, **AWS_ENV)
+        self.env.update(DART_DATABASE_URL=database_url, DART_BROKER_URL=broker_url,
+                        DART_QUEUE_PREFIX=self.prefix, DART_API_URL=f"{self.base}/api/1",
+                        DART_ECS_CLUSTER=CLUSTER, DART_AWS_ENDPOINT_URL=aws_endpoint, **AWS_ENV)
         if broker_url.startswith("sqs"):
             self.env["DART_SQS_VISIBILITY_TIMEOUT"] = SQS_VISIBILITY_TIMEOUT
             self.inbox = InboxQueue(aws_endpoint, self.prefix)
@@ -318,9 +320,9 @@ class Production(_Handle):
 
     def start(self, name: str, **env_changes: str) -> None:
         with open(self.home / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.runtime.cli", *self.args(name)],
-                                                env={**self.env, **env_changes}, stdout=log,
-                                                stderr=subprocess.STDOUT)
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "services.runtime.cli", *self.args(name)],
+                env={**self.env, **env_changes}, stdout=log, stderr=subprocess.STDOUT)
 
     def start_schedulers(self, **env_changes: str) -> None:
         for name in self.scheduler_names:
@@ -365,7 +367,8 @@ def running(wiring: str, home: Path, *, env: dict[str, str] | None = None, inbox
     """A dart on ``wiring`` with its home in ``home``, torn down (databases dropped, servers stopped) after.
 
     ``env``: extra settings for every dart process (``DART_POLL_INTERVAL`` defaults to 0.2 s). ``inbox``: on
-    an embedded wiring, give `dart up` an SQS broker, whose inbox it then consumes (production always has one).
+    an embedded wiring, give `dart up` an SQS broker, whose inbox it then consumes (production always has
+    one).
     ``schedulers``: scheduler processes on production; ``start_schedulers=False`` leaves them for the test to
     start (``Production.start_schedulers``). ``server_url``: the PostgreSQL server (default:
     $DART_TEST_DATABASE_URL). Raises ``Unavailable`` when the wiring needs what this machine lacks."""
