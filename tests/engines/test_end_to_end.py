@@ -27,14 +27,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 ENGINES = {"s3_engine": [sys.executable, "-m", "engines.s3"],
            "postgresql_engine": [sys.executable, "-m", "engines.postgresql"]}
-COLUMNS = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "VARCHAR", "length": 20},
+COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "VARCHAR", "length": 20},
            {"name": "amount", "data_type": "NUMERIC", "precision": 12, "scale": 2}]
 
 
 @pytest.fixture(scope="module")
 def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    running = RunningDart(tmp_path_factory.mktemp("dart-engines"), None, DART_LOCAL_ENGINES=json.dumps(ENGINES),
-                          DART_AWS_ENDPOINT_URL=moto_url, **AWS_ENV)
+    env = {"DART_LOCAL_ENGINES": json.dumps(ENGINES), "DART_AWS_ENDPOINT_URL": moto_url, **AWS_ENV}
+    running = RunningDart(tmp_path_factory.mktemp("dart-engines"), None, **env)
     try:
         yield running
     finally:
