@@ -33,7 +33,7 @@ COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name":
 
 @pytest.fixture(scope="module")
 def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    env = {"DART_LOCAL_ENGINES": json.dumps(ENGINES), "DART_AWS_ENDPOINT_URL": moto_url, **AWS_ENV}
+    env: dict[str, Any] = {"DART_LOCAL_ENGINES": json.dumps(ENGINES), "DART_AWS_ENDPOINT_URL": moto_url, **AWS_ENV}
     running = RunningDart(tmp_path_factory.mktemp("dart-engines"), None, **env)
     try:
         yield running
