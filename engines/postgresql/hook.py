@@ -53,7 +53,8 @@ def pg_cause(exc: BaseException) -> str:
         detail = getattr(diag, "message_detail", None)
         return f"{primary} ({detail})" if detail else str(primary)
     text = " ".join(str(exc).split())
-    return text.split(": FATAL:  ")[-1] if ": FATAL:  " in text else text
+    # libpq: 'connection failed: connection to server at "h", port p failed: FATAL: <the reason>'
+    return text.rsplit(" FATAL: ", 1)[-1]
 
 
 def quote(name: str) -> str:

@@ -4,7 +4,15 @@ with a clear one-line cause and nothing half-loaded, and copy_to_s3 streamed to 
 
 from __future__ import annotations
 
+import glob
 import gzip
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +196,42 @@ def test_load_dataset_and_consume_subscription_handlers(pg_url: str, s3: Any, bu
     dart.entities["/dataset/d1"] = {"id": "d1", "data": {**dataset["data"], "location": "s3://no-such-bucket-z/x"}}
     with pytest.raises(ActionFailure, match="^load_dataset: cannot list s3://no-such-bucket-z/x/: NoSuchBucket"):
         _run(missing, dart)
+
+
+@pytest.fixture(scope="module")
+def password_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster that checks passwords (scram-sha-256): the machine's server trusts every
+    local connection, so a wrong password could not fail there."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("no PostgreSQL binaries (initdb) to start a cluster that checks passwords")
+    # Under /tmp itself: the postgres user cannot enter pytest's per-user temporary folders.
+    bindir, home = Path(bins[-1]).parent, Path(tempfile.mkdtemp(prefix="dart-pg-scram-"))
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
+    (home / "pw").write_text("right-password\n")
+    if prefix:
+        for path in (home, home / "pw"):
+            shutil.chown(path, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = home / "data"
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
+                    f"--pwfile={home / 'pw'}"], check=True, capture_output=True)
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(home / "log"), "-o",
+                    f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       check=False, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_wrong_password_fails_in_one_line(password_server: str) -> None:
+    port = int(password_server.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(ActionFailure, match=(
+            rf'^execute_sql: cannot connect to PostgreSQL postgres@127.0.0.1:{port}/postgres: '
+            r'password authentication failed for user "postgres"$')):
+        _run(context(password_server, "execute_sql", {"sql_script": "SELECT 1"}, password="wrong"), Dart())
+    _run(context(password_server, "execute_sql", {"sql_script": "SELECT 1"}, password="right-password"), Dart())
