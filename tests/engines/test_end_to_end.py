@@ -170,3 +170,26 @@ def test_bad_input_fails_with_a_one_line_cause(api: Api, pg_url: str, s3: Any, b
         "load_dataset: cannot list s3://no-such-bucket-e2e/x/: NoSuchBucket")
     assert sql_error["data"]["error_message"] == 'execute_sql: SQL error: syntax error at or near "SELEC"'
     assert query(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'odd'") == [(0,)]
+
+
+def test_consume_subscription_loads_exactly_the_assigned_elements(api: Api, pg_url: str, s3: Any,
+                                                                  bucket: str) -> None:
+    for part in range(3):
+        _write_csv(s3, bucket, f"feed/part-{part}.csv.gz", part * 100, 100)
+    dataset = api.post("/dataset", {"data": dataset_for(f"s3://{bucket}/feed", "CSV", "GZIP", COLUMNS,
+                                                        table_name="feed")})
+    subscription = api.post(f"/dataset/{dataset['id']}/subscription", {"data": {"name": f"sub_{time.monotonic_ns()}"}})
+    deadline = time.monotonic() + 60
+    while api.get(f"/subscription/{subscription['id']}")["data"]["state"] != "ACTIVE":
+        assert time.monotonic() < deadline, "the subscription never became ACTIVE"
+        time.sleep(0.2)
+    store = _store(api, "postgresql_engine", pg_datastore(pg_url)["data"]["args"])
+    args = {"subscription_id": subscription["id"]}
+    [first] = _run(api, store, ("consume_subscription", args))
+    assert first["data"]["state"] == "COMPLETED", first["data"].get("error_message")
+    [second] = _run(api, store, ("consume_subscription", args))  # nothing new is assigned: nothing loaded
+    assert second["data"]["state"] == "COMPLETED", second["data"].get("error_message")
+    elements = api.ok("GET", f"/subscription/{subscription['id']}/elements", params={"limit": 100})
+    assert sorted(e["state"] for e in elements) == ["CONSUMED"] * 3
+    assert (first["data"]["extra_data"]["files"], second["data"]["extra_data"]["files"]) == (3, 0)
+    assert query(pg_url, "SELECT count(*), count(DISTINCT id), sum(id) FROM feed") == [(300, 300, sum(range(300)))]
