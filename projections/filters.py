@@ -42,6 +42,7 @@ _TIMESTAMP_KEYS = ("created", "updated")
 # Also columns of rm_<entity> (indexed) holding data.state / data.name when those are strings.
 _TEXT_COLUMN_KEYS = ("state", "name")
 _NOT_DATA_COLUMNS = ("id", "version", "created", "updated", "data")
+_MAX_EXPONENT = 300  # a numeric filter value's decimal exponent
 
 
 class FilterError(ValueError):
@@ -82,6 +83,11 @@ def _json_string_list(raw: str | None, what: str) -> list[str]:
         raise FilterError(f"{what} must be a JSON array of strings, got: {raw!r}") from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise FilterError(f"{what} must be a JSON array of strings, got: {raw!r}")
+    for item in items:
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # a "\ud800" escape: no database can hold or compare it
+            raise FilterError(f"{what}: {item!r} holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
     return items
 
 
@@ -222,6 +228,11 @@ def _numbers(f: Filter, values: list[str], dialect: str) -> list[Any]:
             number = None
         if number is None or not number.is_finite():
             raise FilterError(f'filter "{f}": "{value}" is not a number')
+        if number and not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+            # PostgreSQL's numeric refuses exponents past about ±16,383 (a 500), SQLite's doubles stop at
+            # ±1e308: one bound for both, so a filter means the same on either store.
+            raise FilterError(f'filter "{f}": "{value}" is out of range (at most 1e{_MAX_EXPONENT} in '
+                              f'magnitude, and 0 or at least 1e-{_MAX_EXPONENT})')
         if dialect == "postgresql":
             result.append(number)
         elif number == number.to_integral_value() and abs(number) < 2**63:
@@ -236,10 +247,12 @@ def _timestamps(f: Filter, values: list[str]) -> list[datetime]:
     for value in values:
         try:
             moment = datetime.fromisoformat(value)
+            # A value without an offset means UTC (the server's clock), not the server process's local zone.
+            result.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
         except ValueError:
             raise FilterError(f'filter "{f}": "{value}" is not an ISO 8601 date/time') from None
-        # A value without an offset means UTC (the server's clock), not the server process's local zone.
-        result.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC moment Python can hold
+            raise FilterError(f'filter "{f}": "{value}" is out of range in UTC') from None
     return result
 
 

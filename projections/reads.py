@@ -3,8 +3,9 @@ paging, one entity as of a past position or moment, and an entity's history."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,16 +142,27 @@ def fold(store: EventStore, events: list[RecordedEvent]) -> dict[str, Any] | Non
     return state
 
 
+_POSITION = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() is true for "²" and "4¹5", which int() refuses
+_MAX_POSITION = 2**63 - 1  # a bigint
+
+
 def parse_as_of(value: str) -> tuple[int | None, datetime | None]:
-    if value.isdigit():
-        return int(value), None
+    """A global position (ASCII digits) or an ISO 8601 time with an offset; anything else a 400 naming as_of."""
+    if _POSITION.fullmatch(value):
+        position = int(value) if len(value) <= 19 else _MAX_POSITION + 1
+        if position > _MAX_POSITION:
+            raise BadRequest(f"as_of: {value!r} is past the largest global position ({_MAX_POSITION})")
+        return position, None
     try:
         at = datetime.fromisoformat(value)  # 3.11 reads a trailing Z
     except ValueError as exc:
         raise BadRequest(f"as_of: {value!r} is neither a global position nor an ISO 8601 time") from exc
     if at.tzinfo is None:
         raise BadRequest(f"as_of: {value!r} needs a UTC offset, e.g. {value}+00:00")
-    return None, at
+    try:
+        return None, at.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00: before the first moment Python holds in UTC
+        raise BadRequest(f"as_of: {value!r} is out of range in UTC") from None
 
 
 def _json_text(table: sa.Table, field: str) -> sa.ColumnElement[Any]:

@@ -10,6 +10,7 @@ import falcon
 
 from projections.base import Projection
 from services.api import errors
+from services.api.body import DEFAULT_MAX_BODY_BYTES, BodyLimit, JsonBody
 from services.api.listing import SchemaCache
 from services.api.metrics import RequestMetrics
 from services.api.middleware import Authenticate, AuthMiddleware, QueryCheck
@@ -29,13 +30,17 @@ def create_app(
     secrets: SecretReader | None,
     guess_dataset: GuessDataset,
     schema_cache: SchemaCache,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> falcon.App:
     """The REST API over ``entities.store``: every route of services/api/routes.py, errors mapped once."""
     counters = RequestMetrics()
     parts = Collaborators(entities, orchestration, projections, secrets, guess_dataset, schema_cache, counters)
-    middleware: list[Any] = [counters, AuthMiddleware(authenticate, entities.reader, OPEN_PATHS), QueryCheck()]
+    middleware: list[Any] = [counters, BodyLimit(max_body_bytes),
+                             AuthMiddleware(authenticate, entities.reader, OPEN_PATHS), QueryCheck()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
+    # JSON only (another type is a 415), parsed by the handler that refuses NaN, deep nesting and surrogates
+    app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JsonBody()})
     errors.install(app)
     add_routes(app, parts)
     return app

@@ -3,6 +3,7 @@ schemas, ``order_by`` (actions), and the original's convenience parameters."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -66,30 +67,46 @@ def _data_schemas(service: EntityService, category: str) -> list[dict[str, Any]]
     return [schemas.schema_for(category)]
 
 
-def int_param(req: falcon.Request, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() and int() take "²", "٥" and "1_0"
+BIGINT = 2**63 - 1
+MAX_LIMIT = 10000
+MAX_FILTERS = 50  # SQLite refuses a query of ~1,000 (its expression tree); no list needs more than a few
+
+
+def int_param(req: falcon.Request, name: str, default: int, low: int = 0, high: int = BIGINT) -> int:
+    """An integer query parameter; absent is ``default``, present but empty or not an integer is a 400."""
     raw = req.get_param(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: {raw!r} is not an integer") from exc
+    if not _INTEGER.fullmatch(raw):
+        raise BadRequest(f"{name}: {raw!r} is not an integer" if raw else f"{name}: empty; give an integer or "
+                         "leave the parameter out")
+    value = int(raw) if len(raw) <= 20 else high + 1  # (int() refuses 4,301 digits and more)
     if not low <= value <= high:
-        raise BadRequest(f"{name}: must be between {low} and {high}, not {value}")
+        raise BadRequest(f"{name}: must be between {low} and {high}, not {raw}")
     return value
+
+
+def page_params(req: falcon.Request, default_limit: int) -> tuple[int, int]:
+    """``limit`` (0 to 10,000: 0 counts without rows) and ``offset``, the same on every list."""
+    return int_param(req, "limit", default_limit, 0, MAX_LIMIT), int_param(req, "offset", 0)
 
 
 def list_entities(service: EntityService, category: str, req: falcon.Request, cache: SchemaCache,
                   **fixed: str) -> Page:
-    limit = int_param(req, "limit", 20, 0, 10000)
-    offset = int_param(req, "offset", 0)
+    limit, offset = page_params(req, 20)
     table = TABLES[category]
     dialect = service.store.engine.dialect.name
     try:
         parsed = grammar.parse_filters(req.get_param("filters"))
-        ordering = grammar.parse_order_by(req.get_param("order_by")) if category == "action" else []
     except grammar.FilterError as exc:
         raise BadRequest(f"filters: {exc}") from exc
+    if len(parsed) > MAX_FILTERS:
+        raise BadRequest(f"filters: at most {MAX_FILTERS} filters, not {len(parsed)}")
+    try:
+        ordering = grammar.parse_order_by(req.get_param("order_by")) if category == "action" else []
+    except grammar.FilterError as exc:
+        raise BadRequest(f"order_by: {exc}") from exc
     for name in CONVENIENCE.get(category, ()):
         value = req.get_param(name)
         if value:
@@ -98,9 +115,12 @@ def list_entities(service: EntityService, category: str, req: falcon.Request, ca
     typed = data_schemas(service, category, cache)
     try:
         where = [grammar.filter_clause(table, f, grammar.path_type(typed, f.key), dialect) for f in parsed]
+    except grammar.FilterError as exc:
+        raise BadRequest(f"filters: {exc}") from exc
+    try:
         order = [grammar.order_clause(table, key, direction, grammar.path_type(typed, key), dialect)
                  for key, direction in ordering]
     except grammar.FilterError as exc:
-        raise BadRequest(f"filters: {exc}") from exc
+        raise BadRequest(f"order_by: {exc}") from exc
     return service.reader.page(category, limit=limit, offset=offset, where=where, order=order,
                                default_order=DEFAULT_ORDER.get(category, "desc"))

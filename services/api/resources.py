@@ -95,7 +95,7 @@ class EntityHistory:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         page = self.service.reader.history(
-            self.category, entity_id, int_param(req, "limit", 100, 1, 10000), int_param(req, "offset", 0)
+            self.category, entity_id, int_param(req, "limit", 100, 0, 10000), int_param(req, "offset", 0)
         )
         resp.media = page.as_dict()
 
@@ -135,7 +135,7 @@ class Log:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         after = int_param(req, "after", 0)
-        limit = int_param(req, "limit", 100, 1, 10000)
+        limit = int_param(req, "limit", 100, 0, 10000)
         types = _csv(req.get_param("type"))
         streams = _csv(req.get_param("stream"))
         events = self.service.store.read_all(after, limit, types=types, streams=streams)

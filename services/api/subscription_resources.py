@@ -23,7 +23,7 @@ _STATE_AFTER = {"SubscriptionElementsAdded": "UNCONSUMED", "SubscriptionBatchRes
 
 
 def _paged(req: falcon.Request) -> tuple[int, int]:
-    return int_param(req, "limit", PAGE_LIMIT, 1, PAGE_LIMIT), int_param(req, "offset", 0)
+    return int_param(req, "limit", PAGE_LIMIT, 0, PAGE_LIMIT), int_param(req, "offset", 0)
 
 
 class ElementStats:

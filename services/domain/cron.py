@@ -75,8 +75,13 @@ _LAST_OF = re.compile(r"^([0-9A-Z]+)L$")
 _WEEKDAY_NEAR = re.compile(r"^([0-9]+)W$")
 
 
+def _number(text: str) -> bool:
+    """ASCII digits, few enough for int(): str.isdigit() alone is true for "²" and "٣", which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
 def _value(field: _Field, token: str) -> int:
-    if token.isdigit():
+    if _number(token):
         value = int(token)
     elif token in field.names:
         value = field.names[token]
@@ -92,7 +97,7 @@ def _item(field: _Field, item: str) -> list[int]:
     base, slash, step_text = item.partition("/")
     step = 1
     if slash:
-        if not step_text.isdigit() or int(step_text) == 0:
+        if not _number(step_text) or int(step_text) == 0:
             raise CronError(f"{field.name}: step {step_text!r} in {item!r} must be a positive number")
         step = int(step_text)
     if base == "*":

@@ -89,6 +89,7 @@ def api_app(container: Container) -> falcon.App:
         secrets=container.secrets,
         guess_dataset=dataset_guesser(settings.aws_endpoint_url, settings.aws_region),
         schema_cache=SchemaCache(),
+        max_body_bytes=settings.max_body_bytes,
     )
 
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     s3_datastores_root: str = "s3://dart/datastores"
     host: str = "127.0.0.1"
     port: Port = 5000
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024  # a larger request body is a 413
+    read_timeout_seconds: Annotated[int, Field(ge=1)] = 30  # dart up closes a connection silent this long
     bootstrap_api_key: str = Field(default="", repr=False)
     log_format: Literal["auto", "json", "text"] = "auto"
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
