@@ -17,6 +17,9 @@ Variants (each writer appends one event at a time to its own 50 streams at the e
                    exists: what ``dart`` runs here) with the store's parameters, on a plain connection, by
                    ``conn.execute`` (a new cursor per statement).
 - ``dart-exact-sql cur`` the same on one reused cursor, as the store's append pool runs it.
+- ``dart-exact-sql pool`` the same, with the connection borrowed from the store's own append pool and handed
+                   back around every append, as ``store.append`` does: its difference from ``cur`` is the pool's
+                   cost (psycopg_pool and its closed-by-server check, or the older hand-written deque pool).
 - ``dart-one-sql``  the store's one-event statement for ExpectedVersion.ANY (``events.postgres._INSERT_ONE``,
                    with ``dart_stream_version()``), on a plain psycopg connection.
 - ``dart-one typed`` the same statement with every parameter cast to its type.
@@ -49,8 +52,17 @@ from typing import Any
 import psycopg
 
 from bench.store_bench import (
-    BARE_INSERT, BENCH_TYPE, DEFAULT_SERVER_URL, METADATA, METADATA_JSON, BenchWorkflowUpdated, Server,
-    Streams, make_payloads, measure, run_timed,
+    BARE_INSERT,
+    BENCH_TYPE,
+    DEFAULT_SERVER_URL,
+    METADATA,
+    METADATA_JSON,
+    BenchWorkflowUpdated,
+    Server,
+    Streams,
+    make_payloads,
+    measure,
+    run_timed,
 )
 from events.database import open_store
 from events.registry import EventRegistry
@@ -145,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             i, k = streams.next(), (k + 1) % len(payloads)
             append = StreamAppend(streams.ids[i], streams.versions[i],
                                   [NewEvent(BenchWorkflowUpdated(**payloads[k]), METADATA)])
-            rows = store._pending_rows([append])  # noqa: SLF001 - measuring the store's own statement
+            rows = store._pending_rows([append])
             returned = conn.execute(sql, params_of(rows, [append])).fetchall()
             assert len(returned) == 1
             streams.versions[i] += 1
@@ -195,6 +207,30 @@ def main(argv: list[str] | None = None) -> int:
 
         return step
 
+    def dart_exact_sql_pooled_writer() -> Callable[[], int]:
+        """``dart-exact-sql cur`` on a connection borrowed from the store's append pool for every append."""
+        assert store_exact_sql is not None
+        streams, k = Streams(random.Random(rng.random())), rng.randrange(256)
+        borrow, give_back = _append_pool_of(store)
+
+        def step() -> int:
+            nonlocal k
+            i, k = streams.next(), (k + 1) % len(payloads)
+            v = streams.versions[i]
+            borrowed, cursor = borrow()
+            try:
+                returned = cursor.execute(store_exact_sql, (
+                    uuid.uuid4(), streams.ids[i], v + 1, BENCH_TYPE, 1, _dumps(payloads[k]), METADATA_JSON,
+                    lock_key, v, streams.ids[i], v,
+                )).fetchall()
+            finally:
+                give_back(borrowed)
+            assert len(returned) == 1
+            streams.versions[i] += 1
+            return 1
+
+        return step
+
     def lock_values_writer(sql: str = LOCK_VALUES) -> Callable[[], int]:
         conn, streams, k = connect(), Streams(random.Random(rng.random())), rng.randrange(256)
 
@@ -237,12 +273,14 @@ def main(argv: list[str] | None = None) -> int:
     if store_exact_sql is not None and store_exact_sql.count("%s") == 11:
         makers["dart-exact-sql"] = dart_exact_sql_writer
         makers["dart-exact-sql cur"] = lambda: dart_exact_sql_writer(reuse_cursor=True)
+        if _append_pool_of(store) is not None:
+            makers["dart-exact-sql pool"] = dart_exact_sql_pooled_writer
     if store_one_sql is not None and store_one_sql.count("%s") == 9:
         makers["dart-one-sql"] = dart_one_sql_writer
         makers["dart-one typed"] = lambda: dart_one_sql_writer(typed=True)
     makers["lock+values"] = lock_values_writer
     with psycopg.connect(server.conninfo(db)) as conn:
-        has_function = conn.execute("SELECT to_regproc('dart_stream_version') IS NOT NULL").fetchone()[0]
+        [(has_function,)] = conn.execute("SELECT to_regproc('dart_stream_version') IS NOT NULL").fetchall()
     if has_function:
         makers["lock+function"] = lambda: lock_values_writer(LOCK_FUNCTION)
     makers["bare+ret"] = lambda: bare_writer(True)
@@ -286,6 +324,25 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(f"{s.rate:,.0f}" for s in samples)
         )
     return 0
+
+
+def _append_pool_of(store: Any) -> Any:
+    """(borrow, give back) on the store's append pool, where borrow returns (what to give back, cursor):
+    psycopg_pool's with the store's check (``_borrow``) or the older deque pool (``_fast``); None if neither
+    exists. Private names of events.postgres, measured as the store uses them."""
+    if hasattr(store, "_borrow") and hasattr(store, "_append_pool"):
+        def borrow() -> tuple[Any, Any]:
+            conn = store._borrow()
+            return conn, conn.append_cursor
+
+        return borrow, store._append_pool.putconn
+    if hasattr(store, "_fast"):
+        def borrow_cursor() -> tuple[Any, Any]:
+            cursor = store._fast.get()
+            return cursor, cursor
+
+        return borrow_cursor, store._fast.put
+    return None
 
 
 if __name__ == "__main__":
