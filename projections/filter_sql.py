@@ -22,7 +22,7 @@ Kind = Literal["text", "numeric", "boolean"]
 Predicate = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[bool]]
 
 # `#>> '{}'` turns a jsonb value into text (strings unquoted, JSON null into SQL NULL). A constant, not input.
-_PG_WHOLE = sa.literal_column("'{}'")
+_PG_WHOLE: sa.ColumnElement[Any] = sa.literal_column("'{}'")
 
 
 def text_order(expr: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:

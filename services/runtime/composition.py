@@ -39,6 +39,7 @@ from services.delivery.kombu_consumer import ConsumerLoop, KombuConsumer
 from services.delivery.relay import Relay
 from services.delivery.s3_notifications import S3NotificationReader, notification_connection
 from services.runtime.email import notifier_from_settings
+from services.runtime.home import prepare_home
 from services.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger("dart.process")
@@ -64,7 +65,7 @@ class Container:
 
 
 def build(settings: Settings, migrate: bool = True) -> Container:
-    settings.home.mkdir(parents=True, exist_ok=True)
+    prepare_home(settings)  # 0700, and the SQLite file 0600 before it is opened
     store = open_store(settings.effective_database_url, default_registry(), migrate=migrate)
     projections = all_projections()
     for projection in projections:

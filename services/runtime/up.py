@@ -1,62 +1,80 @@
-"""``dart up``: the whole system in one process on the embedded default (API and workers as threads)."""
+"""``dart up``: the whole system in one process on the embedded default (API and workers as threads), the API
+served by waitress."""
 
 from __future__ import annotations
 
 import logging
 import signal
-import socketserver
 import threading
 from types import FrameType
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Any
+
+from waitress.server import create_server
 
 from projections.runner import AsyncProjectionRunner
 from services.commands.auth import first_start_admin_key
 from services.runtime.composition import api_app, build, start_workers
+from services.runtime.logs import add_log_file
 from services.runtime.settings import Settings
 
 log = logging.getLogger("dart.up")
+HTTP_THREADS = 16  # requests answered at once; reading them takes no thread
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT: waitress's loop takes a SystemExit as the way to stop."""
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+def http_server(app: Any, settings: Settings) -> Any:
+    """waitress, not the standard library's server: waitress reads each request (headers and body) in its
+    event loop and hands only complete requests to its threads, so a silent or slow client holds no thread,
+    and a connection silent for ``read_timeout_seconds`` is closed. Its own body limit is a backstop at twice
+    the app's, so the app's 413 (with the JSON envelope) is the one clients normally see."""
+    timeout = settings.read_timeout_seconds
+    return create_server(
+        app, host=settings.host, port=settings.port, threads=HTTP_THREADS,
+        channel_timeout=timeout, cleanup_interval=max(1, min(timeout, 30)),
+        connection_limit=1000, asyncore_use_poll=True,  # poll: no FD_SETSIZE ceiling of select()
+        max_request_body_size=2 * settings.max_body_bytes, ident="dart",
+    )
 
 
 def run_up(settings: Settings) -> int:
     container = build(settings)
+    log_file = add_log_file(settings.home / "logs", "up")
     message = first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
     if message:
         print(message, flush=True)
     runner = AsyncProjectionRunner(container.store, container.projections)
     runner.start()
-    server = make_server(
-        settings.host, settings.port, api_app(container),
-        server_class=_ThreadingWSGIServer, handler_class=_QuietHandler,
-    )
-    host, port = str(server.server_address[0]), server.server_address[1]
+    server = http_server(api_app(container), settings)
+    host, port = str(server.effective_host), int(server.effective_port)
     workers = start_workers(container, f"http://{host}:{port}/api/1")
     stopping = threading.Event()
+    serving = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         if not stopping.is_set():
             stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
+            if serving.is_set():
+                raise _Stop(0)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"dart is up: API at http://{host}:{port}  (store: {settings.effective_database_url})", flush=True)
     print(f"admin key: {settings.home / 'credentials'} (or DART_BOOTSTRAP_API_KEY); health: /health; "
-          "stop with Ctrl-C", flush=True)
+          f"logs: {log_file}; stop with Ctrl-C", flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        if not stopping.is_set():
+            serving.set()
+            server.run()  # returns once _Stop is raised (it closes the listening socket and the threads)
+    except _Stop:
+        pass  # raised before waitress's loop was entered, or after it
     finally:
+        serving.clear()
         workers.stop()
         runner.stop()
-        server.server_close()
+        server.close()
         container.store.close()
     print("dart stopped", flush=True)
     return 0
