@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
+from engines.data import loads
 from engines.data import s3 as s3_hook
 from engines.data.datasets import Dataset
+from engines.data.loads import LoadOptions, LoadResult
 from engines.postgresql import hook
 from engines.postgresql.definition import NAME
-from engines.postgresql.load import Loader, LoadOptions, LoadResult, consumed_paths, ensure_tracking
+from engines.postgresql.load import Loader, consumed_paths, ensure_tracking
 from engines.runner import dispatch
 from engines.sdk import ActionContext, ActionFailure, DartClient
 
 log = logging.getLogger("dart.engine.postgresql")
+
+
+# How an action reaches its database: the redshift engine runs these same handlers with its own connector.
+Connector = Callable[[ActionContext], psycopg.Connection[Any]]
 
 
 def _connect(context: ActionContext) -> psycopg.Connection[Any]:
@@ -29,8 +36,8 @@ def _sql_failure(exc: psycopg.Error) -> ActionFailure:
     return ActionFailure(f"SQL error: {hook.pg_cause(exc)}")
 
 
-def execute_sql(context: ActionContext, client: DartClient) -> None:
-    with _connect(context) as conn:
+def execute_sql(context: ActionContext, client: DartClient, connect: Connector = _connect) -> None:
+    with connect(context) as conn:
         try:
             with conn.transaction():
                 conn.execute(context.action_args["sql_script"])  # no parameters: several statements may run
@@ -39,9 +46,9 @@ def execute_sql(context: ActionContext, client: DartClient) -> None:
     client.report_progress(context.action_id, 1.0)
 
 
-def data_check(context: ActionContext, client: DartClient) -> None:
+def data_check(context: ActionContext, client: DartClient, connect: Connector = _connect) -> None:
     """Passes when the first column of the (last statement's) first row is truthy."""
-    with _connect(context) as conn:
+    with connect(context) as conn:
         try:
             cur = conn.execute(context.action_args["sql_script"])
             row = cur.fetchone() if cur.description else None
@@ -55,56 +62,37 @@ def data_check(context: ActionContext, client: DartClient) -> None:
     client.report_progress(context.action_id, 1.0)
 
 
-def _options(context: ActionContext, subscription_id: str | None = None) -> LoadOptions:
-    args = context.action_args
-    return LoadOptions(schema=args.get("target_schema_name") or hook.schema_of(context),
-                       table=args.get("target_table_name") or None, max_errors=int(args.get("max_errors") or 0),
-                       batch_size=int(args.get("batch_size") or 0),
-                       truncate_columns=args.get("truncate_columns") is not False, subscription_id=subscription_id)
-
-
-def _load(context: ActionContext, client: DartClient, dataset: Dataset, files: list[tuple[str, int]],
+def _load(context: ActionContext, client: DartClient, dataset: Dataset, files: loads.Files,
           options: LoadOptions) -> LoadResult:
-    s3 = s3_hook.client()
-
-    def progress(done: int, total: int) -> None:
-        client.report_progress(context.action_id, round(0.95 * done / total, 4))
-
     with _connect(context) as conn:
         try:
-            result = Loader(conn, s3, context.action_id, dataset, options, progress).run(files)
+            result = Loader(conn, s3_hook.client(), context.action_id, dataset, options,
+                            loads.progress_reporter(client, context.action_id)).run(files)
         except psycopg.Error as exc:
             raise _sql_failure(exc) from exc
     log.info("loaded %d row(s) from %d file(s) into %s%s", result.rows, result.files, result.target,
              " (by an earlier run of this action)" if result.already_loaded else "")
-    client.report_progress(context.action_id, 1.0, {
-        "target": result.target, "files": result.files, "rows": result.rows,
-        "skipped_rows": len(result.errors), "errors": result.errors[:20]})
+    loads.report_load(client, context.action_id, result)
     return result
 
 
 def load_dataset(context: ActionContext, client: DartClient) -> None:
-    args = context.action_args
-    dataset = Dataset.from_api(client.get(f"/dataset/{args['dataset_id']}"))
-    files = list(s3_hook.list_range(s3_hook.client(), s3_hook.resolve_range(dataset.location, args)))
-    _load(context, client, dataset, files, _options(context))
+    dataset, files = loads.dataset_files(client, context.action_args)
+    _load(context, client, dataset, files, loads.load_options(context.action_args, hook.schema_of(context)))
 
 
 def consume_subscription(context: ActionContext, client: DartClient) -> None:
     """Loads exactly the elements assigned to this action, less those an earlier action already loaded (its
     check-in lost); the elements are CONSUMED only if the load committed."""
     subscription_id = str(context.action_args["subscription_id"])
-    subscription = client.get(f"/subscription/{subscription_id}")
-    dataset = Dataset.from_api(client.get(f"/dataset/{subscription['data']['dataset_id']}"))
-    elements = sorted((e["s3_path"], int(e.get("file_size") or 0))
-                      for e in client.subscription_elements(context.action_id))
+    dataset, elements = loads.subscription_files(client, context.action_id, subscription_id)
     with _connect(context) as conn:
         ensure_tracking(conn)
-        done = consumed_paths(conn, subscription_id)
-    files = [e for e in elements if e[0] not in done]
+        files = loads.not_loaded(elements, consumed_paths(conn, subscription_id))
     if len(files) < len(elements):
         log.info("%d element(s) were loaded by an earlier action", len(elements) - len(files))
-    _load(context, client, dataset, files, _options(context, subscription_id))
+    _load(context, client, dataset, files,
+          loads.load_options(context.action_args, hook.schema_of(context), subscription_id))
     context.consume_subscription_state = "SUCCESS"
 
 
@@ -113,7 +101,7 @@ def copy_to_s3(context: ActionContext, client: DartClient) -> None:
     ``<destination>000[.gz]`` (Redshift's UNLOAD ... PARALLEL OFF names): memory stays at one part."""
     args = context.action_args
     gzip = args.get("gzip") is not False
-    path = str(s3_hook.tokens(args["destination_s3_path"], s3_hook.utcnow())) + "000" + (".gz" if gzip else "")
+    path = loads.destination(args, ".gz" if gzip else "")
     statement = str(args["source_sql_statement"]).strip().rstrip(";")
     options = "FORMAT csv, DELIMITER {}, HEADER {}".format(
         hook.literal(args.get("delimiter") or "\t"), "true" if args.get("header") else "false")

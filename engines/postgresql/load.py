@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from engines.data.datasets import Column, Dataset, RowError, ValueConverter
+from engines.data.loads import LoadOptions, LoadResult
 from engines.data.readers import read_rows
 from engines.postgresql.hook import quote
 
@@ -37,25 +37,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS loaded_files_subscription
     ON {TRACKING_SCHEMA}.loaded_files (subscription_id, s3_path) WHERE subscription_id IS NOT NULL;
 """
 _COPY_CONTEXT = re.compile(r'COPY [^,]+, line (\d+)(?:, column ([^:]+))?(?:: "(.*)")?', re.DOTALL)
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    schema: str = "public"
-    table: str | None = None  # default: the dataset's table_name
-    max_errors: int = 0
-    batch_size: int = 0  # MERGE: files per stage round (0: one round)
-    truncate_columns: bool = True
-    subscription_id: str | None = None
-
-
-@dataclass
-class LoadResult:
-    target: str
-    files: int = 0
-    rows: int = 0
-    errors: list[str] = field(default_factory=list)
-    already_loaded: bool = False
 
 
 def ensure_tracking(conn: psycopg.Connection[Any]) -> None:
