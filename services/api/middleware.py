@@ -1,35 +1,115 @@
-"""Authentication on every route but the open ones (health, readiness, metrics, the OpenAPI document: the
-route table marks them), an engine's launch token held to its own action, and the query-parameter check."""
+"""Authentication on every route but the open ones, each method held to its role (the route table's access
+column, services/api/routes.py; the rules in services/domain/roles.py), an engine's launch token held to its
+own action, failed authentications slowed down per client address, and the query-parameter check."""
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
 import falcon
+from cachetools import TTLCache
 
 from projections.reads import EntityReader
-from services.commands.auth import Principal
+from services.commands.auth import InvalidCredentials, Principal
 from services.domain.errors import BadRequest, Forbidden
+from services.domain.roles import ENGINE, OPEN, Access
+
+log = logging.getLogger("dart.api")
 
 # The Authorization header (or None) -> who is asking; raises NotAuthenticated (services/commands/auth.py)
 Authenticate = Callable[[str | None], Principal]
 
 
+class FailureThrottle:
+    """Failed authentications (an unknown key or a wrong secret) per client address, as a token bucket:
+    ``burst`` failures at once, then one more every ``1 / per_second`` seconds. An address with no failure
+    left gets 429 with Retry-After on every request needing a key, its credentials unchecked, until the
+    bucket refills. Behind a proxy every client shares the proxy's address (``remote_addr``, not the
+    spoofable X-Forwarded-For)."""
+
+    def __init__(self, burst: int = 20, per_second: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 maxsize: int = 10_000) -> None:
+        self.burst = burst
+        self.per_second = per_second
+        self.clock = clock
+        # An address untouched for burst / per_second seconds has a full bucket again: forgetting it is exact.
+        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(maxsize, burst / per_second, timer=clock)
+        self._lock = threading.Lock()  # the API's threads share the buckets; cachetools is not thread-safe
+
+    def _level(self, address: str, now: float) -> float:
+        found = self._buckets.get(address)
+        if found is None:
+            return float(self.burst)
+        tokens, at = found
+        return min(float(self.burst), tokens + (now - at) * self.per_second)
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None when it may now."""
+        with self._lock:
+            level = self._level(address, self.clock())
+        return None if level >= 1 else max(1, math.ceil((1 - level) / self.per_second))
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._buckets[address] = (max(0.0, self._level(address, now) - 1), now)
+
+
 class AuthMiddleware:
-    def __init__(self, authenticate: Authenticate, reader: EntityReader, open_paths: Collection[str]) -> None:
+    def __init__(self, authenticate: Authenticate, reader: EntityReader, open_paths: Collection[str],
+                 throttle: FailureThrottle | None = None) -> None:
         self.authenticate = authenticate
         self.reader = reader
         self.open_paths = open_paths
+        self.throttle = throttle or FailureThrottle()
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
+        req.context.principal = None
         if req.path in self.open_paths or resource is None:
-            req.context.principal = None
             return
-        principal = self.authenticate(req.get_header("Authorization"))
+        rules: dict[str, Access] = getattr(resource, "access", {})
+        rule = rules.get(req.method)
+        if rule is not None and rule.role == OPEN:
+            return
+        principal = self._authenticated(req)
         req.context.principal = principal
-        if principal.scope.startswith("action:"):
+        if rule is None:
+            if hasattr(resource, f"on_{req.method.lower()}"):  # a responder with no row: closed, not open
+                raise Forbidden(f"{req.method} {req.uri_template} has no role in the route table")
+            return  # no responder: falcon answers 405 with the Allow header
+        if not rule.admits(principal.role):
+            raise Forbidden(f"{req.method} {req.uri_template} needs role {rule.describe()}; "
+                            f"this key's role is {principal.role or 'none'}")
+        if principal.role == ENGINE:
             self._check_action_token(req, principal.scope.split(":", 1)[1], params or {})
+
+    def _authenticated(self, req: falcon.Request) -> Principal:
+        address = req.remote_addr or ""
+        wait = self.throttle.retry_after(address)
+        if wait is not None:
+            raise falcon.HTTPTooManyRequests(
+                description=f"too many failed authentications from {address}; retry after {wait} s",
+                retry_after=wait)
+        try:
+            return self.authenticate(req.get_header("Authorization"))
+        except InvalidCredentials:
+            self.throttle.failed(address)
+            raise
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         req_succeeded: bool) -> None:
+        """Every refusal logged with the key and the route, whichever layer refused (the gate above, the
+        launch-token check, an operator's change of more than a state)."""
+        if str(resp.status).startswith("403"):
+            principal = getattr(req.context, "principal", None)
+            message = resp.media.get("error_message") if isinstance(resp.media, dict) else None
+            log.warning("403 for key %s on %s %s: %s", principal.key if principal else None, req.method,
+                        req.uri_template or req.path, message)
 
     def _check_action_token(self, req: falcon.Request, action_id: str, params: dict[str, Any]) -> None:
         """An engine's launch token reads anything, and changes only its own action (check-out, check-in,

@@ -23,12 +23,26 @@ ERRORS = {
     405: "the method is not allowed on this path",
     409: "the entity is not at the version the client stated (version_id or If-Match)",
     415: "the body is not JSON",
+    422: "the Idempotency-Key was used before by this key with a different body",
+    429: "too many failed authentications from this address; Retry-After says when to try again",
 }
 ENVELOPE = {"type": "object", "properties": {
     "id": {"type": "string"}, "version_id": {"type": "integer"}, "created": {"type": "string"},
     "updated": {"type": "string"}, "data": {"type": "object"}}, "required": ["id", "version_id", "data"]}
 EVENT = {"type": "object", "required": ["event_id", "stream_id", "stream_version", "global_position", "type",
                                          "schema_version", "data", "metadata", "recorded_at"]}
+KEY: dict[str, Any] = {"type": "object", "required": ["key", "user_id", "role", "expires", "created"], "properties": {
+    "key": {"type": "string"}, "user_id": {"type": "string"},
+    "role": {"enum": ["viewer", "operator", "editor", "admin", "engine"]},
+    "expires": {"type": ["string", "null"]}, "created": {"type": ["string", "null"]},
+    "action_id": {"type": "string", "description": "a launch token's action"}}}
+KEY_CREATED = {**KEY, "required": [*KEY["required"], "secret"],
+               "properties": {**KEY["properties"], "secret": {"type": "string", "description": "shown once"}}}
+KEY_REQUEST = {"type": "object", "required": ["data"], "properties": {"data": {
+    "type": "object", "additionalProperties": False, "required": ["user_id", "role"], "properties": {
+        "user_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "role": {"enum": ["viewer", "operator", "editor", "admin"]},
+        "expires": {"type": ["string", "null"], "description": "an ISO 8601 time with offset, in the future"}}}}}
 SERVER_SET = {"user_id", "datastore_id", "workflow_id", "dataset_id", "engine_name", "state", "s3_artifacts_path",
               "s3_logs_path", "queued_time"}
 STATIC_DATA = {"engine": "ENGINE_SCHEMA", "dataset": "DATASET_SCHEMA", "workflow": "WORKFLOW_SCHEMA",
@@ -60,7 +74,15 @@ def request_data(entity: str) -> dict[str, Any]:
 
 
 def _responses(route: Route, method: str) -> dict[str, Any]:
-    if route.shape == "list" and method == "GET":
+    if route.shape == "keys" and method == "GET":
+        ok = {"type": "object", "properties": {"results": {"type": "array", "items": KEY},
+                                               "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                                               "total": {"type": "integer"}}, "required": ["results"]}
+    elif route.shape == "keys" and method == "POST":
+        ok = {"type": "object", "properties": {"results": KEY_CREATED}, "required": ["results"]}
+    elif route.shape == "key" and method == "GET":
+        ok = {"type": "object", "properties": {"results": KEY}, "required": ["results"]}
+    elif route.shape == "list" and method == "GET":
         ok = {"type": "object", "properties": {"results": {"type": "array"}, "limit": {"type": "integer"},
                                                "offset": {"type": "integer"}, "total": {"type": "integer"}},
               "required": ["results"]}
@@ -87,8 +109,11 @@ def _responses(route: Route, method: str) -> dict[str, Any]:
 
 
 def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
+    access = route.access[method]
     op: dict[str, Any] = {
         "summary": summary,
+        "description": f"Role: {access.describe()}.",
+        "x-dart-role": access.role,
         "operationId": method.lower() + re.sub(r"[^A-Za-z0-9]+", "_", route.path).rstrip("_"),
         "responses": _responses(route, method),
     }
@@ -99,7 +124,13 @@ def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
         params += [{"name": q, "in": "query", "required": False, "schema": QUERY[q]} for q in route.query or ()]
     if params:
         op["parameters"] = params
-    if method in ("POST", "PUT") and route.entity:
+    if access.engine:
+        op["x-dart-launch-token"] = True  # the action's own launch token may call it too
+    if access.state_role:
+        op["x-dart-state-role"] = access.state_role  # may change only the entity's state
+    if route.shape == "keys" and method == "POST":
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": KEY_REQUEST}}}
+    elif method in ("POST", "PUT") and route.entity:
         body: dict[str, Any] = {"type": "object", "properties": {"data": request_data(route.entity)},
                                 "required": ["data"]}
         if route.shape == "many":

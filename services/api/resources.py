@@ -12,6 +12,7 @@ from services.api.route import GuessDataset
 from services.commands.entities import EntityService, check_envelope
 from services.domain.dataset_guess import DEFAULT_MAX_LINES, MAX_MAX_LINES, parse_s3_path
 from services.domain.errors import BadRequest, NotFound
+from services.domain.roles import redact_key_event
 
 
 def body(req: falcon.Request) -> Any:
@@ -140,7 +141,7 @@ class Log:
         streams = _csv(req.get_param("stream"))
         events = self.service.store.read_all(after, limit, types=types, streams=streams)
         resp.media = {
-            "results": [e.as_dict() for e in events],
+            "results": [redact_key_event(e.as_dict()) for e in events],  # never a key's salt or secret hash
             "after": after,
             "limit": limit,
             "next_after": events[-1].global_position if events else after,

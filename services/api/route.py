@@ -4,7 +4,7 @@ Kept apart from the table so the OpenAPI document can read rows without importin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from events.store import EventStore
@@ -14,6 +14,7 @@ from services.api.metrics import RequestMetrics
 from services.commands.context import Orchestration
 from services.commands.engine_protocol import SecretReader
 from services.commands.entities import EntityService
+from services.domain.roles import OPEN, Access
 
 PREFIX = "/api/1"
 # (s3_path, max_lines, user_id) -> a DatasetData guessed from S3, ready to POST (services/adapters/s3_sample.py)
@@ -40,7 +41,8 @@ class Collaborators:
 
 @dataclass(frozen=True)
 class Route:
-    """One path: how to build its resource, and what the OpenAPI document says of each method."""
+    """One path: how to build its resource, what the OpenAPI document says of each method, and who may call
+    each method (``access``: required, one rule per method, so a new route cannot go without a role)."""
 
     path: str  # below ``prefix``
     build: Callable[[Collaborators], Any]
@@ -52,8 +54,18 @@ class Route:
     # The GET query parameters QueryCheck allows; None: the route takes any (the open probes and documents)
     query: tuple[str, ...] | None = ()
     prefix: str = PREFIX
-    open: bool = False  # answered without a key
     documented: bool = True  # in the OpenAPI document
+    access: dict[str, Access] = field(kw_only=True)  # method -> the role it needs (services/domain/roles.py)
+
+    def __post_init__(self) -> None:
+        if set(self.access) != set(self.methods):
+            raise ValueError(f"route {self.path}: access names methods {sorted(self.access)}, "
+                             f"the route has {sorted(self.methods)}")
+
+    @property
+    def open(self) -> bool:
+        """Answered without a key."""
+        return all(rule.role == OPEN for rule in self.access.values())
 
     @property
     def full_path(self) -> str:

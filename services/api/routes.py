@@ -1,6 +1,6 @@
 """Every route of the REST API, in one table (reference §5; design.md §5 for the additions), the open probes
-and documents included. The same table mounts the resources, says which paths need no key and generates the
-OpenAPI document, so the three cannot drift apart."""
+and documents included. The same table mounts the resources, says which role each method needs (``access``:
+services/domain/roles.py; open rows need no key) and generates the OpenAPI document, so they cannot drift."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
+from services.api.key_resources import ApiKeyCollection, ApiKeyHistory, ApiKeyItem
 from services.api.metrics import Metrics
 from services.api.openapi import OpenApiDocument
 from services.api.probes import Health, Readiness
@@ -32,11 +33,26 @@ from services.api.subscription_resources import (
     SubscriptionElements,
 )
 from services.api.workflow_resources import ManualTrigger, TriggerTypes, WorkflowInstances
+from services.domain.roles import (
+    ACTIVATE,
+    ADMINISTER,
+    EDIT,
+    EDIT_OR_ENGINE,
+    ENGINE_ONLY,
+    NO_KEY,
+    OPERATE,
+    VIEW,
+    Access,
+)
 
-EDIT = {"PUT", "PATCH", "DELETE"}
+EDITS = {"PUT", "PATCH", "DELETE"}
 
 
-def _entity_routes(name: str, path: str, edits: set[str], creatable: bool) -> list[Route]:
+def _entity_routes(name: str, path: str, edits: set[str], creatable: bool, write: Access = EDIT,
+                   changes: dict[str, Access] | None = None) -> list[Route]:
+    """A kind's collection, item and history: reads for viewers, ``write`` for create and each edit unless
+    ``changes`` names another rule for a method (activation, an engine's progress)."""
+    writes = {m: (changes or {}).get(m, write) for m in (*edits, "POST")}
     collection = {"GET": f"list {name}s (filters, paging)"}
     if creatable:
         collection["POST"] = f"create a {name}"
@@ -56,10 +72,12 @@ def _entity_routes(name: str, path: str, edits: set[str], creatable: bool) -> li
         return EntityHistory(c.entities, name)
 
     return [
-        Route(f"/{path}", collection_of, collection, name, "list", list_query),
-        Route(f"/{path}/{{entity_id}}", item_of, item, name, "item", ("as_of",)),
+        Route(f"/{path}", collection_of, collection, name, "list", list_query,
+              access={m: VIEW if m == "GET" else writes[m] for m in collection}),
+        Route(f"/{path}/{{entity_id}}", item_of, item, name, "item", ("as_of",),
+              access={m: VIEW if m == "GET" else writes[m] for m in item}),
         Route(f"/{path}/{{entity_id}}/history", history_of, {"GET": f"a {name}'s events"}, None, "history",
-              ("limit", "offset")),
+              ("limit", "offset"), access={"GET": VIEW}),
     ]
 
 
@@ -67,64 +85,83 @@ def _schema_route(path: str, build: Callable[..., dict[str, Any]], query: tuple[
     def schema_of(c: Collaborators) -> SchemaResource:
         return SchemaResource(c.entities, build, envelope)
 
-    return Route(path, schema_of, {"GET": f"the JSON schema at {path}"}, None, "schema", query)
+    return Route(path, schema_of, {"GET": f"the JSON schema at {path}"}, None, "schema", query, access={"GET": VIEW})
 
 
 ROUTES: list[Route] = [
-    *_entity_routes("engine", "engine", {"PUT", "DELETE"}, True),
+    # Engines are code the server runs with its credentials: only admins register, change or delete them.
+    *_entity_routes("engine", "engine", {"PUT", "DELETE"}, True, write=ADMINISTER),
     *_entity_routes("dataset", "dataset", {"PUT", "DELETE"}, True),
+    # Editors only: it reads sample rows from any S3 prefix the server can read, in aid of creating a dataset.
     Route("/dataset/guess", lambda c: DatasetGuess(c.guess_dataset),
           {"GET": "guess a dataset from the first object under an S3 prefix"},
-          None, "schema", ("s3_path", "max_lines")),  # "schema": results is a plain object (no entity, no id)
-    *_entity_routes("datastore", "datastore", EDIT, True),
-    *_entity_routes("action", "action", EDIT, False),
-    *_entity_routes("workflow", "workflow", EDIT, False),
+          None, "schema", ("s3_path", "max_lines"),  # "schema": results is a plain object (no entity, no id)
+          access={"GET": EDIT}),
+    *_entity_routes("datastore", "datastore", EDITS, True, changes={"PATCH": EDIT_OR_ENGINE}),
+    *_entity_routes("action", "action", EDITS, False, changes={"PATCH": EDIT_OR_ENGINE}),  # an engine's progress
+    *_entity_routes("workflow", "workflow", EDITS, False, changes={"PUT": ACTIVATE, "PATCH": ACTIVATE}),
     *_entity_routes("workflow_instance", "workflow/instance", set(), False),
-    *_entity_routes("trigger", "trigger", EDIT, True),
-    *_entity_routes("subscription", "subscription", EDIT, False),
-    *_entity_routes("event", "event", EDIT, True),
+    *_entity_routes("trigger", "trigger", EDITS, True, changes={"PUT": ACTIVATE, "PATCH": ACTIVATE}),
+    *_entity_routes("subscription", "subscription", EDITS, False),
+    *_entity_routes("event", "event", EDITS, True),
     Route("/datastore/{entity_id}/action", lambda c: NestedCreate(c.entities, "datastore", "action", many=True),
-          {"POST": "create ad-hoc actions on a datastore (one or an array)"}, "action", "many"),
+          {"POST": "create ad-hoc actions on a datastore (one or an array)"}, "action", "many",
+          access={"POST": EDIT}),
     Route("/workflow/{entity_id}/action", lambda c: NestedCreate(c.entities, "workflow", "action", many=True),
-          {"POST": "create TEMPLATE actions of a workflow (one or an array)"}, "action", "many"),
+          {"POST": "create TEMPLATE actions of a workflow (one or an array)"}, "action", "many",
+          access={"POST": EDIT}),
     Route("/datastore/{entity_id}/workflow", lambda c: NestedCreate(c.entities, "datastore", "workflow"),
-          {"POST": "create a workflow on a datastore"}, "workflow", "item"),
+          {"POST": "create a workflow on a datastore"}, "workflow", "item", access={"POST": EDIT}),
     Route("/dataset/{entity_id}/subscription", lambda c: NestedCreate(c.entities, "dataset", "subscription"),
-          {"POST": "create a subscription to a dataset"}, "subscription", "item"),
+          {"POST": "create a subscription to a dataset"}, "subscription", "item", access={"POST": EDIT}),
     Route("/subscription/{entity_id}/element_stats", lambda c: ElementStats(c.entities),
-          {"GET": "a subscription's element count and bytes per state"}, None, "list"),
+          {"GET": "a subscription's element count and bytes per state"}, None, "list", access={"GET": VIEW}),
     Route("/subscription/{entity_id}/elements", lambda c: SubscriptionElements(c.entities),
           {"GET": "a subscription's elements by s3_path (state, processed_after_s3_path, paging)"}, None, "list",
-          ("state", "processed_after_s3_path", "limit", "offset")),
+          ("state", "processed_after_s3_path", "limit", "offset"), access={"GET": VIEW}),
     Route("/subscription/{entity_id}/element_history", lambda c: ElementHistory(c.entities),
-          {"GET": "every event that changed one element of a subscription"}, None, "list", ("s3_path",)),
+          {"GET": "every event that changed one element of a subscription"}, None, "list", ("s3_path",),
+          access={"GET": VIEW}),
     Route("/action/{entity_id}/subscription/elements", lambda c: ActionElements(c.entities),
           {"GET": "the subscription elements assigned to a consume_subscription action"}, None, "list",
-          ("limit", "offset")),
+          ("limit", "offset"), access={"GET": ENGINE_ONLY}),
     Route("/workflow/{entity_id}/instance", lambda c: WorkflowInstances(c.entities, c.schema_cache),
           {"GET": "a workflow's instances", "DELETE": "delete a workflow's instances and their actions"},
-          "workflow_instance", "list", ("limit", "offset", "filters")),
+          "workflow_instance", "list", ("limit", "offset", "filters"), access={"GET": VIEW, "DELETE": EDIT}),
     Route("/trigger_type", lambda c: TriggerTypes(), {"GET": "the built-in trigger types"}, None, "list",
-          ("limit", "offset")),
+          ("limit", "offset"), access={"GET": VIEW}),
     Route("/log", lambda c: Log(c.entities), {"GET": "the global event log"}, None, "log",
-          ("after", "limit", "type", "stream")),
+          ("after", "limit", "type", "stream"), access={"GET": ADMINISTER}),
+    Route("/api_key", lambda c: ApiKeyCollection(c.store),
+          {"GET": "list API keys (never a secret, salt or hash)",
+           "POST": "create an API key for a user and role; the answer holds its secret, shown only once"},
+          None, "keys", ("limit", "offset"), access={"GET": ADMINISTER, "POST": ADMINISTER}),
+    Route("/api_key/{entity_id}", lambda c: ApiKeyItem(c.store),
+          {"GET": "an API key (as_of: a global position or ISO time)",
+           "DELETE": "revoke an API key (404 once revoked)"},
+          None, "key", ("as_of",), access={"GET": ADMINISTER, "DELETE": ADMINISTER}),
+    Route("/api_key/{entity_id}/history", lambda c: ApiKeyHistory(c.store), {"GET": "an API key's events"},
+          None, "history", ("limit", "offset"), access={"GET": ADMINISTER}),
     Route("/engine/action/{entity_id}/checkout", lambda c: CheckOut(c.entities, c.secrets),
-          {"PUT": "an engine checks out a PENDING action"}, None, "checkout"),
+          {"PUT": "an engine checks out a PENDING action"}, None, "checkout", access={"PUT": ENGINE_ONLY}),
     Route("/engine/action/{entity_id}/checkin", lambda c: CheckIn(c.entities),
-          {"PUT": "an engine checks in a RUNNING action's result"}, None, "ok"),
+          {"PUT": "an engine checks in a RUNNING action's result"}, None, "ok", access={"PUT": ENGINE_ONLY}),
     *(_schema_route(*row) for row in SCHEMA_ROUTES),
     Route("/workflow/{entity_id}/do-manual-trigger", lambda c: ManualTrigger(c.entities, c.orchestration),
-          {"POST": "start an instance now (400 if not ACTIVE or at its concurrency)"}, None, "ok"),
+          {"POST": "start an instance now (400 if not ACTIVE or at its concurrency)"}, None, "ok",
+          access={"POST": OPERATE}),
     # Open, outside /api/1: the probes, the metrics and the document itself (which is built from this table).
-    Route("/health", lambda c: Health(), {"GET": "liveness"}, None, "probe", None, prefix="", open=True),
+    Route("/health", lambda c: Health(), {"GET": "liveness"}, None, "probe", None, prefix="",
+          access={"GET": NO_KEY}),
     Route("/ready", lambda c: Readiness(c.store, c.projections),
-          {"GET": "readiness: store reachable, projection lag"}, None, "probe", None, prefix="", open=True),
+          {"GET": "readiness: store reachable, projection lag"}, None, "probe", None, prefix="",
+          access={"GET": NO_KEY}),
     Route("/metrics", lambda c: Metrics(c.store, c.projections, c.counters), {"GET": "Prometheus metrics"},
-          None, "probe", None, prefix="", open=True, documented=False),
+          None, "probe", None, prefix="", documented=False, access={"GET": NO_KEY}),
     Route("/openapi.json", lambda c: OpenApiDocument(ROUTES), {"GET": "this document"}, None, "schema", None,
-          open=True, documented=False),
+          documented=False, access={"GET": NO_KEY}),
     Route("/swagger.json", lambda c: OpenApiDocument(ROUTES), {"GET": "this document (the original's path)"},
-          None, "schema", None, open=True, documented=False),
+          None, "schema", None, documented=False, access={"GET": NO_KEY}),
 ]
 OPEN_PATHS = frozenset(route.full_path for route in ROUTES if route.open)
 
@@ -134,4 +171,5 @@ def add_routes(app: falcon.App, parts: Collaborators) -> None:
         resource = route.build(parts)
         if route.query is not None:
             resource.query_params = frozenset(route.query)  # checked by QueryCheck
+        resource.access = route.access  # checked by AuthMiddleware
         app.add_route(route.full_path, resource)

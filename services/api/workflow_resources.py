@@ -47,7 +47,8 @@ class ManualTrigger:
     def on_post(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         self.service.reader.get("workflow", entity_id)
         key = req.get_header("Idempotency-Key")
-        request_id = uuid.uuid5(uuid.NAMESPACE_URL, f"manual/{entity_id}/{key}") if key else uuid.uuid4()
+        caller = req.context.principal.key  # an Idempotency-Key is the caller's own: scoped to their key
+        request_id = uuid.uuid5(uuid.NAMESPACE_URL, f"manual/{caller}/{entity_id}/{key}") if key else uuid.uuid4()
         started = fire_manual(self.orchestration, entity_id, req.context.principal.user_id, request_id)
         if started.instance_id is None:
             raise BadRequest(started.refused or "the workflow could not be started")

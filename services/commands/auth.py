@@ -1,4 +1,4 @@
-"""API keys: creating them, checking a request's credentials, and the first-start admin key.
+"""API keys: creating, listing and revoking them, checking a request's credentials, and the first-start admin key.
 
 Keys are event streams (``api_key-<key>``) holding a salted HMAC-SHA256 of the secret. A secret is 32
 random bytes, not a password, so one keyed hash is as strong as a slow KDF here and costs microseconds per
@@ -14,32 +14,52 @@ import os
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from cachetools import TTLCache
 
 from events.store import EventStore
-from events.streams.api_key import ApiKeyCreated, ApiKeyUpdated
+from events.streams.api_key import ApiKeyCreated, ApiKeyRevoked, ApiKeyUpdated
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from projections.entities import entity_table
-from services.domain.errors import NotAuthenticated
+from projections.reads import Page
+from services.commands.retry import retry_on_conflict
+from services.domain import roles
+from services.domain.errors import BadRequest, NotAuthenticated, NotFound
 from services.domain.ids import random_id
 
 _KEYS = entity_table(sa.MetaData(), "api_key")
 _BOOTSTRAP_NS = uuid.UUID("6f1c9a52-5a3e-4e0b-9d55-0c2b9b1c7a10")
+_NO_SALT = "00" * 16  # an unknown key's secret is hashed anyway, so both failures take the same time
+
+
+class InvalidCredentials(NotAuthenticated):
+    """An unknown key or a wrong secret: one message for both, so an answer never tells a key exists."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid API key or secret")
 
 
 @dataclass(frozen=True)
 class Principal:
     key: str
     user_id: str
-    scope: str  # "admin", "user", or "action:<id>" for an engine's launch token
+    scope: str  # a role (viewer, operator, editor, admin), "user" (an editor), or "action:<id>" (launch token)
+    # The key's salt: keys a request's Idempotency-Key digest (services/commands/entities.py), so a digest of
+    # a body holding a secret says nothing to readers of the log, who never see the salt.
+    salt: str = field(default="", repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
         return self.scope == "admin"
+
+    @property
+    def role(self) -> str | None:
+        return roles.role_of_scope(self.scope)
 
 
 def _hash(secret: str, salt: str) -> str:
@@ -49,29 +69,98 @@ def _hash(secret: str, salt: str) -> str:
 def create_api_key(
     store: EventStore,
     user_id: str,
-    scope: str = "user",
+    scope: str = roles.EDITOR,
     *,
     key: str | None = None,
     secret: str | None = None,
     actor: str = "system",
+    expires: str | None = None,
 ) -> tuple[str, str]:
     """Create a key and return (key, secret); the secret is not recoverable afterwards."""
-    append, key, secret = new_api_key(user_id, scope, key=key, secret=secret, actor=actor)
+    append, key, secret = new_api_key(user_id, scope, key=key, secret=secret, actor=actor, expires=expires)
     store.append(append)
     return key, secret
 
 
-def new_api_key(user_id: str, scope: str = "user", *, key: str | None = None, secret: str | None = None,
-                actor: str = "system") -> tuple[StreamAppend, str, str]:
+def new_api_key(user_id: str, scope: str = roles.EDITOR, *, key: str | None = None, secret: str | None = None,
+                actor: str = "system", expires: str | None = None) -> tuple[StreamAppend, str, str]:
     """A new key as (the append that creates it, key, secret), for a caller that creates it together with
     other events (the launcher mints an engine's token in the append that takes the action's slot)."""
     key = key or random_id(20)
     secret = secret or secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)
     data = {"user_id": user_id, "scope": scope, "salt": salt, "secret_hash": _hash(secret, salt), "name": key}
+    if expires is not None:
+        data["expires"] = expires
     return StreamAppend(f"api_key-{key}", ExpectedVersion.NO_STREAM, [
         NewEvent(ApiKeyCreated(data), Metadata(actor=actor)),
     ]), key, secret
+
+
+def issue_key(store: EventStore, user_id: Any, role: Any, expires: Any, actor: str,
+              now: datetime | None = None) -> dict[str, Any]:
+    """``POST /api_key`` and ``dart keys create``: a new key for ``user_id`` with ``role``; the answer holds
+    the secret, which is never shown again."""
+    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > 200 or "\x00" in user_id:
+        raise BadRequest("user_id: required, a non-empty string of at most 200 characters")
+    try:
+        role = roles.parse_role(role)
+        expires = roles.parse_expires(expires, now or datetime.now(UTC))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    append, key, secret = new_api_key(user_id, role, actor=actor, expires=expires)
+    recorded = store.append(append)
+    return {"key": key, "secret": secret, **key_view(key, recorded[0].data["data"], recorded[0].recorded_at)}
+
+
+def key_view(key: str, data: dict[str, Any], created: datetime | None) -> dict[str, Any]:
+    """A key as it may be served: never its salt or hash."""
+    scope = str(data.get("scope", roles.LEGACY_USER))
+    view: dict[str, Any] = {"key": key, "user_id": data.get("user_id"), "role": roles.role_of_scope(scope),
+                            "expires": data.get("expires"), "created": created.isoformat() if created else None}
+    if scope.startswith("action:"):
+        view["action_id"] = scope.split(":", 1)[1]
+    return view
+
+
+def list_keys(store: EventStore, limit: int, offset: int) -> Page:
+    """``GET /api_key`` and ``dart keys list``: the live keys (revoked ones are gone), oldest first."""
+    with store.engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(_KEYS)).scalar_one()
+        rows = conn.execute(sa.select(_KEYS.c.id, _KEYS.c.created, _KEYS.c.data)
+                            .order_by(_KEYS.c.created, _KEYS.c.id).limit(limit).offset(offset)).all()
+    return Page([key_view(r.id, r.data, r.created) for r in rows], limit, offset, total)
+
+
+def get_key(store: EventStore, key: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(_KEYS.c.created, _KEYS.c.data).where(_KEYS.c.id == key)).first()
+    if row is None:
+        raise NotFound("api_key", key)
+    return key_view(key, row.data, row.created)
+
+
+def revoke_key(store: EventStore, key: str, actor: str, now: datetime | None = None) -> None:
+    """``DELETE /api_key/{key}`` and ``dart keys revoke``: the key stops working at once in this process's
+    reads (within an Authenticator's cache time elsewhere). A key already revoked is a 404, like any other
+    deleted entity. The last live admin key is kept, so the API never locks its admins out."""
+
+    def attempt() -> None:
+        found = _lookup(store, key)
+        if found is None:
+            raise NotFound("api_key", key)
+        version, data = found
+        if data.get("scope") == roles.ADMIN and not _other_admin(store, key, now or datetime.now(UTC)):
+            raise BadRequest(f"key: {key} is the last admin key; create another admin key before revoking it")
+        store.append(StreamAppend(f"api_key-{key}", version, [NewEvent(ApiKeyRevoked(), Metadata(actor=actor))]))
+
+    retry_on_conflict(attempt, what=f"api_key {key}")
+
+
+def _other_admin(store: EventStore, key: str, now: datetime) -> bool:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(_KEYS.c.id, _KEYS.c.data).where(_KEYS.c.id != key)).all()
+    return any(r.data.get("scope") == roles.ADMIN and not roles.expired(r.data.get("expires"), now) for r in rows)
 
 
 def ensure_api_key(store: EventStore, key: str, secret: str, user_id: str, scope: str = "admin") -> None:
@@ -165,11 +254,15 @@ def authenticate(store: EventStore, header: str | None) -> Principal:
 def _authenticate(store: EventStore, key: str, secret: str) -> Principal:
     found = _lookup(store, key)
     if found is None:
-        raise NotAuthenticated("unknown API key")
+        hmac.compare_digest(_hash(secret, _NO_SALT), _NO_SALT)
+        raise InvalidCredentials()
     _, data = found
     if not hmac.compare_digest(_hash(secret, data["salt"]), data["secret_hash"]):
-        raise NotAuthenticated("wrong secret for API key")
-    return Principal(key=key, user_id=data["user_id"], scope=data.get("scope", "user"))
+        raise InvalidCredentials()
+    if roles.expired(data.get("expires"), datetime.now(UTC)):
+        raise NotAuthenticated(f"API key {key} expired at {data['expires']}")  # the secret was right
+    return Principal(key=key, user_id=data["user_id"], scope=data.get("scope", roles.LEGACY_USER),
+                     salt=data["salt"])
 
 
 def first_start_admin_key(store: EventStore, home: Path, bootstrap: str) -> str | None:

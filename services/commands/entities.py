@@ -8,6 +8,9 @@ stated the version it expects, in which case it gets a 409.
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +25,9 @@ from projections.reads import EntityReader
 from services.commands.auth import Principal
 from services.commands.kinds import KINDS, EntityContext, Kind
 from services.commands.retry import retry_on_conflict
-from services.domain.errors import BadRequest, Conflict, NotFound
+from services.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from services.domain.ids import random_id
+from services.domain.roles import refused_change
 
 ENVELOPE_FIELDS = {"id", "version_id", "created", "updated", "data"}
 Decide = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -87,17 +91,23 @@ class EntityService:
     ) -> list[dict[str, Any]]:
         """Create several entities of one kind in one append (all or none)."""
         kind = self.kind(category)
-        # A retried request with the same Idempotency-Key lands on the same ids and event ids: a no-op.
-        ids = [
-            _stable_id(idempotency_key, category, i) if idempotency_key else random_id() for i in range(len(items))
-        ]
+        if idempotency_key:
+            # A retried request (same caller, same Idempotency-Key) lands on the same entity ids, and on the same
+            # event ids when its body is the same: a replay answers what the first recorded. Another caller's
+            # key names other entities; the same caller's key with another body is a 422.
+            scope = f"{who.key}/{idempotency_key}"
+            digest = _body_digest(items, parent, who.salt)
+            ids = [_stable_id(scope, category, i) for i in range(len(items))]
+            event_ids = [uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}/{category}/{i}/{digest}") for i in range(len(ids))]
+            replayed = self._replayed(category, ids, event_ids)
+            if replayed is not None:
+                return replayed
+        else:
+            ids = [random_id() for _ in items]
+            event_ids = [uuid.uuid4() for _ in items]
         prepared = kind.prepare_batch(self, [copy.deepcopy(i) for i in items], who, parent, ids)
         meta = Metadata(actor=who.user_id)
         validated = [kind.validate(self, data, None) for data in prepared]
-        event_ids = [
-            uuid.uuid5(uuid.NAMESPACE_URL, f"{idempotency_key}/{category}/{i}") if idempotency_key else uuid.uuid4()
-            for i in range(len(ids))
-        ]
         appends: list[StreamAppend] = []
         if kind.unique_name:
             appends += [self._claim(kind, d["name"], i, meta, e) for d, i, e in zip(validated, ids, event_ids)]
@@ -116,9 +126,13 @@ class EntityService:
         ]
         try:
             recorded = self.store.append(*appends)
-        except BaseException:
+        except BaseException as exc:
             for data in written:
                 kind.undo(self, None, data)
+            if idempotency_key and isinstance(exc, ConcurrencyError):  # the same key's concurrent request won
+                replayed = self._replayed(category, ids, event_ids)
+                if replayed is not None:
+                    return replayed
             raise
         # Answer with what this request recorded: a worker may already be moving the entity on.
         created = {e.entity_id: e for e in recorded if e.category == category}
@@ -128,6 +142,17 @@ class EntityService:
                idempotency_key: str | None = None) -> dict[str, Any]:
         data = check_envelope(body)
         return self.create_many(category, [data], who, parent, idempotency_key)[0]
+
+    def _replayed(self, category: str, ids: list[str], event_ids: list[uuid.UUID]) -> list[dict[str, Any]] | None:
+        """What an earlier request with this Idempotency-Key created, or None if there was none; a 422 when
+        it had another body (its created events have other ids)."""
+        first = [self.store.read_stream(f"{category}-{i}", to_version=1) for i in ids]
+        if not any(first):
+            return None
+        if any(not events or events[0].event_id != e for events, e in zip(first, event_ids)):
+            raise Unprocessable("Idempotency-Key: this key already sent a different request with it; "
+                                "use a new Idempotency-Key for a new request")
+        return [_as_created(events[0]) for events in first]
 
     def _claim(self, kind: Kind, name: str, entity_id: str, meta: Metadata,
                cause: uuid.UUID | None = None) -> StreamAppend:
@@ -190,6 +215,9 @@ class EntityService:
             changes = {k: v for k, v in merged.items() if row.data.get(k, _MISSING) != v}
             if not changes:
                 return self.reader.get(category, entity_id)
+            refused = refused_change(who.role, category, changes)
+            if refused:
+                raise Forbidden(refused)
             meta = Metadata(actor=who.user_id)
             appends = [StreamAppend(f"{category}-{entity_id}", row.version, [NewEvent(kind.updated(changes), meta)])]
             if kind.unique_name and "name" in changes:
@@ -246,6 +274,13 @@ def _as_created(event: Any) -> dict[str, Any]:
     at = event.recorded_at.isoformat()
     return {"id": event.entity_id, "version_id": event.stream_version, "created": at, "updated": at,
             "data": event.data["data"]}
+
+
+def _body_digest(items: list[dict[str, Any]], parent: Any, salt: str) -> str:
+    """A create request's body, keyed with the caller's key salt: the digest goes into event ids, which any
+    reader sees, and a body may hold a secret (a datastore's password) a bare hash would let them guess."""
+    text = json.dumps([items, parent], sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(salt.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def _stable_id(key: str, category: str, index: int) -> str:

@@ -34,6 +34,12 @@ class NotFound(DartError):
         super().__init__(f"{entity} {entity_id!r} not found")
 
 
+class Unprocessable(DartError):
+    """Well-formed, but contradicts an earlier request (an Idempotency-Key reused with another body)."""
+
+    status = 422
+
+
 class Conflict(DartError):
     """The client stated an expected version and the entity has moved on."""
 

@@ -46,7 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create an API key for a user; prints key:secret once")
     create.add_argument("--user", required=True, help="the user's email; it becomes user_id and the actor")
-    create.add_argument("--admin", action="store_true", help="an admin key (default: a user key)")
+    create.add_argument("--role", choices=["viewer", "operator", "editor", "admin"],
+                        help="what the key may do (default: editor, what keys without --admin always could)")
+    create.add_argument("--admin", action="store_true", help="the same as --role admin")
+    create.add_argument("--expires", help="an ISO 8601 time with offset after which the key is refused")
+    keys.add_parser("list", help="every live key: key, role, user, expiry (never a secret)")
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key", help="the key (the part before the colon)")
 
     api = sub.add_parser("api", help="serve the REST API under gunicorn (production)")
     api.add_argument("--port", type=int, help="port (default 5000, or DART_PORT)")
@@ -143,16 +149,36 @@ def _as_of(value: str | None) -> tuple[int | None, datetime | None]:
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    from services.commands.auth import create_api_key
+    from services.commands.auth import issue_key, list_keys, revoke_key
+    from services.domain.errors import DartError
     from services.runtime.composition import build
 
-    if "@" not in args.user:
-        raise ValueError(f"--user must be an email address, not {args.user!r}")
-    key, secret = create_api_key(build(settings).store, args.user, "admin" if args.admin else "user",
-                                 actor="dart keys create")
-    print(f"{key}:{secret}")
-    print(f"created a{'n admin' if args.admin else ' user'} key for {args.user}; the secret is not shown again",
-          file=sys.stderr)
+    store = build(settings).store
+    try:
+        if args.action == "list":
+            offset = 0
+            while page := list_keys(store, 1000, offset).results:
+                for key in page:
+                    print(f"{key['key']}\t{key['role']}\t{key['user_id']}\t{key['expires'] or '-'}\t"
+                          f"{key['created']}")
+                offset += len(page)
+            return 0
+        if args.action == "revoke":
+            revoke_key(store, args.key, actor="dart keys revoke")
+            print(f"revoked {args.key}", file=sys.stderr)
+            return 0
+        if "@" not in args.user:
+            raise ValueError(f"--user must be an email address, not {args.user!r}")
+        if args.admin and args.role not in (None, "admin"):
+            raise ValueError(f"--admin contradicts --role {args.role}")
+        role = "admin" if args.admin else args.role or "editor"
+        created = issue_key(store, args.user, role, args.expires, actor="dart keys create")
+    except DartError as exc:
+        raise ValueError(exc.message) from exc
+    print(f"{created['key']}:{created['secret']}")
+    expiry = f", expires {created['expires']}" if created["expires"] else ""
+    print(f"created a{'n' if role[0] in 'aeo' else ''} {role} key for {args.user}{expiry}; the secret is not "
+          "shown again", file=sys.stderr)
     return 0
 
 
