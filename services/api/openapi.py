@@ -22,6 +22,7 @@ ERRORS = {
     404: "no such entity (or route)",
     405: "the method is not allowed on this path",
     409: "the entity is not at the version the client stated (version_id or If-Match)",
+    413: "the body is larger than the server's limit (DART_MAX_BODY_BYTES, 1 MiB by default)",
     415: "the body is not JSON",
     422: "the Idempotency-Key was used before by this key with a different body",
     429: "too many failed authentications from this address; Retry-After says when to try again",
@@ -43,18 +44,24 @@ KEY_REQUEST = {"type": "object", "required": ["data"], "properties": {"data": {
         "user_id": {"type": "string", "minLength": 1, "maxLength": 200},
         "role": {"enum": ["viewer", "operator", "editor", "admin"]},
         "expires": {"type": ["string", "null"], "description": "an ISO 8601 time with offset, in the future"}}}}}
+BIGINT = 2**63 - 1
+IGNORED_ENVELOPE: dict[str, Any] = {"id": {}, "version_id": {}, "created": {}, "updated": {}}
+LOG_GAPS = ("On PostgreSQL, global positions may skip values after a crash or a failed append (sequence values "
+            "taken by a transaction that rolled back are never reused), so a gap in global_position is not a lost "
+            "event: read on from next_after.")
 SERVER_SET = {"user_id", "datastore_id", "workflow_id", "dataset_id", "engine_name", "state", "s3_artifacts_path",
               "s3_logs_path", "queued_time"}
 STATIC_DATA = {"engine": "ENGINE_SCHEMA", "dataset": "DATASET_SCHEMA", "workflow": "WORKFLOW_SCHEMA",
                "subscription": "SUBSCRIPTION_SCHEMA", "event": "EVENT_SCHEMA"}
 QUERY = {
     "limit": {"type": "integer", "minimum": 0, "maximum": 10000},
-    "offset": {"type": "integer", "minimum": 0},
+    "offset": {"type": "integer", "minimum": 0, "maximum": BIGINT},
     "filters": {"type": "string", "description": 'a JSON array of "key op value" strings (reference §6)'},
     "order_by": {"type": "string", "description": 'a JSON array of "key ASC|DESC" strings'},
     "datastore_id": {"type": "string"}, "workflow_id": {"type": "string"},
     "as_of": {"type": "string", "description": "a global position or an ISO 8601 time with offset"},
-    "after": {"type": "integer", "minimum": 0}, "type": {"type": "string"}, "stream": {"type": "string"},
+    "after": {"type": "integer", "minimum": 0, "maximum": BIGINT},
+    "type": {"type": "string"}, "stream": {"type": "string"},
     "engine_name": {"type": "string"}, "action_id": {"type": "string"}, "trigger_type_name": {"type": "string"},
     "trigger_id": {"type": "string"},
     "state": {"type": "string", "enum": ["UNCONSUMED", "RESERVED", "ASSIGNED", "CONSUMED"]},
@@ -117,6 +124,8 @@ def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
         "operationId": method.lower() + re.sub(r"[^A-Za-z0-9]+", "_", route.path).rstrip("_"),
         "responses": _responses(route, method),
     }
+    if route.shape == "log":
+        op["description"] = f"{op.get('description', '')} {LOG_GAPS}".strip()
     params = []
     for name in re.findall(r"{(\w+)}", route.path):
         params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
@@ -131,8 +140,10 @@ def _operation(route: Route, method: str, summary: str) -> dict[str, Any]:
     if route.shape == "keys" and method == "POST":
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": KEY_REQUEST}}}
     elif method in ("POST", "PUT") and route.entity:
-        body: dict[str, Any] = {"type": "object", "properties": {"data": request_data(route.entity)},
-                                "required": ["data"]}
+        # The server refuses any other top-level field (check_envelope); id, version_id, created and updated
+        # are accepted and ignored, as the original did.
+        body: dict[str, Any] = {"type": "object", "properties": {**IGNORED_ENVELOPE, "data": request_data(route.entity)},
+                                "required": ["data"], "additionalProperties": False}
         if route.shape == "many":
             body = {"oneOf": [body, {"type": "array", "minItems": 1, "items": body}]}
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}

@@ -206,3 +206,39 @@ def test_limit_zero_on_history_and_element_lists(api: Api) -> None:
     status, body = api.request("GET", f"/datastore/{store['id']}/history", params={"limit": "0"})
     assert status == 200 and body["results"] == [] and body["total"] == 1
     assert error(api, "GET", f"/datastore/{store['id']}/history", params={"limit": ""}).startswith("limit:")
+
+
+# ------------------------------------------------------------------------------------ the document agrees
+def integer_parameters(api: Api) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(path, name, schema) of every documented integer query parameter of a GET."""
+    status, document = api.request("GET", "/openapi.json")
+    assert status == 200
+    for path, operations in document["paths"].items():
+        for parameter in operations.get("get", {}).get("parameters", []):
+            if parameter["in"] == "query" and parameter["schema"].get("type") == "integer":
+                yield path.removeprefix("/api/1").replace("{entity_id}", "NOSUCHID"), parameter["name"], \
+                    parameter["schema"]
+
+
+def test_every_integer_parameter_takes_its_documented_bounds_and_nothing_past_them(api: Api) -> None:
+    checked = 0
+    for path, name, schema in integer_parameters(api):
+        if path == "/dataset/guess":
+            continue  # it needs an s3_path first
+        low, high = schema["minimum"], schema.get("maximum")
+        valid = [low] + ([high] if high is not None else [])
+        answers = {value: api.request("GET", path, params={name: str(value)})[0] for value in valid}
+        assert set(answers.values()) <= {200, 404}, (path, name, answers)
+        if set(answers.values()) == {200}:  # the parameter is read before anything can be a 404
+            past = [low - 1] + ([high + 1] if high is not None else [])
+            for value in past:
+                assert error(api, "GET", path, params={name: str(value)}).startswith(f"{name}:")
+            assert error(api, "GET", path, params={name: ""}).startswith(f"{name}:")
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_log_operation_says_positions_may_skip_values(api: Api) -> None:
+    document = api.request("GET", "/openapi.json")[1]
+    assert "gap in global_position is not a lost event" in document["paths"]["/api/1/log"]["get"]["description"]
+    assert "413" in document["paths"]["/api/1/engine"]["post"]["responses"]
