@@ -15,8 +15,8 @@ import falcon
 from cachetools import TTLCache
 
 from projections.reads import EntityReader
-from services.commands.auth import InvalidCredentials, Principal
-from services.domain.errors import BadRequest, Forbidden
+from services.commands.auth import InvalidCredentials, Principal, parse_credentials
+from services.domain.errors import BadRequest, Forbidden, NotAuthenticated
 from services.domain.roles import ENGINE, OPEN, Access
 
 log = logging.getLogger("dart.api")
@@ -26,11 +26,11 @@ Authenticate = Callable[[str | None], Principal]
 
 
 class FailureThrottle:
-    """Failed authentications (an unknown key or a wrong secret) per client address, as a token bucket:
-    ``burst`` failures at once, then one more every ``1 / per_second`` seconds. An address with no failure
-    left gets 429 with Retry-After on every request needing a key, its credentials unchecked, until the
-    bucket refills. Behind a proxy every client shares the proxy's address (``remote_addr``, not the
-    spoofable X-Forwarded-For)."""
+    """Failed authentications (an unknown key or a wrong secret) per client, as token buckets: ``burst``
+    failures at once, then one more every ``1 / per_second`` seconds. The middleware keys a bucket by the
+    client's address and the key it names, so guessing one key's secret is slowed while that address's other
+    keys, and other addresses (engines, a proxy's other clients), keep working; known and unknown keys are
+    throttled alike, so a 429 never tells a key exists."""
 
     def __init__(self, burst: int = 20, per_second: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  maxsize: int = 10_000) -> None:
@@ -89,16 +89,24 @@ class AuthMiddleware:
             self._check_action_token(req, principal.scope.split(":", 1)[1], params or {})
 
     def _authenticated(self, req: falcon.Request) -> Principal:
+        """The caller, unless its address has failed too often with the key it names: then a 429 with
+        Retry-After, its credentials unchecked (``remote_addr``: the peer, not a spoofable X-Forwarded-For)."""
+        header = req.get_header("Authorization")
+        try:
+            key = parse_credentials(header)[0]
+        except NotAuthenticated:
+            key = ""  # a missing or malformed header tests no secret; authenticate names the problem below
         address = req.remote_addr or ""
-        wait = self.throttle.retry_after(address)
+        bucket = f"{address} {key}"
+        wait = self.throttle.retry_after(bucket)
         if wait is not None:
             raise falcon.HTTPTooManyRequests(
-                description=f"too many failed authentications from {address}; retry after {wait} s",
-                retry_after=wait)
+                description=f"too many failed authentications with this key from {address}; retry after "
+                            f"{wait} s", retry_after=wait)
         try:
-            return self.authenticate(req.get_header("Authorization"))
+            return self.authenticate(header)
         except InvalidCredentials:
-            self.throttle.failed(address)
+            self.throttle.failed(bucket)
             raise
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,

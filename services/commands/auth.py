@@ -69,7 +69,7 @@ def _hash(secret: str, salt: str) -> str:
 def create_api_key(
     store: EventStore,
     user_id: str,
-    scope: str = roles.EDITOR,
+    scope: str = roles.LEGACY_USER,
     *,
     key: str | None = None,
     secret: str | None = None,
@@ -82,7 +82,7 @@ def create_api_key(
     return key, secret
 
 
-def new_api_key(user_id: str, scope: str = roles.EDITOR, *, key: str | None = None, secret: str | None = None,
+def new_api_key(user_id: str, scope: str = roles.LEGACY_USER, *, key: str | None = None, secret: str | None = None,
                 actor: str = "system", expires: str | None = None) -> tuple[StreamAppend, str, str]:
     """A new key as (the append that creates it, key, secret), for a caller that creates it together with
     other events (the launcher mints an engine's token in the append that takes the action's slot)."""

@@ -136,7 +136,8 @@ def test_an_unknown_key_and_a_wrong_secret_get_the_same_401(dart: InProcessDart,
     assert all(answer == answers[0] for answer in answers)
 
 
-def test_repeated_failures_from_one_address_are_answered_429_until_the_bucket_refills(dart: InProcessDart) -> None:
+def test_repeated_failures_with_one_key_from_one_address_are_a_429_until_the_bucket_refills(
+        dart: InProcessDart) -> None:
     client, good = dart.api.client, {"Authorization": basic(dart.key, dart.secret)}
     bad = {"Authorization": basic(dart.key, "guess")}
     statuses = [client.simulate_get("/api/1/engine", headers=bad, remote_addr="10.7.7.7").status_code
@@ -146,7 +147,17 @@ def test_repeated_failures_from_one_address_are_answered_429_until_the_bucket_re
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1  # unchecked, even a right key
     assert "10.7.7.7" in refused.json["error_message"]
     assert client.simulate_get("/api/1/engine", headers=good, remote_addr="10.7.7.8").status_code == 200
+    other = {"Authorization": basic(*create_api_key(dart.store, "o@example.com", "viewer"))}
+    assert client.simulate_get("/api/1/engine", headers=other, remote_addr="10.7.7.7").status_code == 200
     assert client.simulate_get("/health", remote_addr="10.7.7.7").status_code == 200  # open routes stay open
+
+
+def test_an_unknown_key_is_throttled_like_a_known_one(dart: InProcessDart) -> None:
+    """Otherwise the 21st answer would tell whether a key exists."""
+    client, bad = dart.api.client, {"Authorization": basic("NOSUCHKEY", "guess")}
+    statuses = [client.simulate_get("/api/1/engine", headers=bad, remote_addr="10.6.6.6").status_code
+                for _ in range(21)]
+    assert statuses == [401] * 20 + [429]
 
 
 def test_a_launch_token_is_listed_with_its_action(dart: InProcessDart, api: Api) -> None:

@@ -101,11 +101,45 @@ def test_keys_create_prints_a_working_key_once(tmp_path: Path) -> None:
     credentials = result.stdout.strip()
     store = build(load_settings(env={"DART_HOME": str(tmp_path)})).store
     principal = authenticate(store, "Bearer " + credentials)
-    assert principal.user_id == "ann@example.com" and principal.scope == "user"
+    assert principal.user_id == "ann@example.com" and principal.role == "editor"  # what --admin-less keys were
     assert credentials.split(":")[1] not in json.dumps([e.as_dict() for e in store.read_all(0, 100)])
     store.close()
     bad = _dart(tmp_path, "keys", "create", "--user", "not-an-email")
     assert bad.returncode == 2 and "--user" in bad.stderr
+
+
+def test_keys_have_roles_and_expiry_are_listed_without_secrets_and_revoked(tmp_path: Path) -> None:
+    from services.commands.auth import authenticate
+    from services.domain.errors import NotAuthenticated
+
+    viewer = _dart(tmp_path, "keys", "create", "--user", "vic@example.com", "--role", "viewer",
+                   "--expires", "2999-01-01T00:00:00+00:00")
+    admin = _dart(tmp_path, "keys", "create", "--user", "ada@example.com", "--admin")
+    assert viewer.returncode == 0 and admin.returncode == 0, (viewer.stderr, admin.stderr)
+    assert "viewer key" in viewer.stderr and "expires 2999-01-01T00:00:00+00:00" in viewer.stderr
+    store = build(load_settings(env={"DART_HOME": str(tmp_path)})).store
+    try:
+        assert authenticate(store, "Bearer " + viewer.stdout.strip()).role == "viewer"
+        assert authenticate(store, "Bearer " + admin.stdout.strip()).role == "admin"
+        listed = _dart(tmp_path, "keys", "list")
+        assert listed.returncode == 0, listed.stderr
+        rows = {line.split("\t")[0]: line.split("\t") for line in listed.stdout.splitlines()}
+        viewer_key, viewer_secret = viewer.stdout.strip().split(":")
+        assert rows[viewer_key][1:4] == ["viewer", "vic@example.com", "2999-01-01T00:00:00+00:00"]
+        assert rows[admin.stdout.split(":")[0]][1:4] == ["admin", "ada@example.com", "-"]
+        assert viewer_secret not in listed.stdout and "salt" not in listed.stdout
+        revoked = _dart(tmp_path, "keys", "revoke", viewer_key)
+        assert revoked.returncode == 0, revoked.stderr
+        with pytest.raises(NotAuthenticated):
+            authenticate(store, "Bearer " + viewer.stdout.strip())
+        again = _dart(tmp_path, "keys", "revoke", viewer_key)
+        assert again.returncode == 2 and "not found" in again.stderr
+    finally:
+        store.close()
+    for bad, named in ((["--role", "root"], "--role"), (["--expires", "yesterday"], "expires"),
+                       (["--admin", "--role", "viewer"], "--admin")):
+        refused = _dart(tmp_path, "keys", "create", "--user", "x@example.com", *bad)
+        assert refused.returncode == 2 and named in refused.stderr, refused.stderr
 
 
 def test_events_tail_json_prints_every_envelope_in_order(tmp_path: Path) -> None:
