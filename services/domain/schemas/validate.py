@@ -4,6 +4,7 @@ schemas that engines declare, and the separation of `x-dart-secret` datastore ar
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable
 from typing import Any, overload
@@ -17,6 +18,9 @@ from services.domain.errors import BadRequest
 
 Schema = dict[str, Any]
 SECRET_KEYWORD = "x-dart-secret"
+MAX_DESCRIPTION_CHARS = 16384
+MAX_FREE_FORM_BYTES = 64 * 1024  # args, extra_data
+MAX_DATA_BYTES = 512 * 1024  # an entity's whole data (a dataset's columns are the big legitimate case)
 # jsonschema's messages repeat the offending value; a whole dict or a long string makes a useless error line.
 MAX_MESSAGE_CHARS = 400
 
@@ -47,7 +51,28 @@ def default_and_validate(data: dict[str, Any], schema: Schema, root: str = "data
     error = best_match(validator.iter_errors(filled))
     if error is not None:
         raise _describe(error, schema, root)
+    check_sizes(filled, root)
     return filled
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def check_sizes(data: dict[str, Any], root: str = "data") -> None:
+    """The caps on free-form fields, so no entity makes every list of its kind heavy (a 50 MB extra_data
+    did): ``description`` at most 16,384 characters, ``args`` and ``extra_data`` 64 KiB of JSON each, and the
+    whole of ``data`` 512 KiB."""
+    description = data.get("description")
+    if isinstance(description, str) and len(description) > MAX_DESCRIPTION_CHARS:
+        raise SchemaValidationError(f"{root}.description: {len(description)} characters, at most "
+                                    f"{MAX_DESCRIPTION_CHARS}", f"{root}.description")
+    for name in ("args", "extra_data"):
+        if data.get(name) is not None and (size := _json_bytes(data[name])) > MAX_FREE_FORM_BYTES:
+            raise SchemaValidationError(f"{root}.{name}: {size} bytes of JSON, at most {MAX_FREE_FORM_BYTES}",
+                                        f"{root}.{name}")
+    if (size := _json_bytes(data)) > MAX_DATA_BYTES:
+        raise SchemaValidationError(f"{root}: {size} bytes of JSON, at most {MAX_DATA_BYTES}", root)
 
 
 def apply_defaults(instance: Any, schema: Any) -> Any:
