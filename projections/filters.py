@@ -43,6 +43,7 @@ _TIMESTAMP_KEYS = ("created", "updated")
 _TEXT_COLUMN_KEYS = ("state", "name")
 _NOT_DATA_COLUMNS = ("id", "version", "created", "updated", "data")
 _MAX_EXPONENT = 300  # a numeric filter value's decimal exponent
+MAX_IN_VALUES = 1000
 
 
 class FilterError(ValueError):
@@ -282,6 +283,8 @@ def _positive(
             return lambda expr: expr.ilike(pattern)
         return lambda expr: sa.func.lower(expr).like(sa.func.lower(sa.literal(pattern)))
     raw = f.value.split(",") if op == "IN" else [f.value]
+    if len(raw) > MAX_IN_VALUES:  # each is a bound parameter: SQLite takes 32,766 a query, psycopg 65,535
+        raise FilterError(f'filter "{f.key} IN ...": at most {MAX_IN_VALUES} values, not {len(raw)}')
     values: list[Any]
     if kind == "numeric":
         values = _numbers(f, raw, dialect)

@@ -170,6 +170,8 @@ def test_a_cron_pattern_with_superscript_digits_is_a_400_naming_it(api: Api, pat
     (["concurrency < 1e999999"], "out of range"),
     (["concurrency IN 1,1e-400"], "out of range"),
     ([f"name = n{i}" for i in range(1000)], "at most 50 filters"),
+    (["id IN " + ",".join(f"i{i}" for i in range(40_000))], "at most 1000 values"),
+    (["tags IN " + ",".join(f"t{i}" for i in range(1001))], "at most 1000 values"),
 ])
 def test_a_hostile_filter_is_a_400_naming_filters(api: Api, filters: list[str], words: str) -> None:
     # json.dumps keeps a lone surrogate as its \\ud800 escape, as a client would send it.
