@@ -12,6 +12,7 @@ xid8 alternative needs readers to order by (xid, position), which breaks the pla
 
 from __future__ import annotations
 
+import select
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,28 +87,29 @@ _OK = psycopg.pq.ConnStatus.OK
 
 
 def closed_by_server(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the server has closed this idle connection (a restart, ``pg_terminate_backend``, an idle
-    timeout), found without a round trip: ~2 us against ~60 us for a ``SELECT 1`` ping.
+    """Whether the server has closed, or is closing, this idle connection (a restart, ``pg_terminate_backend``,
+    an idle timeout), found without a round trip: one ``poll`` of the socket, ~1 us against ~150 us of wall
+    time for a ``SELECT 1`` ping here.
 
-    The server's last words on an idle connection are a FATAL message and then the end of the stream. libpq
-    reads whatever has arrived without blocking (its sockets are always non-blocking): the first read takes
-    the FATAL message, which libpq only reports as a notice, and the second meets the end of the stream,
-    which marks the connection bad. On a healthy idle connection both reads find nothing. A connection whose
-    peer vanished without a word (a dead network) still passes: an append then retries once (see ``append``).
+    An idle connection is never sent anything (nothing LISTENs on these connections) but a server's last
+    words: a FATAL message and then the end of the stream. So anything to read means the connection is gone
+    or going. The message alone is enough: a terminated backend sends it, leaves pg_stat_activity and only
+    then closes its socket, so a check in between that waited for the end of the stream would pass a dying
+    connection. A connection whose peer vanished without a word (a dead network) still passes: an append
+    then retries once (see ``append``), a read fails.
     """
     pgconn = conn.pgconn
-    try:
-        pgconn.consume_input()
-        pgconn.consume_input()
-    except psycopg.OperationalError:
+    if pgconn.status != _OK:
         return True
-    return pgconn.status != _OK
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLIN)
+    return bool(poller.poll(0))  # readable, or POLLHUP / POLLERR, which poll reports unasked
 
 
 def _replace_connections_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """SQLAlchemy checkout hook: a connection the server closed while it sat in the pool is replaced
     (SQLAlchemy reconnects it and runs the check again) instead of failing the caller's first statement."""
-    if closed_by_server(dbapi_connection):
+    if closed_by_server(dbapi_connection):  # SQLAlchemy closes it before it reconnects
         raise sa.exc.DisconnectionError("the server closed this idle connection")
 
 
@@ -161,6 +163,7 @@ class PostgresEventStore(EventStore):
             conn = pool.getconn()
             if not closed_by_server(conn):
                 return conn
+            conn.close()
             pool.putconn(conn)  # closed: the pool discards it and opens a new one
         return pool.getconn()  # the last one may be fresh from the server, or the error is real
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from events.postgres import APPEND_POOL_SIZE, PostgresEventStore
@@ -30,6 +31,37 @@ _WAITING_ON_APPEND_LOCK = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
     " AND wait_event = 'advisory'"
 )
+
+
+class ItemCount:
+    """An inline projection: appends of ItemAdded then run in a transaction through the SQLAlchemy engine
+    instead of the autocommit append pool."""
+
+    name = "item_count"
+
+    def handles(self, type_name: str) -> bool:
+        return type_name == "ItemAdded"
+
+    def apply(self, conn: sa.Connection, events: Sequence[RecordedEvent]) -> None:
+        conn.execute(sa.text("UPDATE item_count SET n = n + :k"), {"k": len(events)})
+
+
+def open_store_with(make_store, url: str, registry: EventRegistry, path: str) -> PostgresEventStore:
+    """A store whose ItemAdded appends take the given path: "autocommit" (the append pool) or "inline"."""
+    store = make_store(url, registry)
+    assert isinstance(store, PostgresEventStore)
+    if path == "inline":
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE item_count (n int NOT NULL)")
+            conn.exec_driver_sql("INSERT INTO item_count VALUES (0)")
+        store.add_inline_projection(ItemCount())
+    return store
+
+
+def assert_projected_once_each(store: PostgresEventStore, path: str) -> None:
+    if path == "inline":
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT n FROM item_count").scalar_one() == store.count()
 
 
 def database_name(url: str) -> str:
@@ -98,11 +130,11 @@ def terminate_every_backend(server_url: str, db: str) -> None:
                                        db) == 0, "every backend of the test database has exited")
 
 
+@pytest.mark.parametrize("path", ["autocommit", "inline"])
 def test_appends_and_reads_after_every_server_connection_was_terminated_succeed_once_each(
-    pg_url: str, pg_server_url: str, registry: EventRegistry, make_store
+    pg_url: str, pg_server_url: str, registry: EventRegistry, make_store, path: str
 ) -> None:
-    store = make_store(pg_url, registry)
-    assert isinstance(store, PostgresEventStore)
+    store = open_store_with(make_store, pg_url, registry, path)
     db = database_name(pg_url)
     # Several idle connections in the append pool (four appends held in the server at once), and idle
     # connections in the engine's pool (reads).
@@ -136,13 +168,14 @@ def test_appends_and_reads_after_every_server_connection_was_terminated_succeed_
     assert len(everything) == 4 + 10, "an append was lost or applied twice"
     assert store.count() == 14
     assert store.head_position() == positions[-1]
+    assert_projected_once_each(store, path)
 
 
+@pytest.mark.parametrize("path", ["autocommit", "inline"])
 def test_an_append_whose_connection_dies_while_it_waits_in_the_server_is_applied_once(
-    pg_url: str, pg_server_url: str, registry: EventRegistry, make_store
+    pg_url: str, pg_server_url: str, registry: EventRegistry, make_store, path: str
 ) -> None:
-    store = make_store(pg_url, registry)
-    assert isinstance(store, PostgresEventStore)
+    store = open_store_with(make_store, pg_url, registry, path)
     db = database_name(pg_url)
     stream = f"cart-{uuid.uuid4().hex[:8]}"
     store.append(StreamAppend(stream, ExpectedVersion.NO_STREAM, [added(0)]))
@@ -160,6 +193,7 @@ def test_an_append_whose_connection_dies_while_it_waits_in_the_server_is_applied
     stored = store.read_stream(stream)
     assert [(e.stream_version, e.event_id) for e in stored][1:] == [(2, recorded[0].event_id)]
     assert store.count() == 2
+    assert_projected_once_each(store, path)
 
 
 def test_concurrent_appenders_never_hold_more_connections_than_the_append_pool_allows(
