@@ -53,6 +53,7 @@ class ApiKeyItem:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
         revoke_key(self.store, entity_id, actor=who(req).user_id)
+        req.context.revoked_key = entity_id  # the middleware drops it from this process's cache of keys
         resp.media = {"results": "OK"}
 
 

@@ -113,7 +113,12 @@ class AuthMiddleware:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
         """Every refusal logged with the key and the route, whichever layer refused (the gate above, the
-        launch-token check, an operator's change of more than a state)."""
+        launch-token check, an operator's change of more than a state); a key a resource revoked
+        (``req.context.revoked_key``) forgotten by the authenticator's cache at once."""
+        revoked = getattr(req.context, "revoked_key", None)
+        forget = getattr(self.authenticate, "forget", None)
+        if revoked and req_succeeded and forget is not None:
+            forget(revoked)
         if str(resp.status).startswith("403"):
             principal = getattr(req.context, "principal", None)
             message = resp.media.get("error_message") if isinstance(resp.media, dict) else None

@@ -232,6 +232,13 @@ class Authenticator:
         # outside the lock, so two threads may both verify one new key (harmless: same answer).
         self._lock = threading.Lock()
 
+    def forget(self, key: str) -> None:
+        """Drop a revoked key's verified credentials, so this process refuses it at once (others within
+        the cache's lifetime)."""
+        with self._lock:
+            for cached in [c for c in self.verified if c[0] == key]:
+                self.verified.pop(cached, None)
+
     def __call__(self, header: str | None) -> Principal:
         key, secret = parse_credentials(header)
         cache_key = (key, hashlib.sha256(secret.encode()).hexdigest())

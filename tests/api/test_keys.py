@@ -12,7 +12,11 @@ import pytest
 
 from events.streams.api_key import ApiKeyUpdated
 from events.types import NewEvent, StreamAppend
-from services.commands.auth import create_api_key
+from services.api.app import create_app
+from services.api.listing import SchemaCache
+from services.commands.auth import Authenticator, create_api_key, verified_keys
+from services.commands.context import Orchestration
+from services.commands.entities import EntityService
 from tests.api.conftest import Api, InProcessDart, basic, start
 
 
@@ -164,3 +168,18 @@ def test_a_launch_token_is_listed_with_its_action(dart: InProcessDart, api: Api)
     key, _ = create_api_key(dart.store, "engine@no_op_engine", "action:ACTIONID01")
     [token] = [k for k in api.get("/api_key", params={"limit": 10000}) if k["key"] == key]
     assert token["role"] == "engine" and token["action_id"] == "ACTIONID01"
+
+
+def test_a_key_revoked_over_rest_is_refused_at_once_by_the_app_that_revoked_it(dart: InProcessDart) -> None:
+    """The production app remembers verified keys for 2 s (Authenticator); a revocation clears its entry."""
+    store = dart.store
+    app = create_app(entities=EntityService(store, dart.container), authenticate=Authenticator(store, verified_keys(60)),
+                     orchestration=Orchestration(store, dart.container.settings.s3_datastores_root),
+                     projections=dart.container.projections, secrets=dart.container.secrets,
+                     guess_dataset=dart.guess, schema_cache=SchemaCache())
+    admin = Api(dart.api.client.__class__(app), basic(dart.key, dart.secret))
+    created = admin.post("/api_key", {"data": {"user_id": "c@example.com", "role": "viewer"}})
+    mine = admin.as_key(created["key"], created["secret"])
+    assert mine.request("GET", "/datastore")[0] == 200  # now verified and cached for 60 s
+    assert admin.delete(f"/api_key/{created['key']}") == "OK"
+    assert mine.request("GET", "/datastore")[0] == 401
