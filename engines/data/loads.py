@@ -1,6 +1,6 @@
-"""What every SQL engine's load actions share around its own loader: the load's options from the action's args,
-the files of a load_dataset (the range) or of a consume_subscription (its assigned elements, less those already
-loaded), the progress and result reports, and copy_to_s3's destination."""
+"""What every SQL engine's load actions share around its own loader: the load's options from the action's
+args, the files of a load_dataset (the range) or of a consume_subscription (its assigned elements, less those
+already loaded), the progress and result reports, and copy_to_s3's destination."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ class Dart(Protocol):
 
     def subscription_elements(self, action_id: str) -> Iterable[dict[str, Any]]: ...
 
-    def report_progress(self, action_id: str, progress: float | None = None,
-                        extra_data: dict[str, Any] | None = None) -> Any: ...
+    def report_progress(
+        self, action_id: str, progress: float | None = None, extra_data: dict[str, Any] | None = None
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,18 @@ class LoadResult:
     already_loaded: bool = False
 
 
-def load_options(args: dict[str, Any], default_schema: str, subscription_id: str | None = None) -> LoadOptions:
+def load_options(
+    args: dict[str, Any], default_schema: str, subscription_id: str | None = None
+) -> LoadOptions:
     """The target options of load_dataset and consume_subscription (the redshift engine's names)."""
-    return LoadOptions(schema=args.get("target_schema_name") or default_schema,
-                       table=args.get("target_table_name") or None, max_errors=int(args.get("max_errors") or 0),
-                       batch_size=int(args.get("batch_size") or 0),
-                       truncate_columns=args.get("truncate_columns") is not False, subscription_id=subscription_id)
+    return LoadOptions(
+        schema=args.get("target_schema_name") or default_schema,
+        table=args.get("target_table_name") or None,
+        max_errors=int(args.get("max_errors") or 0),
+        batch_size=int(args.get("batch_size") or 0),
+        truncate_columns=args.get("truncate_columns") is not False,
+        subscription_id=subscription_id,
+    )
 
 
 def dataset_files(client: Dart, args: dict[str, Any], s3: Any = None) -> tuple[Dataset, Files]:
@@ -63,7 +70,9 @@ def subscription_files(client: Dart, action_id: str, subscription_id: str) -> tu
     """consume_subscription's dataset and every element assigned to the action, by s3_path."""
     subscription = client.get(f"/subscription/{subscription_id}")
     dataset = Dataset.from_api(client.get(f"/dataset/{subscription['data']['dataset_id']}"))
-    elements = sorted((e["s3_path"], int(e.get("file_size") or 0)) for e in client.subscription_elements(action_id))
+    elements = sorted(
+        (e["s3_path"], int(e.get("file_size") or 0)) for e in client.subscription_elements(action_id)
+    )
     return dataset, elements
 
 
@@ -82,12 +91,20 @@ def progress_reporter(client: Dart, action_id: str) -> Callable[[int, int], None
 
 
 def report_load(client: Dart, action_id: str, result: LoadResult) -> None:
-    client.report_progress(action_id, 1.0, {
-        "target": result.target, "files": result.files, "rows": result.rows,
-        "skipped_rows": len(result.errors), "errors": result.errors[:20]})
+    client.report_progress(
+        action_id,
+        1.0,
+        {
+            "target": result.target,
+            "files": result.files,
+            "rows": result.rows,
+            "skipped_rows": len(result.errors),
+            "errors": result.errors[:20],
+        },
+    )
 
 
 def destination(args: dict[str, Any], suffix: str) -> str:
-    """copy_to_s3's object: the destination prefix with its tokens, then ``000`` (UNLOAD ... PARALLEL OFF's name)
-    and the suffix (``.gz``, ``.parquet``)."""
+    """copy_to_s3's object: the destination prefix with its tokens, then ``000`` (UNLOAD ... PARALLEL OFF's
+    name) and the suffix (``.gz``, ``.parquet``)."""
     return str(s3_hook.tokens(args["destination_s3_path"], s3_hook.utcnow())) + "000" + suffix

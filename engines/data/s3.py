@@ -31,13 +31,20 @@ class S3Error(RuntimeError):
     """An S3 call failed; the message names the operation, the path and S3's own reason."""
 
 
-def client(max_pool_connections: int = 10) -> Any:
-    """An S3 client from the standard boto3 chain; a local endpoint (moto, the sandbox) from AWS_ENDPOINT_URL
-    or dart's own DART_AWS_ENDPOINT_URL, which `dart up`'s local engines inherit."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") \
+def aws_endpoint(service: str) -> str | None:
+    """A local endpoint (moto, the sandbox) for ``service``: AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL or
+    dart's own DART_AWS_ENDPOINT_URL, which `dart up`'s local engines inherit; None for AWS itself."""
+    return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL") \
         or os.environ.get("DART_AWS_ENDPOINT_URL") or None
-    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("DART_AWS_REGION") or "us-east-1"
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region,
+
+
+def aws_region() -> str:
+    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("DART_AWS_REGION") or "us-east-1"
+
+
+def client(max_pool_connections: int = 10) -> Any:
+    """An S3 client from the standard boto3 chain, at ``aws_endpoint("s3")``."""
+    return boto3.client("s3", endpoint_url=aws_endpoint("s3"), region_name=aws_region(),
                         config=Config(max_pool_connections=max_pool_connections,
                                       retries={"max_attempts": 5, "mode": "standard"}))
 

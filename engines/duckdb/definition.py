@@ -1,5 +1,5 @@
-"""What the duckdb_engine registers: the database file's options, and the postgresql engine's action types (the
-redshift engine's params where they apply), copy_to_s3 also writing Parquet."""
+"""What the duckdb_engine registers: the database file's options, and the postgresql engine's action types
+(the redshift engine's params where they apply), copy_to_s3 also writing Parquet."""
 
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ NAME = "duckdb_engine"
 OPTIONS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "path": {"type": ["string", "null"], "default": None, "minLength": 1,
-                 "description": "the database file (created if absent); a relative path is under the engine's "
-                                "data folder, $DART_HOME/engines/duckdb (default: <datastore id>.duckdb there)"},
-        "lock_timeout_seconds": {"type": ["number", "null"], "default": 600, "minimum": 0,
-                                 "description": "how long an action waits for another process to let go of the "
-                                                "file (DuckDB allows one process at a time)"},
+        "path": {
+            "type": ["string", "null"],
+            "default": None,
+            "minLength": 1,
+            "description": "the database file (created if absent); a relative path is under the engine's "
+            "data folder, $DART_HOME/engines/duckdb (default: <datastore id>.duckdb there)",
+        },
+        "lock_timeout_seconds": {
+            "type": ["number", "null"],
+            "default": 600,
+            "minimum": 0,
+            "description": "how long an action waits for another process to let go of the "
+            "file (DuckDB allows one process at a time)",
+        },
     },
     "additionalProperties": False,
 }
@@ -33,9 +41,13 @@ def _action_types() -> list[dict[str, Any]]:
             properties["target_schema_name"]["description"] = "created if absent (default: main)"
         if action_type["name"] == "copy_to_s3":
             properties["file_format"] = {
-                "type": ["string", "null"], "default": "CSV", "enum": ["CSV", "PARQUET", None],
-                "description": "CSV (delimiter, header and gzip apply; <prefix>000[.gz]) or PARQUET (SNAPPY inside "
-                               "the file; <prefix>000.parquet)"}
+                "type": ["string", "null"],
+                "default": "CSV",
+                "enum": ["CSV", "PARQUET", None],
+                "description": "CSV (delimiter, header and gzip apply; <prefix>000[.gz]) or PARQUET (SNAPPY "
+                "inside "
+                "the file; <prefix>000.parquet)",
+            }
     return found
 
 

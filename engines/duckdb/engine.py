@@ -67,15 +67,32 @@ def data_check(context: ActionContext, client: DartClient) -> None:
     client.report_progress(context.action_id, 1.0)
 
 
-def _load(context: ActionContext, client: DartClient, conn: duckdb.DuckDBPyConnection, dataset: Dataset,
-          files: loads.Files, options: loads.LoadOptions) -> None:
+def _load(
+    context: ActionContext,
+    client: DartClient,
+    conn: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    files: loads.Files,
+    options: loads.LoadOptions,
+) -> None:
     try:
-        result = Loader(conn, s3_hook.client(), context.action_id, dataset, options,
-                        loads.progress_reporter(client, context.action_id)).run(files)
+        result = Loader(
+            conn,
+            s3_hook.client(),
+            context.action_id,
+            dataset,
+            options,
+            loads.progress_reporter(client, context.action_id),
+        ).run(files)
     except duckdb.Error as exc:
         raise _sql_failure(exc) from exc
-    log.info("loaded %d row(s) from %d file(s) into %s%s", result.rows, result.files, result.target,
-             " (by an earlier run of this action)" if result.already_loaded else "")
+    log.info(
+        "loaded %d row(s) from %d file(s) into %s%s",
+        result.rows,
+        result.files,
+        result.target,
+        " (by an earlier run of this action)" if result.already_loaded else "",
+    )
     loads.report_load(client, context.action_id, result)
 
 
@@ -94,8 +111,14 @@ def consume_subscription(context: ActionContext, client: DartClient) -> None:
         files = loads.not_loaded(elements, consumed_paths(conn, subscription_id))
         if len(files) < len(elements):
             log.info("%d element(s) were loaded by an earlier action", len(elements) - len(files))
-        _load(context, client, conn, dataset, files,
-              loads.load_options(context.action_args, DEFAULT_SCHEMA, subscription_id))
+        _load(
+            context,
+            client,
+            conn,
+            dataset,
+            files,
+            loads.load_options(context.action_args, DEFAULT_SCHEMA, subscription_id),
+        )
     context.consume_subscription_state = "SUCCESS"
 
 
@@ -108,8 +131,11 @@ def _write(reader: pa.RecordBatchReader, sink: Any, args: dict[str, Any], parque
                 writer.write_batch(batch)
                 rows += batch.num_rows
         return rows
-    options = pa_csv.WriteOptions(include_header=bool(args.get("header")), delimiter=args.get("delimiter") or "\t",
-                                  quoting_style="needed")
+    options = pa_csv.WriteOptions(
+        include_header=bool(args.get("header")),
+        delimiter=args.get("delimiter") or "\t",
+        quoting_style="needed",
+    )
     with pa_csv.CSVWriter(sink, reader.schema, write_options=options) as writer:
         for batch in reader:
             writer.write_batch(batch)
@@ -118,8 +144,8 @@ def _write(reader: pa.RecordBatchReader, sink: Any, args: dict[str, Any], parque
 
 
 def copy_to_s3(context: ActionContext, client: DartClient) -> None:
-    """The query's rows as one object, ``<destination>000[.gz]`` (CSV) or ``<destination>000.parquet``, written
-    batch by batch into a multipart upload: memory stays at one part and one batch."""
+    """The query's rows as one object, ``<destination>000[.gz]`` (CSV) or ``<destination>000.parquet``,
+    written batch by batch into a multipart upload: memory stays at one part and one batch."""
     args = context.action_args
     parquet = args.get("file_format") == "PARQUET"
     gzip = not parquet and args.get("gzip") is not False
@@ -128,7 +154,9 @@ def copy_to_s3(context: ActionContext, client: DartClient) -> None:
     with _connect(context, client) as conn:
         writer = s3_hook.MultipartWriter(s3_hook.client(), path)
         try:
-            relation = conn.sql(statement)  # a relation streams; a DB-API result's Arrow output copies every row
+            relation = conn.sql(
+                statement
+            )  # a relation streams; a DB-API result's Arrow output copies every row
             if relation is None:
                 raise ActionFailure("source_sql_statement returns no rows (it must be a query)")
             reader = relation.to_arrow_reader(EXPORT_BATCH_ROWS)
@@ -144,8 +172,18 @@ def copy_to_s3(context: ActionContext, client: DartClient) -> None:
             writer.abort()
             raise
     log.info("wrote %d row(s), %d bytes, to %s", rows, writer.bytes_written, path)
-    client.report_progress(context.action_id, 1.0, {"s3_path": path, "rows": rows, "bytes": writer.bytes_written})
+    client.report_progress(
+        context.action_id, 1.0, {"s3_path": path, "rows": rows, "bytes": writer.bytes_written}
+    )
 
 
-HANDLER = dispatch(NAME, {"execute_sql": execute_sql, "data_check": data_check, "load_dataset": load_dataset,
-                          "consume_subscription": consume_subscription, "copy_to_s3": copy_to_s3})
+HANDLER = dispatch(
+    NAME,
+    {
+        "execute_sql": execute_sql,
+        "data_check": data_check,
+        "load_dataset": load_dataset,
+        "consume_subscription": consume_subscription,
+        "copy_to_s3": copy_to_s3,
+    },
+)

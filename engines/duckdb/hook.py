@@ -26,16 +26,19 @@ def data_folder(env: dict[str, str] | None = None) -> Path:
 
 
 def database_path(datastore: dict[str, Any], env: dict[str, str] | None = None) -> Path:
-    """The datastore's ``path`` option (a relative one is under the data folder), else ``<datastore id>.duckdb``
-    in the data folder: each datastore its own file, so two marts never share a lock."""
+    """The datastore's ``path`` option (a relative one is under the data folder), else ``<datastore
+    id>.duckdb`` in the data folder: each datastore its own file, so two marts never share a lock."""
     args = (datastore.get("data") or {}).get("args") or {}
     folder = data_folder(env)
-    path = Path(os.path.expanduser(str(args["path"]))) if args.get("path") else Path(f"{datastore['id']}.duckdb")
+    path = (
+        Path(os.path.expanduser(str(args["path"]))) if args.get("path") else Path(f"{datastore['id']}.duckdb")
+    )
     return path if path.is_absolute() else folder / path
 
 
-def connect(path: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False,
-            sleep: Any = time.sleep) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False, sleep: Any = time.sleep
+) -> duckdb.DuckDBPyConnection:
     """The database, created if absent. DuckDB lets one process write a file (others cannot even read it), so
     actions of a datastore whose concurrency is above 1 run one after another: each waits for the lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,8 +53,10 @@ def connect(path: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: b
             if time.monotonic() + delay > deadline:
                 pid = _HOLDER.search(str(exc))
                 holder = f" (pid {pid.group(1)})" if pid else ""
-                raise ActionFailure(f"the DuckDB file {path} is still in use by another process{holder} after "
-                                    f"{lock_timeout:g} s") from exc
+                raise ActionFailure(
+                    f"the DuckDB file {path} is still in use by another process{holder} after "
+                    f"{lock_timeout:g} s"
+                ) from exc
             sleep(delay)
             delay = min(1.0, delay * 2)
 
@@ -66,4 +71,3 @@ def cause(exc: BaseException) -> str:
     """DuckDB's message without its LINE/caret lines: one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-

@@ -1,7 +1,8 @@
-"""Loading a dataset's files into a DuckDB table exactly once: rows parsed by the shared dataset layer, handed to
-DuckDB as Arrow batches it casts to the columns' types, inside one transaction that also records the action and
-each file in dart_tracking, so a re-run never duplicates rows and a killed one leaves nothing behind. Load types
-mean what they mean in the postgresql engine (engines.postgresql.load): INSERT, MERGE, RELOAD_ALL, RELOAD_LAST."""
+"""Loading a dataset's files into a DuckDB table exactly once: rows parsed by the shared dataset layer, handed
+to DuckDB as Arrow batches it casts to the columns' types, inside one transaction that also records the action
+and each file in dart_tracking, so a re-run never duplicates rows and a killed one leaves nothing behind. Load
+types mean what they mean in the postgresql engine (engines.postgresql.load): INSERT, MERGE, RELOAD_ALL,
+RELOAD_LAST."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ TRACKING_SCHEMA = "dart_tracking"
 TRACKING_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {TRACKING_SCHEMA};
 CREATE TABLE IF NOT EXISTS {TRACKING_SCHEMA}.loads (
-    action_id VARCHAR PRIMARY KEY, target VARCHAR NOT NULL, load_type VARCHAR NOT NULL, files INTEGER NOT NULL,
+    action_id VARCHAR PRIMARY KEY, target VARCHAR NOT NULL, load_type VARCHAR NOT NULL,
+    files INTEGER NOT NULL,
     rows BIGINT NOT NULL, skipped_rows INTEGER NOT NULL, loaded_at TIMESTAMPTZ NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS {TRACKING_SCHEMA}.loaded_files (
     action_id VARCHAR NOT NULL, s3_path VARCHAR NOT NULL, subscription_id VARCHAR, target VARCHAR NOT NULL,
@@ -42,8 +44,9 @@ def ensure_tracking(conn: duckdb.DuckDBPyConnection) -> None:
 def consumed_paths(conn: duckdb.DuckDBPyConnection, subscription_id: str) -> set[str]:
     """Elements of the subscription some earlier action already loaded (its check-in may have been lost)."""
     ensure_tracking(conn)
-    rows = conn.execute(f"SELECT s3_path FROM {TRACKING_SCHEMA}.loaded_files WHERE subscription_id = ?",
-                        [subscription_id]).fetchall()
+    rows = conn.execute(
+        f"SELECT s3_path FROM {TRACKING_SCHEMA}.loaded_files WHERE subscription_id = ?", [subscription_id]
+    ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -54,8 +57,15 @@ def _definitions(columns: Sequence[Column]) -> list[str]:
 class Loader:
     """One load: ``run`` streams ``files`` into the target inside one transaction on ``conn``."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, s3: Any, action_id: str, dataset: Dataset,
-                 options: LoadOptions, progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        s3: Any,
+        action_id: str,
+        dataset: Dataset,
+        options: LoadOptions,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.conn, self.s3, self.action_id, self.dataset, self.options = conn, s3, action_id, dataset, options
         self.progress = progress or (lambda done, total: None)
         self.columns = dataset.load_columns
@@ -72,7 +82,9 @@ class Loader:
     def run(self, files: Sequence[tuple[str, int]]) -> LoadResult:
         load_type = self.dataset.load_type
         if load_type == "MERGE" and not self.dataset.upsert_keys:
-            raise ValueError(f"dataset {self.dataset.name} is MERGE but has neither merge_keys nor primary_keys")
+            raise ValueError(
+                f"dataset {self.dataset.name} is MERGE but has neither merge_keys nor primary_keys"
+            )
         if load_type not in ("INSERT", "MERGE", "RELOAD_ALL", "RELOAD_LAST"):
             raise ValueError(f"load_type {load_type!r} is not INSERT, MERGE, RELOAD_ALL or RELOAD_LAST")
         if load_type == "RELOAD_LAST":
@@ -90,21 +102,28 @@ class Loader:
 
     def _run(self, files: Sequence[tuple[str, int]], load_type: str) -> None:
         conn = self.conn
-        done = conn.execute(f"SELECT files, rows FROM {TRACKING_SCHEMA}.loads WHERE action_id = ?",
-                            [self.action_id]).fetchone()
+        done = conn.execute(
+            f"SELECT files, rows FROM {TRACKING_SCHEMA}.loads WHERE action_id = ?", [self.action_id]
+        ).fetchone()
         if done is not None:
             self.result.files, self.result.rows, self.result.already_loaded = done[0], done[1], True
             return
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.options.schema)}")
         conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({', '.join(self._table_body())})")
         into = self._prepare(load_type)
-        size = self.options.batch_size if load_type == "MERGE" and self.options.batch_size else max(1, len(files))
+        size = (
+            self.options.batch_size
+            if load_type == "MERGE" and self.options.batch_size
+            else max(1, len(files))
+        )
         for start in range(0, len(files), size):
-            for path, _ in files[start:start + size]:
+            for path, _ in files[start : start + size]:
                 rows = self._copy_file(into, path)
-                conn.execute(f"INSERT INTO {TRACKING_SCHEMA}.loaded_files (action_id, s3_path, subscription_id, "
-                             "target, rows) VALUES (?, ?, ?, ?, ?)",
-                             [self.action_id, path, self.options.subscription_id, self.result.target, rows])
+                conn.execute(
+                    f"INSERT INTO {TRACKING_SCHEMA}.loaded_files (action_id, s3_path, subscription_id, "
+                    "target, rows) VALUES (?, ?, ?, ?, ?)",
+                    [self.action_id, path, self.options.subscription_id, self.result.target, rows],
+                )
                 self.result.files += 1
                 self.result.rows += rows
                 self.progress(self.result.files, len(files))
@@ -115,9 +134,18 @@ class Loader:
             conn.execute(f"ALTER TABLE {into} RENAME TO {quote(self.table)}")
         if load_type == "MERGE":
             conn.execute(f"DROP TABLE {STAGE}")
-        conn.execute(f"INSERT INTO {TRACKING_SCHEMA}.loads (action_id, target, load_type, files, rows, skipped_rows)"
-                     " VALUES (?, ?, ?, ?, ?, ?)", [self.action_id, self.result.target, load_type,
-                                                    self.result.files, self.result.rows, len(self.result.errors)])
+        conn.execute(
+            f"INSERT INTO {TRACKING_SCHEMA}.loads (action_id, target, load_type, files, rows, skipped_rows)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                self.action_id,
+                self.result.target,
+                load_type,
+                self.result.files,
+                self.result.rows,
+                len(self.result.errors),
+            ],
+        )
 
     def _table_body(self) -> list[str]:
         keys = self.dataset.primary_keys
@@ -127,8 +155,9 @@ class Loader:
         """Where rows go: the target (INSERT), a temporary stage (MERGE), or a fresh table that replaces the
         target at commit (RELOAD_*), so readers see the old rows until then."""
         if load_type == "MERGE":
-            self.conn.execute(f"CREATE TEMP TABLE {STAGE} ({', '.join(_definitions(self.columns))}, "
-                              "_dart_seq BIGINT)")
+            self.conn.execute(
+                f"CREATE TEMP TABLE {STAGE} ({', '.join(_definitions(self.columns))}, _dart_seq BIGINT)"
+            )
             return STAGE
         if load_type in ("RELOAD_ALL", "RELOAD_LAST"):
             fresh = f"{quote(self.options.schema)}.{quote(self.table[:50] + '__dart_new')}"
@@ -142,9 +171,11 @@ class Loader:
         match = " AND ".join(f"{self.target}.{k} = {STAGE}.{k}" for k in keys)
         self.conn.execute(f"DELETE FROM {self.target} USING {STAGE} WHERE {match}")
         order = [quote(k.split()[0]) + " " + k.split()[1] for k in self.dataset.batch_merge_sort_keys]
-        self.conn.execute(f"INSERT INTO {self.target} ({self.column_list}) SELECT {self.column_list} FROM {STAGE} "
-                          f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} "
-                          f"ORDER BY {', '.join(order + ['_dart_seq DESC'])}) = 1")
+        self.conn.execute(
+            f"INSERT INTO {self.target} ({self.column_list}) SELECT {self.column_list} FROM {STAGE} "
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} "
+            f"ORDER BY {', '.join(order + ['_dart_seq DESC'])}) = 1"
+        )
         self.conn.execute(f"DELETE FROM {STAGE}")
 
     # -- one file ----------------------------------------------------------------------------------------
@@ -153,7 +184,9 @@ class Loader:
         rows = 0
         values: list[list[str | None]] = [[] for _ in self.columns]
         numbers: list[int] = []
-        refused: list[RowError] = []  # rows the converter refused, judged with the batch's others in row order
+        refused: list[
+            RowError
+        ] = []  # rows the converter refused, judged with the batch's others in row order
         for number, record in read_rows(self.dataset, self.s3, path):
             try:
                 record = self.converter.convert(record, number, path)
@@ -176,8 +209,14 @@ class Loader:
         self.result.errors.append(str(exc))
         log.warning("skipped: %s", exc)
 
-    def _insert(self, into: str, path: str, values: list[list[str | None]], numbers: list[int],
-                refused: list[RowError]) -> int:
+    def _insert(
+        self,
+        into: str,
+        path: str,
+        values: list[list[str | None]],
+        numbers: list[int],
+        refused: list[RowError],
+    ) -> int:
         """One batch: its bad rows found first (a failed statement would abort DuckDB's transaction), each
         skipped within max_errors, then the rest cast and inserted in one statement."""
         arrays = {f"c{i}": pa.array(v, pa.string()) for i, v in enumerate(values)}
@@ -194,8 +233,10 @@ class Loader:
             if len(bad) == len(numbers):
                 return 0
             try:
-                self.conn.execute(f"INSERT INTO {into} ({self.column_list}{seq[0]}) SELECT {self.casts}{seq[1]} "
-                                  f"FROM {BATCH}{where}")
+                self.conn.execute(
+                    f"INSERT INTO {into} ({self.column_list}{seq[0]}) SELECT {self.casts}{seq[1]} "
+                    f"FROM {BATCH}{where}"
+                )
             except duckdb.ConstraintException as exc:
                 raise ValueError(f"{path}: {cause(exc)}") from exc
         finally:
@@ -209,7 +250,9 @@ class Loader:
         for i, column in enumerate(self.columns):
             sql_type = column.sql_type()
             if sql_type != "TEXT" and not sql_type.startswith("VARCHAR"):
-                checks.append((column, f"c{i} IS NOT NULL AND TRY_CAST(c{i} AS {sql_type}) IS NULL", "invalid"))
+                checks.append(
+                    (column, f"c{i} IS NOT NULL AND TRY_CAST(c{i} AS {sql_type}) IS NULL", "invalid")
+                )
             elif column.length and not self.options.truncate_columns:
                 checks.append((column, f"length(c{i}) > {column.length}", "too long"))
         if not checks:
@@ -219,14 +262,19 @@ class Loader:
         values = ", ".join(f"c{index[c.name]}" for c, _, _ in checks)
         limit = self.options.max_errors - len(self.result.errors) + 1
         found = self.conn.execute(
-            f"SELECT _dart_row, {flags}, {values} FROM {BATCH} WHERE {' OR '.join(f'({c})' for _, c, _ in checks)} "
-            f"ORDER BY _dart_row LIMIT {limit}").fetchall()
+            f"SELECT _dart_row, {flags}, {values} FROM {BATCH} "
+            f"WHERE {' OR '.join(f'({c})' for _, c, _ in checks)} "
+            f"ORDER BY _dart_row LIMIT {limit}"
+        ).fetchall()
         errors = []
         for row in found:
             at = next(i for i in range(len(checks)) if row[1 + i])
             column, _, kind = checks[at]
             value = row[1 + len(checks) + at]
-            reason = (f'invalid value "{value}"' if kind == "invalid"
-                      else f'value too long for VARCHAR({column.length}): "{value}"')
+            reason = (
+                f'invalid value "{value}"'
+                if kind == "invalid"
+                else f'value too long for VARCHAR({column.length}): "{value}"'
+            )
             errors.append(RowError(row[0], path, reason, column))
         return errors

@@ -32,13 +32,15 @@ def schema_of(context: ActionContext) -> str:
     return str(context.datastore_args.get("schema") or "public")
 
 
-def connect(params: dict[str, Any], schema: str | None = None) -> psycopg.Connection[Any]:
-    """A connection (not in autocommit) with ``schema`` first on the search path."""
+def connect(params: dict[str, Any], schema: str | None = None,
+            what: str = "PostgreSQL") -> psycopg.Connection[Any]:
+    """A connection (not in autocommit) with ``schema`` first on the search path; ``what`` names the server in
+    errors (the redshift engine connects here too)."""
     where = f"{params.get('user')}@{params.get('host')}:{params.get('port')}/{params.get('dbname')}"
     try:
         conn = psycopg.connect(**params)
     except psycopg.OperationalError as exc:
-        raise ActionFailure(f"cannot connect to PostgreSQL {where}: {pg_cause(exc)}") from exc
+        raise ActionFailure(f"cannot connect to {what} {where}: {pg_cause(exc)}") from exc
     if schema:
         conn.execute("SELECT set_config('search_path', %s, false)", [f'"{schema}", public'])
         conn.commit()
