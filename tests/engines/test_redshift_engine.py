@@ -494,3 +494,42 @@ def test_a_failed_copy_names_its_row_from_stl_load_errors(pg_url: str) -> None:
         assert load_error(conn, missing, "public.events") == (
             "COPY into public.events failed and stl_load_errors has no row for s3://none/x/"
         )
+
+
+@pytest.mark.postgres
+def test_load_and_unload_handlers_refuse_in_one_line(pg_url: str, s3: Any, bucket: str) -> None:
+    """The handlers' wiring up to the statement Redshift would run: listing, connection, authorization."""
+    s3.put_object(Bucket=bucket, Key="events/dt=2026-01-01/part-0.csv", Body=b"id\n1\n")
+    location = f"s3://{bucket}/events"
+    partitioned = dataset_for(
+        location, "CSV", "NONE", COLUMNS[:1], partitions=[{"name": "dt", "data_type": "DATE"}]
+    )
+    dart = Store(
+        {
+            "/dataset/d1": {"id": "d1", "data": partitioned},
+            "/dataset/d2": {"id": "d2", "data": dataset_for(location, "CSV", "NONE", COLUMNS[:1])},
+        }
+    )
+    load = _on_postgres(pg_url, "load_dataset", {"dataset_id": "d1"})
+    load.datastore["data"]["s3_artifacts_path"] = f"s3://{bucket}/artifacts/rs1"
+    with pytest.raises(
+        ActionFailure,
+        match=r"^load_dataset: dataset ds_\w+ has partition columns: Redshift's COPY "
+        r"cannot take their values from the files' folders$",
+    ):
+        _run(load, dart)
+    with pytest.raises(
+        ActionFailure,
+        match="^load_dataset: the datastore has no s3_artifacts_path for the load's "
+        r"manifests \(set dart's S3 root\)$",
+    ):
+        _run(_on_postgres(pg_url, "load_dataset", {"dataset_id": "d2"}), dart)
+    with pytest.raises(ActionFailure, match='^copy_to_s3: SQL error: syntax error at or near "UNLOAD"$'):
+        _run(
+            _on_postgres(
+                pg_url,
+                "copy_to_s3",
+                {"source_sql_statement": "SELECT 1", "destination_s3_path": f"s3://{bucket}/out/x_"},
+            ),
+            dart,
+        )
