@@ -1,4 +1,5 @@
-"""Reading the log for people: one readable line per event, or the documented envelope as JSON."""
+"""Reading the log for people: one readable line per event, or the documented envelope as JSON; an API key's
+salt and secret hash are left out, as the API's /log and history leave them out (one redaction)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from typing import TextIO
 from events.store import EventStore
 from events.streams.entity import State
 from events.types import RecordedEvent
+from services.domain.roles import KEY_EVENT_TYPES, redact_key_data, redact_key_event
 
 
 def format_event(event: RecordedEvent, as_json: bool = False) -> str:
+    envelope = redact_key_event(event.as_dict())  # the terminal and its scrollback are no place for key hashes
     if as_json:
-        return json.dumps(event.as_dict(), sort_keys=True)
+        return json.dumps(envelope, sort_keys=True)
     actor = event.metadata.get("actor") or "?"
-    data = json.dumps(event.data, separators=(",", ":"), sort_keys=True)
+    data = json.dumps(envelope["data"], separators=(",", ":"), sort_keys=True)
     if len(data) > 160:
         data = data[:157] + "..."
     return (
@@ -77,6 +80,8 @@ def show_stream(
         evolve = getattr(cls, "evolve", None)
         if evolve is not None:
             state = cls(**event.data).evolve(state)  # type: ignore[attr-defined]
+    if isinstance(state, dict) and any(e.type in KEY_EVENT_TYPES for e in events):
+        state = redact_key_data(state)  # a key's folded state holds the same salt and hash
     if not as_json:
         if not events:
             out.write(f"{stream_id}: no events\n")
