@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -154,7 +154,13 @@ class Cluster:
         return str(endpoint["Address"]), int(endpoint.get("Port") or 5439)
 
     def snapshot_name(self) -> str:
-        return f"{self.identifier}-{self.now().strftime('%Y%m%d%H%M%S')}"
+        """``<cluster>-<YYYYmmddHHMMSS>``; a second already taken (a snapshot then a stop within one second)
+        moves the name on a second, so it stays unique and in order."""
+        taken = {s["SnapshotIdentifier"] for s in self.snapshots()}
+        moment = self.now()
+        while (name := f"{self.identifier}-{moment.strftime('%Y%m%d%H%M%S')}") in taken:
+            moment += timedelta(seconds=1)
+        return name
 
     def create_snapshot(self) -> str:
         name = self.snapshot_name()

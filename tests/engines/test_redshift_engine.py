@@ -141,6 +141,8 @@ def test_start_restores_a_named_snapshot_and_refuses_an_unknown_one(redshift: An
     with pytest.raises(ActionFailure, match=rf"^cluster {name} has no snapshot 'nope' \(it has: {name}-2026"):
         cluster.start("nope")
     assert cluster.start(names[2]) == f"restored cluster {name} from snapshot {names[2]}"
+    cluster.now = lambda: datetime(2026, 1, 1, 0, 3)  # the final snapshot's second: the name moves on one
+    assert cluster.snapshot_name() == f"{name}-20260101000301"
 
 
 def test_create_without_a_password_fails_in_one_line(redshift: Any) -> None:
