@@ -37,7 +37,7 @@ def database_path(datastore: dict[str, Any], env: dict[str, str] | None = None) 
 
 
 def connect(
-    path: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False, sleep: Any = time.sleep
+    path: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, sleep: Any = time.sleep
 ) -> duckdb.DuckDBPyConnection:
     """The database, created if absent. DuckDB lets one process write a file (others cannot even read it), so
     actions of a datastore whose concurrency is above 1 run one after another: each waits for the lock."""
@@ -46,7 +46,7 @@ def connect(
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only and path.exists())
+            return duckdb.connect(str(path))
         except duckdb.IOException as exc:
             if "Could not set lock" not in str(exc):
                 raise ActionFailure(f"cannot open the DuckDB file {path}: {cause(exc)}") from exc
