@@ -40,6 +40,7 @@ from services.delivery.relay import Relay
 from services.delivery.s3_notifications import S3NotificationReader, notification_connection
 from services.runtime.email import notifier_from_settings
 from services.runtime.home import prepare_home
+from services.runtime.logs import add_log_file
 from services.runtime.settings import Settings, SettingsError
 
 log = logging.getLogger("dart.process")
@@ -191,7 +192,8 @@ def notification_reader(orch: Orchestration, settings: Settings) -> S3Notificati
 
 
 def run_relay(settings: Settings) -> int:
-    container = build(settings)
+    container = build(settings)  # (prepares DART_HOME, 0700, before its log folder)
+    add_log_file(settings.home / "logs", "relay")
     url, options = broker_of(settings)
     try:
         outside = json.loads(settings.outside_readers) if settings.outside_readers else {}
@@ -206,6 +208,8 @@ def run_relay(settings: Settings) -> int:
 
 def run_worker(settings: Settings, name: str) -> int:
     container = build(settings, migrate=False)
+    log_file = add_log_file(settings.home / "logs", f"worker-{name}")  # shared by every process of that name
+    log.info("worker %s starting; log file %s", name, log_file)
     orch = Orchestration(container.store, settings.s3_datastores_root)
     if name == "scheduler":
         thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval)

@@ -10,10 +10,12 @@ from typing import Any
 
 import falcon
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 from prometheus_client import multiprocess, values
 
 from services.commands.auth import first_start_admin_key, has_admin_key
 from services.runtime.composition import api_app, build
+from services.runtime.logs import log_file_handler
 from services.runtime.settings import Settings, load_settings
 
 log = logging.getLogger("dart.api")
@@ -38,6 +40,19 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return production_app(self.settings)
 
 
+def _logger_class(handler: logging.Handler) -> type[Logger]:
+    """gunicorn's own loggers (its error log and the access log) do not propagate to the root: this logger
+    class sends their lines to the API's log file too."""
+
+    class _Logger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            self.error_log.addHandler(handler)
+            self.access_log.addHandler(handler)
+
+    return _Logger
+
+
 def _child_exit(server: Any, worker: Any) -> None:
     # A dead worker's counts stay in the directory (they were answered); only its live gauges go.
     multiprocess.mark_process_dead(worker.pid)
@@ -57,6 +72,10 @@ def serve(settings: Settings, workers: int, threads: int) -> int:
     directory = _metrics_directory()
     master = os.getpid()
     container = build(settings)  # apply migrations once, before the workers start
+    # One api.log for the master and every worker (they inherit the handler when forked): its lock makes
+    # their lines whole and its rotation safe (services/runtime/logs.py).
+    file_handler = log_file_handler(settings.home / "logs", "api")
+    logging.getLogger().addHandler(file_handler)
     if settings.bootstrap_api_key:
         first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
     elif not has_admin_key(container.store):
@@ -69,6 +88,7 @@ def serve(settings: Settings, workers: int, threads: int) -> int:
         "threads": threads,
         "worker_class": "gthread",
         "accesslog": "-",
+        "logger_class": _logger_class(file_handler),
         "timeout": 60,
         "child_exit": _child_exit,
     }

@@ -1,8 +1,11 @@
-"""Logging: one JSON object a line in production, readable text in a terminal; ``dart up`` also writes JSON
-lines to rotating files under ``DART_HOME/logs``."""
+"""Logging: one JSON object a line in production, readable text in a terminal; every long-running process
+(``dart up``, ``dart api``, ``dart relay``, ``dart worker <name>``) also writes JSON lines to a rotating file
+under ``DART_HOME/logs``, which several processes may share (gunicorn's workers, two schedulers)."""
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import logging
 import logging.handlers
@@ -43,14 +46,59 @@ def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def add_log_file(folder: Path, name: str) -> Path:
-    """Also log to ``folder/<name>.log`` (JSON lines, rotated at 10 MB, five kept), beside the console. The
-    folder is 0700 and the files 0600: lines name keys, entities and errors."""
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file several processes append to: each line is written under an exclusive ``flock`` of
+    ``<file>.lock`` (opened per line, since a lock on a descriptor inherited across fork would be shared with
+    the parent), after reopening the file if another process rotated it. A plain RotatingFileHandler per
+    process would rotate on its own count and keep writing into the renamed file; lines would land in
+    backups, or be deleted with them. Files are created 0600, like the first one."""
+
+    def __init__(self, path: Path, max_bytes: int = LOG_FILE_BYTES, backups: int = LOG_FILE_BACKUPS) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.lock_path = f"{self.baseFilename}.lock"
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lock = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:
+            self.handleError(record)
+            return
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._reopen_if_rotated()
+            super().emit(record)  # rolls over first if this line would pass max_bytes (measured at the end)
+        finally:
+            os.close(lock)  # releases the lock
+
+    def _reopen_if_rotated(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            current = os.stat(self.baseFilename).st_ino
+        except FileNotFoundError:
+            current = -1
+        if current != os.fstat(self.stream.fileno()).st_ino:
+            self.stream.close()
+            self.stream = self._open()
+
+
+def log_file_handler(folder: Path, name: str) -> SharedRotatingFileHandler:
+    """A JSON-lines handler for ``folder/<name>.log`` (rotated at 10 MB, five kept). The folder is 0700 and
+    the files 0600: lines name keys, entities and errors."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{name}.log"
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS,
-                                                   encoding="utf-8")
+    handler = SharedRotatingFileHandler(path)
     handler.setFormatter(JsonFormatter())
+    return handler
+
+
+def add_log_file(folder: Path, name: str) -> Path:
+    """Also log every record of this process to ``folder/<name>.log``, beside the console."""
+    handler = log_file_handler(folder, name)
     logging.getLogger().addHandler(handler)
-    return path
+    return Path(handler.baseFilename)
