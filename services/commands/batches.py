@@ -26,10 +26,10 @@ from services.commands import elements
 from services.commands.context import Orchestration, derived_event_id, derived_id, json_field
 from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
 from services.commands.triggers import fire_trigger
+from services.domain.next_action import CONSUME_ACTION, consumed_subscription
 
 log = logging.getLogger("dart.subscriptions")
 RETRIES = 20
-CONSUME_ACTION = "consume_subscription"
 
 
 def batch_triggers(orch: Orchestration, subscription_id: str) -> list[Any]:
@@ -142,13 +142,6 @@ def batch_triggers_behind(orch: Orchestration, trigger_id: str | None, seen: set
 
 
 # ------------------------------------------------------------------------------------- consumption
-def consumed_subscription(action: dict[str, Any]) -> str | None:
-    if action.get("action_type_name") != CONSUME_ACTION:
-        return None
-    subscription_id = (action.get("args") or {}).get("subscription_id")
-    return str(subscription_id) if subscription_id else None
-
-
 def _consumed(orch: Orchestration, action: dict[str, Any]) -> Any | None:
     """The subscription a consume_subscription action consumes (its read-model row), if any."""
     subscription_id = consumed_subscription(action)

@@ -26,7 +26,7 @@ from services.commands.auth import Principal
 from services.commands.kinds import KINDS, EntityContext, Kind
 from services.commands.retry import retry_on_conflict
 from services.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
-from services.domain.ids import random_id
+from services.domain.ids import id_from_uuid, random_id
 from services.domain.roles import refused_change
 
 ENVELOPE_FIELDS = {"id", "version_id", "created", "updated", "data"}
@@ -284,10 +284,4 @@ def _body_digest(items: list[dict[str, Any]], parent: Any, salt: str) -> str:
 
 
 def _stable_id(key: str, category: str, index: int) -> str:
-    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{category}/{index}").int
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    out = []
-    for _ in range(10):
-        digest, r = divmod(digest, 36)
-        out.append(alphabet[r])
-    return "".join(out)
+    return id_from_uuid(uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{category}/{index}"))
