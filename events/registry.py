@@ -171,7 +171,7 @@ def _name(annotation: Any) -> str:
 
 
 class _TypeEntry:
-    __slots__ = ("cls", "checks", "required", "known", "payload_if_valid")
+    __slots__ = ("checks", "cls", "known", "payload_if_valid", "required")
 
     def __init__(self, cls: type[Event]) -> None:
         hints = typing.get_type_hints(cls)

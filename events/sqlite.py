@@ -76,7 +76,7 @@ class SqliteEventStore(EventStore):
             return []
         projections = self._projections_for(rows)
         with self.transaction() as conn:
-            raw: sqlite3.Connection = conn.connection.driver_connection
+            raw = _driver(conn)
             stored = self._already_stored(raw, rows)
             if stored is not None:
                 return stored
@@ -114,7 +114,7 @@ class SqliteEventStore(EventStore):
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction holding SQLite's write lock from its start (BEGIN IMMEDIATE)."""
         with self._write_lock, self.engine.connect() as conn:
-            raw: sqlite3.Connection = conn.connection.driver_connection
+            raw = _driver(conn)
             raw.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -150,7 +150,7 @@ class SqliteEventStore(EventStore):
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
         with self.engine.connect() as conn:
-            raw: sqlite3.Connection = conn.connection.driver_connection
+            raw = _driver(conn)
             fetched = raw.execute(sql, params).fetchall()
         return [self._decode_row(r) for r in fetched]
 
@@ -190,7 +190,7 @@ class SqliteEventStore(EventStore):
 
     def iter_category(self, category: str, until_position: int) -> Iterator[RecordedEvent]:
         with self.engine.connect() as conn:
-            raw: sqlite3.Connection = conn.connection.driver_connection
+            raw = _driver(conn)
             cursor = raw.execute(
                 f"SELECT {_COLUMNS} FROM events WHERE stream_id >= ? AND stream_id < ?"
                 " AND global_position <= ? ORDER BY stream_id, stream_version",
@@ -211,7 +211,7 @@ class SqliteEventStore(EventStore):
 
     def stream_version(self, stream_id: str) -> int:
         with self.engine.connect() as conn:
-            return self._versions(conn.connection.driver_connection, [stream_id]).get(stream_id, 0)
+            return self._versions(_driver(conn), [stream_id]).get(stream_id, 0)
 
     def count(self, types: Iterable[str] | None = None) -> int:
         sql, params = "SELECT count(*) FROM events", []
@@ -219,11 +219,18 @@ class SqliteEventStore(EventStore):
             params = list(types)
             sql += f" WHERE type IN ({','.join('?' * len(params))})" if params else " WHERE 0"
         with self.engine.connect() as conn:
-            (n,) = conn.connection.driver_connection.execute(sql, params).fetchone()
+            (n,) = _driver(conn).execute(sql, params).fetchone()
         return int(n)
 
     def head_position(self) -> int:
         with self.engine.connect() as conn:
-            raw: sqlite3.Connection = conn.connection.driver_connection
+            raw = _driver(conn)
             (head,) = raw.execute("SELECT COALESCE(max(global_position), 0) FROM events").fetchone()
         return int(head)
+
+
+def _driver(conn: sa.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy connection (reads skip SQLAlchemy's row machinery)."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, sqlite3.Connection)
+    return raw

@@ -207,7 +207,7 @@ class EventStore(ABC):
         # The bare lock, not the Condition's Python-level __enter__; notify_all only when a reader waits
         # (waiters register under this same lock, so none can be missed).
         with self._append_lock:
-            if position > self._head_seen:
+            if position > self._head_seen:  # noqa: PLR1730 - the append path: a compare, not a call
                 self._head_seen = position
             heads = self._type_heads
             for event in recorded:

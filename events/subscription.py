@@ -81,13 +81,13 @@ class CatchUpSubscription:
         if self.transactional:
             with self.store.transaction() as conn:
                 if events:
-                    self.handler(conn, events)  # type: ignore[call-arg]
+                    self.handler(conn, events)  # type: ignore[call-arg, arg-type]
                 self._advance(conn, new_position)
             return len(events)
         if events:
             # Outside any transaction: a handler may append its reactions, and on SQLite a write transaction
             # held here would lock it out. At least once: a crash before the checkpoint repeats the batch.
-            self.handler(events)  # type: ignore[call-arg]
+            self.handler(events)  # type: ignore[call-arg, arg-type]
         self._position = new_position
         if time.monotonic() - self._saved_at >= self.checkpoint_interval:
             self.flush()

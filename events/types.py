@@ -153,7 +153,7 @@ def recorded_event(
     stream_id: str,
     stream_version: int,
     global_position: int,
-    type: str,  # noqa: A002 - the field's name
+    type: str,
     schema_version: int,
     data: dict[str, Any],
     metadata: dict[str, Any],

@@ -89,7 +89,7 @@ class Projection(ABC):
 
     def shadow(self, suffix: str) -> Projection:
         """The same projection bound to tables named with ``suffix`` (for a rebuild)."""
-        return type(self)(*self.shadow_args(), suffix=suffix)  # type: ignore[call-arg]
+        return type(self)(*self.shadow_args(), suffix=suffix)  # type: ignore[call-arg, misc]
 
     def shadow_args(self) -> tuple[Any, ...]:
         return ()

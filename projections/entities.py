@@ -58,7 +58,7 @@ def entity_table(metadata: sa.MetaData, category: str, suffix: str = "") -> sa.T
 class _Folding:
     """One entity's fold in progress."""
 
-    __slots__ = ("state", "version", "created", "updated", "existed")
+    __slots__ = ("created", "existed", "state", "updated", "version")
 
     def __init__(self, state: State, version: int, created: datetime | None, existed: bool) -> None:
         self.state = state
@@ -157,6 +157,7 @@ class EntityProjection(Projection):
             columns = ", ".join(names)
             with store.transaction() as conn:
                 raw = conn.connection.driver_connection
+                assert raw is not None  # a live connection inside the transaction
                 with raw.cursor().copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN') as copy:
                     for row in rows:
                         copy.write_row(tuple(dumps(row[n]) if n == "data" else row[n] for n in names))

@@ -94,7 +94,7 @@ def _swap(conn: sa.Connection, live: Projection, shadow: Projection) -> None:
         fresh = shadow.tables[key]
         conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{live_table.name}"')
         conn.exec_driver_sql(f'ALTER TABLE "{fresh.name}" RENAME TO "{live_table.name}"')
-        live_indexes = {i.name: i for i in live_table.indexes}
+        live_indexes = {str(i.name): i for i in live_table.indexes}
         for index in fresh.indexes:
             canonical = str(index.name).replace(fresh.name, live_table.name)
             if postgres:

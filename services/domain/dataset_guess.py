@@ -48,10 +48,10 @@ from services.domain.schemas.validate import default_and_validate
 # Control bytes no text file has: \x01-\x03 are Hive's delimiters, \t \n \v \f \r and ESC are text.
 BINARY = re.compile(rb"[\x00\x04-\x08\x0e-\x1a\x1c-\x1f]")
 SNAPPY_FRAME = b"\xff\x06\x00\x00sNaPpY"
-BZ2_MAGIC = re.compile(rb"^BZh[1-9](1AY&SY|\x17rE8P\x90)", re.S)
+BZ2_MAGIC = re.compile(rb"^BZh[1-9](1AY&SY|\x17rE8P\x90)", re.DOTALL)
 
 
-S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$", re.S)
+S3_PATH = re.compile(r"^s3://(?P<bucket>[^/]*)(?:/(?P<prefix>.*))?$", re.DOTALL)
 BUCKET = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,253}[a-zA-Z0-9]$")
 
 

@@ -212,8 +212,8 @@ def _parse(lines: list[str], delimiter: str, escape: str | None) -> list[list[st
                         strict=False)
     rows: list[list[str]] = []
     try:
-        for row in reader:
-            rows.append(row)
+        for row in reader:  # row by row, so the rows read before a csv.Error are kept
+            rows.append(row)  # noqa: PERF402
     except csv.Error:
         pass  # a quoted value still open where the sample ends: the rows before it stand
     return [r for r in rows if any(v.strip() for v in r)]
@@ -254,7 +254,7 @@ def infer_delimited(lines: list[str]) -> Guess:
     header = has_header(rows)
     names = rows[0] if header else []
     data = rows[1:] if header else rows
-    width = max([len(names), *(len(r) for r in data)] or [0])
+    width = max([len(names), *(len(r) for r in data)])
     if width > MAX_COLUMNS:
         raise BadRequest(f"s3_path: the sample splits into {width} columns, more than {MAX_COLUMNS}")
     columns = [Column(names[i] if i < len(names) else "") for i in range(width)]
