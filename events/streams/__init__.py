@@ -8,6 +8,7 @@ from events.streams import (
     api_key,
     dataset,
     datastore,
+    datastore_secrets,
     engine,
     event,
     name_claim,
@@ -28,6 +29,6 @@ def default_registry() -> EventRegistry:
     for module in CATEGORY_MODULES:
         for cls in module.EVENTS:
             registry.register(cls)
-    for cls in (*name_claim.EVENTS, *subscription.FILE_EVENTS):
+    for cls in (*name_claim.EVENTS, *subscription.FILE_EVENTS, *datastore_secrets.EVENTS):
         registry.register(cls)
     return registry

@@ -7,27 +7,24 @@ both check out one action: the loser decides again on fresh state, finds it RUNN
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from events.streams.action import ActionCheckedIn, ActionCheckedOut
 from events.streams.api_key import ApiKeyRevoked
 from events.streams.workflow_instance import WorkflowInstanceStarted
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
-from projections.reads import EntityReader
 from services.commands.auth import Principal
 from services.commands.entities import EntityService
 from services.commands.kinds import now_iso
 from services.commands.retry import retry_on_conflict
+from services.commands.secret_args import Secrets, secret_args
 from services.domain.errors import BadRequest, NotFound
 
 RESULTS = {"SUCCESS": "COMPLETED", "FAILURE": "FAILED"}
 RESULT_FIELDS = frozenset({"state", "error_message", "consume_subscription_state"})
 
 
-class SecretReader(Protocol):
-    """Where a datastore's secret args are kept (services/adapters/secrets.py)."""
-
-    def get(self, name: str) -> Any: ...
+SecretReader = Secrets  # where a datastore's secret args are kept (services/adapters/secrets.py)
 
 
 @dataclass(frozen=True)
@@ -97,21 +94,20 @@ def check_out(service: EntityService, action_id: str, actor: str, secrets: Secre
 
     engine, datastore_id = retry_on_conflict(attempt, what=f"action {action_id}")
     return CheckedOut(engine, reader.get("action", action_id),
-                      with_secrets(reader, reader.get("datastore", datastore_id), secrets))
+                      with_secrets(service, reader.get("datastore", datastore_id), secrets))
 
 
-def with_secrets(reader: EntityReader, envelope: dict[str, Any], secrets: SecretReader | None) -> dict[str, Any]:
-    """The engine, and only the engine at check-out, receives the datastore's secret args."""
+def with_secrets(service: EntityService, envelope: dict[str, Any], secrets: Secrets | None) -> dict[str, Any]:
+    """The engine, and only the engine at check-out, receives the datastore's secret args (a run's clone of
+    a TEMPLATE datastore: its template's)."""
     if secrets is None:
         return envelope
-    engine = reader.find_by("engine", name=envelope["data"].get("engine_name"))
+    engine = service.reader.find_by("engine", name=envelope["data"].get("engine_name"))
     options = (engine[0]["data"].get("options_json_schema") if engine else None) or {}
-    args = dict(envelope["data"].get("args") or {})
-    for prop, spec in (options.get("properties") or {}).items():
-        if isinstance(spec, dict) and spec.get("x-dart-secret"):
-            value = secrets.get(f"dart-datastore-{envelope['id']}-{prop}")
-            if value is not None:
-                args[prop] = value
+    found = secret_args(service.store, secrets, envelope, options)
+    if not found:
+        return envelope
+    args = {**(envelope["data"].get("args") or {}), **found}
     return {**envelope, "data": {**envelope["data"], "args": args}}
 
 

@@ -108,6 +108,10 @@ class EntityService:
         prepared = kind.prepare_batch(self, [copy.deepcopy(i) for i in items], who, parent, ids)
         meta = Metadata(actor=who.user_id)
         validated = [kind.validate(self, data, None) for data in prepared]
+        # Secret args leave the data here, after validation; their values reach the store after the append.
+        held = [kind.hold_secrets(self, i, None, d, meta, e) for d, i, e in zip(validated, ids, event_ids)]
+        validated = [data for data, _ in held]
+        secret_writes = [write for _, write in held if write is not None]
         appends: list[StreamAppend] = []
         if kind.unique_name:
             appends += [self._claim(kind, d["name"], i, meta, e) for d, i, e in zip(validated, ids, event_ids)]
@@ -124,6 +128,7 @@ class EntityService:
                 NewEvent(kind.created(data), meta, event_id)])
             for entity_id, data, event_id in zip(ids, written, event_ids)
         ]
+        appends += [write.append for write in secret_writes]
         try:
             recorded = self.store.append(*appends)
         except BaseException as exc:
@@ -134,6 +139,8 @@ class EntityService:
                 if replayed is not None:
                     return replayed
             raise
+        for write in secret_writes:
+            write.commit(self.context.secrets)
         # Answer with what this request recorded: a worker may already be moving the entity on.
         created = {e.entity_id: e for e in recorded if e.category == category}
         return [_as_created(created[i]) for i in ids]
@@ -211,15 +218,22 @@ class EntityService:
             merged = decide(copy.deepcopy(row.data))
             if merged is None:
                 return self.reader.get(category, entity_id)
-            merged = kind.validate(self, merged, row.data)
+            merged = kind.validate_update(self, entity_id, merged, row.data)
+            meta = Metadata(actor=who.user_id)
+            merged, secret_write = kind.hold_secrets(self, entity_id, row.data, merged, meta, None)
             changes = {k: v for k, v in merged.items() if row.data.get(k, _MISSING) != v}
-            if not changes:
+            if not changes and secret_write is None:
                 return self.reader.get(category, entity_id)
-            refused = refused_change(who.role, category, changes)
+            refused = refused_change(who.role, category, {**changes, **({"args": 1} if secret_write else {})})
             if refused:
                 raise Forbidden(refused)
-            meta = Metadata(actor=who.user_id)
+            if not changes and secret_write is not None:  # only secrets rotated: their stream's version guards it
+                self.store.append(secret_write.append)
+                secret_write.commit(self.context.secrets)
+                return self.reader.get(category, entity_id)
             appends = [StreamAppend(f"{category}-{entity_id}", row.version, [NewEvent(kind.updated(changes), meta)])]
+            if secret_write is not None:
+                appends.append(secret_write.append)
             if kind.unique_name and "name" in changes:
                 appends.append(self._claim(kind, changes["name"], entity_id, meta))
                 appends.append(self._release(kind, row.data["name"], entity_id, meta))
@@ -236,6 +250,8 @@ class EntityService:
                 if isinstance(exc, ConcurrencyError) and expected is not None:
                     raise Conflict(f"version_id: {category} {entity_id} changed concurrently") from None
                 raise  # a ConcurrencyError: decided again on fresh state
+            if secret_write is not None:
+                secret_write.commit(self.context.secrets)
             kind.after_write(self, row.data, recorded)
             return self.reader.get(category, entity_id)
 

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from events.store import EventStore
 from events.streams import (
     action,
     dataset,
@@ -19,19 +20,20 @@ from events.streams import (
     workflow,
     workflow_instance,
 )
+from events.types import Metadata
 from projections.reads import EntityReader
 from services.commands.auth import Principal
+from services.commands.secret_args import (
+    Secrets,
+    SecretWrite,
+    hold_secrets,
+    kept_secrets,
+    scrub,
+    validation_schema,
+)
 from services.domain import schemas
 from services.domain.cron import CronError, validate_cron_args
 from services.domain.errors import BadRequest
-
-
-class Secrets(Protocol):
-    """Where datastores' secret args are kept (services/adapters/secrets.py)."""
-
-    def put(self, name: str, value: Any) -> None: ...
-
-    def get(self, name: str) -> Any: ...
 
 
 class TaskDefinitions(Protocol):
@@ -62,6 +64,9 @@ class EntityContext(Protocol):
 class EntityService(Protocol):
     """What a kind's rules use of the entity service (services/commands/entities.py): the read models and
     the context of effects outside the log."""
+
+    @property
+    def store(self) -> EventStore: ...
 
     @property
     def reader(self) -> EntityReader: ...
@@ -110,6 +115,11 @@ class Kind:
             self.check_transition(before, data)
         return data
 
+    def validate_update(self, svc: EntityService, entity_id: str, data: dict[str, Any],
+                        before: dict[str, Any]) -> dict[str, Any]:
+        """``validate`` for an update of the entity ``entity_id``."""
+        return self.validate(svc, data, before)
+
     def check_transition(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         if self.states_editable_from is not None and before.get("state") not in self.states_editable_from:
             allowed = " or ".join(sorted(self.states_editable_from))
@@ -135,6 +145,13 @@ class Kind:
 
     def cascade(self, svc: EntityService, entity_id: str) -> list[tuple[str, str]]:
         return []
+
+    def hold_secrets(self, svc: EntityService, entity_id: str, before: dict[str, Any] | None,
+                     data: dict[str, Any], meta: Metadata, cause: uuid.UUID | None,
+                     ) -> tuple[dict[str, Any], SecretWrite | None]:
+        """Validated ``data`` split into what the log records and the secret values the write holds back
+        (their references go in the write's append; the values to the secrets store once it committed)."""
+        return data, None
 
     # Effects outside the log (ECS), run around the append: ``before_*`` may change the data to record,
     # ``undo`` compensates when the append then fails, ``after_*`` runs once the append committed.
@@ -238,22 +255,39 @@ class DatastoreKind(Kind):
     def prepare(self, svc: EntityService, data: dict[str, Any], who: Principal, parent: Any,
                 entity_id: str) -> None:
         super().prepare(svc, data, who, parent, entity_id)
-        options = engine_by_name(svc, data.get("engine_name")).get("options_json_schema")
-        if isinstance(data.get("args"), dict) and options:
-            # Secrets go to the secrets store under the original's names; the log never sees them.
-            data["args"], found = schemas.split_secrets(data["args"], options)
-            for prop, value in found.items():
-                svc.context.secrets.put(f"dart-datastore-{entity_id}-{prop}", value)
+        engine_by_name(svc, data.get("engine_name"))  # an unknown engine is named before anything else
         root = svc.context.s3_datastores_root
         base = f"{root}/{data.get('name')}/{data.get('engine_name')}"
         data["s3_artifacts_path"] = f"{base}/artifacts/{entity_id}"
         data["s3_logs_path"] = f"{base}/logs/{entity_id}"
 
     def validate(self, svc: EntityService, data: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
-        if before is not None and isinstance(data.get("args"), dict):
-            options = engine_by_name(svc, data.get("engine_name")).get("options_json_schema") or {}
-            data["args"] = schemas.split_secrets(data["args"], options)[0]  # hidden and ignored after creation
-        return super().validate(svc, data, before)
+        """The whole body, secret args included (a required secret, its minLength). No error message holds
+        a secret's value."""
+        return self._validate_keeping(svc, data, before, set())
+
+    def validate_update(self, svc: EntityService, entity_id: str, data: dict[str, Any],
+                        before: dict[str, Any]) -> dict[str, Any]:
+        """A secret an update leaves out is kept, so it is neither required nor defaulted."""
+        options = engine_by_name(svc, data.get("engine_name")).get("options_json_schema")
+        return self._validate_keeping(svc, data, before, kept_secrets(svc.store, entity_id, options, data.get("args")))
+
+    def _validate_keeping(self, svc: EntityService, data: dict[str, Any], before: dict[str, Any] | None,
+                          kept: set[str]) -> dict[str, Any]:
+        options = engine_by_name(svc, data.get("engine_name")).get("options_json_schema")
+        try:
+            validated = _validate(data, schemas.datastore_schema(validation_schema(options, kept)))
+        except BadRequest as exc:
+            raise BadRequest(scrub(exc.message, data.get("args"), options)) from None
+        if before is not None:
+            self.check_transition(before, validated)
+        return validated
+
+    def hold_secrets(self, svc: EntityService, entity_id: str, before: dict[str, Any] | None,
+                     data: dict[str, Any], meta: Metadata, cause: uuid.UUID | None,
+                     ) -> tuple[dict[str, Any], SecretWrite | None]:
+        options = engine_by_name(svc, data.get("engine_name")).get("options_json_schema")
+        return hold_secrets(svc.store, entity_id, before is None, options, data, meta, cause)
 
     def check_transition(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         if before.get("state") == after.get("state"):

@@ -24,6 +24,7 @@ from services.adapters.ecs_launcher import ecs_launcher_from_settings
 from services.adapters.local_engines import LocalLauncher, local_engine_commands
 from services.adapters.s3_sample import dataset_guesser
 from services.adapters.secrets import LocalSecrets
+from services.adapters.secrets_manager import SecretsManagerSecrets
 from services.api.app import create_app
 from services.api.listing import SchemaCache
 from services.commands.auth import Authenticator, verified_keys
@@ -33,6 +34,7 @@ from services.commands.generation import SubscriptionWorker
 from services.commands.launcher import Launcher
 from services.commands.orchestrator import Orchestrator
 from services.commands.scheduler import Scheduler, offset_clock
+from services.commands.secret_args import Secrets
 from services.delivery import routes_for, run_until_signalled, transport_options_for
 from services.delivery.inbox import InboxConsumer
 from services.delivery.kombu_consumer import ConsumerLoop, KombuConsumer
@@ -52,7 +54,7 @@ class Container:
     settings: Settings
     store: EventStore
     projections: list[Projection]
-    secrets: LocalSecrets
+    secrets: Secrets
     ecs: EcsTaskDefinitions | None = None
     aws: AwsClients | None = None
 
@@ -77,7 +79,15 @@ def build(settings: Settings, migrate: bool = True) -> Container:
         if settings.ecs_cluster else None
     )
     aws = AwsClients(settings.aws_region, settings.aws_endpoint_url or None)
-    return Container(settings, store, projections, LocalSecrets(settings.home), ecs, aws)
+    return Container(settings, store, projections, secrets_store(settings), ecs, aws)
+
+
+def secrets_store(settings: Settings) -> Secrets:
+    """AWS Secrets Manager in production (DART_SECRETS=aws, the default with DART_ECS_CLUSTER), else the
+    encrypted file in DART_HOME."""
+    if settings.secrets_store == "aws":
+        return SecretsManagerSecrets(settings.aws_region, settings.aws_endpoint_url or None)
+    return LocalSecrets(settings.home)
 
 
 def api_app(container: Container) -> falcon.App:

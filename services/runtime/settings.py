@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     bootstrap_api_key: str = Field(default="", repr=False)
     log_format: Literal["auto", "json", "text"] = "auto"
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
+    # Variables of dart's own environment a local engine also gets (comma-separated names), beyond PATH, its
+    # DART_* action variables and the AWS ones; nothing else of dart's environment reaches an engine.
+    local_engine_env: Annotated[tuple[str, ...], NoDecode] = ()
+    # Where datastores' secret args are kept: "aws" (AWS Secrets Manager at aws_endpoint_url) or "local" (an
+    # encrypted file in home); empty: aws when ecs_cluster is set (production), else local.
+    secrets: Literal["", "local", "aws"] = ""
     stale_pending_seconds: Seconds = 120.0
     scheduler_interval: Seconds = 30.0  # the longest a scheduler sleeps between checks
     queue_prefix: str = "dart"  # queues are <prefix>-<consumer group>, <prefix>-inbox, <prefix>-out-<reader>
@@ -102,6 +108,20 @@ class Settings(BaseSettings):
         if isinstance(value, (list, tuple)):
             return tuple(str(a).strip() for a in value if str(a).strip())
         return value
+
+    @field_validator("local_engine_env", mode="before")
+    @classmethod
+    def _name_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            return tuple(str(a).strip() for a in value if str(a).strip())
+        return value
+
+    @property
+    def secrets_store(self) -> str:
+        """Where secret args are kept: ``secrets``, or its default for this deployment."""
+        return self.secrets or ("aws" if self.ecs_cluster else "local")
 
     @field_validator("email_base_url")
     @classmethod
