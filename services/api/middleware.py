@@ -16,10 +16,12 @@ from cachetools import TTLCache
 
 from projections.reads import EntityReader
 from services.commands.auth import InvalidCredentials, Principal, parse_credentials
+from services.commands.tokens import refuse_ended_token
 from services.domain.errors import BadRequest, Forbidden, NotAuthenticated
 from services.domain.roles import ENGINE, OPEN, Access
 
 log = logging.getLogger("dart.api")
+ELEMENTS_PATH = "/api/1/action/{entity_id}/subscription/elements"
 
 # The Authorization header (or None) -> who is asking; raises NotAuthenticated (services/commands/auth.py)
 Authenticate = Callable[[str | None], Principal]
@@ -87,7 +89,7 @@ class AuthMiddleware:
             raise Forbidden(f"{req.method} {req.uri_template} needs role {rule.describe()}; "
                             f"this key's role is {principal.role or 'none'}")
         if principal.role == ENGINE:
-            self._check_action_token(req, principal.scope.split(":", 1)[1], params or {})
+            self._check_action_token(req, principal, params or {})
 
     def _authenticated(self, req: falcon.Request) -> Principal:
         """The caller, unless its address has failed too often with the key it names: then a 429 with
@@ -125,21 +127,28 @@ class AuthMiddleware:
             log.warning("403 for key %s on %s %s: %s", principal.key if principal else None, req.method,
                         req.uri_template or req.path, message)
 
-    def _check_action_token(self, req: falcon.Request, action_id: str, params: dict[str, Any]) -> None:
-        """An engine's launch token reads anything, and changes only its own action (check-out, check-in,
-        progress) and that action's datastore."""
-        if req.method == "GET":
-            return
+    def _check_action_token(self, req: falcon.Request, principal: Principal, params: dict[str, Any]) -> None:
+        """An engine's launch token works only while its action is PENDING or RUNNING (read from the inline
+        read model on every request, so a check-in, failure, lost engine or deletion ends it at once in every
+        process, whatever the verified-keys cache holds). It reads anything but its action's subscription
+        elements are its own only, and it changes only its own action (check-out, check-in, progress) and
+        that action's datastore."""
+        action = refuse_ended_token(self.reader, principal)
+        action_id = principal.scope.split(":", 1)[1]
         path = req.path
         target = params.get("entity_id")
+        if req.method == "GET":
+            if req.uri_template == ELEMENTS_PATH and target != action_id:
+                raise Forbidden(f"this key belongs to action {action_id}'s engine and may not read the "
+                                f"subscription elements of action {target}")
+            return
         if req.method == "PUT" and path.startswith("/api/1/engine/action/") and target == action_id:
             return
         if req.method == "PATCH" and path == f"/api/1/action/{action_id}":
             return
-        if req.method == "PATCH" and path.startswith("/api/1/datastore/") and target:
-            row = self.reader.row("action", action_id)
-            if row is not None and row.data.get("datastore_id") == target:
-                return
+        if (req.method == "PATCH" and path.startswith("/api/1/datastore/") and target and action is not None
+                and action.get("datastore_id") == target):
+            return
         raise Forbidden(f"this key belongs to action {action_id}'s engine and may not {req.method} {path}")
 
 

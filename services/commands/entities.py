@@ -25,6 +25,7 @@ from projections.reads import EntityReader
 from services.commands.auth import Principal
 from services.commands.kinds import KINDS, EntityContext, Kind
 from services.commands.retry import retry_on_conflict
+from services.commands.tokens import refuse_ended_token
 from services.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from services.domain.ids import id_from_uuid, random_id
 from services.domain.roles import refused_change
@@ -210,6 +211,7 @@ class EntityService:
         kind = self.kind(category)
 
         def attempt() -> dict[str, Any]:
+            refuse_ended_token(self.reader, who)  # read where the write decides: none after a check-in
             row = self.reader.row(category, entity_id)
             if row is None:
                 raise NotFound(category, entity_id)

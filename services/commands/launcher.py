@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, Str
 from projections.reads import TABLES
 from services.commands.actions import complete_read
 from services.commands.auth import create_api_key, new_api_key
-from services.commands.context import Orchestration
+from services.commands.context import Orchestration, json_field
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.domain import slots
 from services.domain.slots import BUSY
@@ -40,11 +41,30 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# An action's end (its token's work is over; a check-in revokes its token in its own append) and its requeue
+# (the engine never started; the next launch mints another token).
+TOKEN_ENDS = frozenset({"ActionCompleted", "ActionDeleted", "ActionRequeued"})
+
+
+def revoke_action_tokens(orch: Orchestration, action_id: str, until: datetime, cause: uuid.UUID) -> list[str]:
+    """Revoke the launch tokens of an action minted up to ``until`` (the time of the event that ended their
+    use: a later token belongs to a later launch). The API already refuses a token whose action is no longer
+    PENDING or RUNNING (services/api/middleware.py); this takes the key itself out of service, once per cause."""
+    table = TABLES["api_key"]
+    keys = [row.id for row in orch.rows("api_key", json_field(table, "scope") == f"action:{action_id}")
+            if row.created <= until]
+    if keys:
+        orch.store.append(*(StreamAppend(f"api_key-{key}", ExpectedVersion.ANY, [NewEvent(
+            ApiKeyRevoked(), META, uuid.uuid5(cause, f"revoke:{key}"))]) for key in keys))
+    return keys
+
+
 class Launcher:
     """Datastore concurrency and the consumer around it; subclasses say how an engine is started."""
 
     name = "launcher"
-    types: ClassVar[list[str]] = ["ActionQueued", "ActionCompleted", "ActionRequeued", "DatastoreCreated", "DatastoreUpdated"]
+    types: ClassVar[list[str]] = ["ActionQueued", "ActionCompleted", "ActionRequeued", "ActionDeleted", "DatastoreCreated",
+                                  "DatastoreUpdated"]
 
     def __init__(self, orch: Orchestration, api_url: str, stale_after: float = 120.0,
                  token_factory: TokenFactory | None = None, clock: Clock | None = None) -> None:
@@ -60,6 +80,8 @@ class Launcher:
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         datastores: list[str] = []
         for event in events:
+            if event.type in TOKEN_ENDS:
+                revoke_action_tokens(self.orch, event.entity_id, event.recorded_at, event.event_id)
             datastore_id: str | None
             if event.category == "datastore":
                 datastore_id = event.entity_id

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
+from events.streams.action import ActionPending
+from events.types import NewEvent, StreamAppend
 from services.api.openapi import document
 from services.api.routes import ROUTES
 from services.commands.auth import create_api_key
@@ -33,6 +35,9 @@ def world(dart: InProcessDart) -> dict[str, Any]:
         "name": unique("a"), "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
     keys = {role: create_api_key(dart.store, f"{role}@example.com", role) for role in ROLES}
     keys[ENGINE] = create_api_key(dart.store, "engine@no_op_engine", f"action:{action['id']}")
+    # As the launcher leaves it: a launch token works only while its action is PENDING or RUNNING.
+    dart.store.append(StreamAppend(f"action-{action['id']}", action["version_id"], [
+        NewEvent(ActionPending({"state": "PENDING"}))]))
     return {"datastore": datastore, "action": action, "keys": keys}
 
 
