@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
+from services.api.event_resources import EventFire
 from services.api.key_resources import ApiKeyCollection, ApiKeyHistory, ApiKeyItem
 from services.api.metrics import Metrics
 from services.api.openapi import OpenApiDocument
@@ -150,6 +151,9 @@ ROUTES: list[Route] = [
     Route("/workflow/{entity_id}/do-manual-trigger", lambda c: ManualTrigger(c.entities, c.orchestration),
           {"POST": "start an instance now (400 if not ACTIVE or at its concurrency)"}, None, "ok",
           access={"POST": OPERATE}),
+    Route("/event/{entity_id}/fire", lambda c: EventFire(c.entities, c.orchestration),
+          {"POST": "fire every ACTIVE event trigger on this event, as a broker inbox message would (an "
+                   "INACTIVE event fires nothing: fired false)"}, None, "ok", access={"POST": OPERATE}),
     # Open, outside /api/1: the probes, the metrics and the document itself (which is built from this table).
     Route("/health", lambda c: Health(), {"GET": "liveness"}, None, "probe", None, prefix="",
           access={"GET": NO_KEY}),

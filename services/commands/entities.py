@@ -109,6 +109,8 @@ class EntityService:
         prepared = kind.prepare_batch(self, [copy.deepcopy(i) for i in items], who, parent, ids)
         meta = Metadata(actor=who.user_id)
         validated = [kind.validate(self, data, None) for data in prepared]
+        for entity_id, data in zip(ids, validated):
+            kind.check_links(self, entity_id, data)
         # Secret args leave the data here, after validation; their values reach the store after the append.
         held = [kind.hold_secrets(self, i, None, d, meta, e) for d, i, e in zip(validated, ids, event_ids)]
         validated = [data for data, _ in held]
@@ -233,6 +235,7 @@ class EntityService:
                 self.store.append(secret_write.append)
                 secret_write.commit(self.context.secrets)
                 return self.reader.get(category, entity_id)
+            kind.check_links(self, entity_id, merged)
             appends = [StreamAppend(f"{category}-{entity_id}", row.version, [NewEvent(kind.updated(changes), meta)])]
             if secret_write is not None:
                 appends.append(secret_write.append)

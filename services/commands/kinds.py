@@ -31,7 +31,7 @@ from services.commands.secret_args import (
     scrub,
     validation_schema,
 )
-from services.domain import schemas
+from services.domain import schemas, trigger_graph
 from services.domain.cron import CronError, validate_cron_args
 from services.domain.errors import BadRequest
 
@@ -145,6 +145,9 @@ class Kind:
 
     def cascade(self, svc: EntityService, entity_id: str) -> list[tuple[str, str]]:
         return []
+
+    def check_links(self, svc: EntityService, entity_id: str, data: dict[str, Any]) -> None:
+        """Checks of the entity (validated, as it would be saved, with its id) against others of its kind."""
 
     def hold_secrets(self, svc: EntityService, entity_id: str, before: dict[str, Any] | None,
                      data: dict[str, Any], meta: Metadata, cause: uuid.UUID | None,
@@ -409,6 +412,16 @@ class TriggerKind(Kind):
             if svc.reader.row("subscription", str(subscription_id)) is None:
                 raise BadRequest(f"args.subscription_id: subscription {subscription_id!r} does not exist")
         return data
+
+    def check_links(self, svc: EntityService, entity_id: str, data: dict[str, Any]) -> None:
+        """A trigger that would fire itself is refused, naming the loop (services/domain/trigger_graph.py)."""
+        if data.get("trigger_type_name") not in trigger_graph.LOOPING_TYPES:
+            return
+        others = [trigger_graph.links(t["id"], t["data"]) for kind in trigger_graph.LOOPING_TYPES
+                  for t in svc.reader.find_by("trigger", trigger_type_name=kind)]
+        refused = trigger_graph.loop_refusal(others, trigger_graph.links(entity_id, data))
+        if refused is not None:
+            raise BadRequest(refused)
 
     def prepare(self, svc: EntityService, data: dict[str, Any], who: Principal, parent: Any,
                 entity_id: str) -> None:

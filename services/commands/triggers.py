@@ -2,7 +2,9 @@
 matching and the super rule are in services/domain/trigger_rules.py.
 
 A fire is ``TriggerFired`` on the trigger's stream, with an event id derived from what caused it, so the
-same cause (a redelivered event, a scheduled time seen by two schedulers) fires a trigger once.
+same cause (a redelivered event, a scheduled time seen by two schedulers) fires a trigger once. A fire caused
+by a chain of fires too deep, or by a trigger allowing loops before its interval is over, is
+``TriggerFireSkipped`` instead (services/domain/trigger_graph.py).
 """
 
 from __future__ import annotations
@@ -16,23 +18,74 @@ from events.types import StreamAppend
 from services.commands.context import Orchestration
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.runs import Fire, Started, record_skipped_fire, skipped_event_id, start_instance
-from services.domain import trigger_rules
+from services.domain import trigger_graph, trigger_rules
 
 log = logging.getLogger("dart.orchestrator")
 
 
 def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, user_id: str = "anonymous",
-                 extra: list[StreamAppend] | None = None) -> bool:
-    """Record the fire and start each of its workflows; False when this cause already fired it."""
+                 extra: list[StreamAppend] | None = None, depth: int = 0) -> bool:
+    """Record the fire and start each of its workflows; False when this cause already fired it, or the fire
+    is refused (``depth``: how many fires led to this one)."""
     fired_id = trigger_rules.fired_event_id(cause, trigger.id)
     kind = trigger.data.get("trigger_type_name", "?")
-    earlier = orch.store.read_by_ids([fired_id])
-    if earlier:  # fired before; a crash may have come before its runs were started: finish that (idempotent)
-        start_fired(orch, trigger.id, kind, earlier[0].data["note"]["workflow_ids"], fired_id, user_id)
+    earlier = orch.store.read_by_ids([fired_id, trigger_rules.skipped_fire_id(cause, trigger.id)])
+    fired = [e for e in earlier if e.event_id == fired_id]
+    if fired:  # fired before; a crash may have come before its runs were started: finish that (idempotent)
+        start_fired(orch, trigger.id, kind, fired[0].data["note"]["workflow_ids"], fired_id, user_id)
         return False
-    orch.store.append(trigger_rules.fire_append(trigger, cause, key), *(extra or []))
+    if earlier:
+        return False  # this cause's fire was refused before
+    refused = fire_refusal(orch, trigger, depth)
+    if refused is not None:
+        orch.store.append(trigger_rules.skip_append(trigger, cause, key, refused))
+        log.warning("trigger %s not fired for %s: %s", trigger.id, cause, refused)
+        return False
+    orch.store.append(trigger_rules.fire_append(trigger, cause, key, depth), *(extra or []))
     start_fired(orch, trigger.id, kind, trigger_rules.fire_note(trigger, key)["workflow_ids"], fired_id, user_id)
     return True
+
+
+def fire_refusal(orch: Orchestration, trigger: Any, depth: int) -> str | None:
+    """Why the trigger may not fire now: a chain of fires too deep, or (for a trigger allowing loops) its
+    last fire less than its interval ago."""
+    interval = trigger_graph.min_interval(trigger.data)
+    return trigger_graph.too_deep(depth) or trigger_rules.interval_refusal(
+        interval, last_fire(orch, trigger) if interval is not None else None, datetime.now(UTC))
+
+
+def last_fire(orch: Orchestration, trigger: Any, window: int = 50) -> datetime | None:
+    """When the trigger last fired, from the last ``window`` events of its stream (None: not among them)."""
+    events = orch.store.read_stream(f"trigger-{trigger.id}", max(1, trigger.version - window + 1), trigger.version)
+    return next((e.recorded_at for e in reversed(events) if e.type == "TriggerFired"), None)
+
+
+def fire_depth(orch: Orchestration, fired_event: uuid.UUID) -> int | None:
+    """The depth of a recorded fire (None when the event is not a fire)."""
+    found = orch.store.read_by_ids([fired_event])
+    if not found or found[0].type != "TriggerFired":
+        return None
+    return trigger_rules.fire_depth(found[0].data.get("note"))
+
+
+def instance_fire_depth(orch: Orchestration, workflow_id: str, instance_id: str) -> int | None:
+    """The depth of the fire that started an instance (None for a manual or retry run): the instance's
+    creation is caused by ``uuid5(<fire's event id>, <workflow id>)`` (start_fired), found among the recent
+    fires of the trigger the instance names."""
+    instance = orch.reader.row("workflow_instance", instance_id)
+    trigger_id = instance.data.get("trigger_id") if instance is not None else None
+    if not trigger_id:
+        return None
+    created = orch.store.read_stream(f"workflow_instance-{instance_id}", to_version=1)
+    started_by = created[0].metadata.get("causation_id") if created else None
+    trigger = orch.reader.row("trigger", str(trigger_id))
+    if started_by is None or trigger is None:
+        return None
+    events = orch.store.read_stream(f"trigger-{trigger.id}", max(1, trigger.version - 49), trigger.version)
+    for event in reversed(events):
+        if event.type == "TriggerFired" and str(uuid.uuid5(event.event_id, workflow_id)) == started_by:
+            return trigger_rules.fire_depth(event.data.get("note"))
+    return None
 
 
 def start_fired(orch: Orchestration, trigger_id: str, kind: str, workflow_ids: list[str], fired_id: uuid.UUID,
@@ -48,11 +101,14 @@ def start_fired(orch: Orchestration, trigger_id: str, kind: str, workflow_ids: l
             record_skipped_fire(orch, trigger_id, workflow_id, started.refused or "refused", fired_id)
 
 
-def _fire_each(orch: Orchestration, matching: list[Any], cause: uuid.UUID, key: str) -> None:
+def _fire_each(orch: Orchestration, matching: list[Any], cause: uuid.UUID, key: str,
+               parent_depth: int | None = None) -> None:
     for trigger in matching:
 
         def attempt(trigger: Any = trigger) -> bool:
-            return fire_trigger(orch, orch.reader.row("trigger", trigger.id) or trigger, cause, key)
+            current = orch.reader.row("trigger", trigger.id) or trigger
+            depth = trigger_graph.chain_depth(parent_depth, trigger_graph.min_interval(current.data) is not None)
+            return fire_trigger(orch, current, cause, key, depth=depth)
 
         try:
             retry_on_conflict(attempt, what=f"trigger {trigger.id}")
@@ -63,26 +119,38 @@ def _fire_each(orch: Orchestration, matching: list[Any], cause: uuid.UUID, key: 
 def on_instance_completed(orch: Orchestration, workflow_id: str, instance_id: str, cause: uuid.UUID) -> None:
     """workflow_completion: every ACTIVE trigger watching this workflow fires (never on FAILED)."""
     matching = trigger_rules.watching_workflow(orch.triggers("workflow_completion"), workflow_id)
-    _fire_each(orch, matching, cause, f"instance:{instance_id}")
+    if matching:
+        _fire_each(orch, matching, cause, f"instance:{instance_id}",
+                   instance_fire_depth(orch, workflow_id, instance_id))
 
 
 def on_external_event(orch: Orchestration, event_id: str, cause: uuid.UUID) -> bool:
     """event: nothing happens for a missing or INACTIVE event; else every ACTIVE trigger on it fires."""
+    return fire_event(orch, event_id, cause) is not None
+
+
+def fire_event(orch: Orchestration, event_id: str, cause: uuid.UUID) -> list[str] | None:
+    """An external event (the broker inbox, ``POST /event/{id}/fire``): None for a missing or INACTIVE event;
+    else every ACTIVE event trigger on it fires, once per cause; the ids of those triggers."""
     event = orch.reader.row("event", event_id)
     if event is None or event.data.get("state") != "ACTIVE":
-        return False
-    _fire_each(orch, trigger_rules.watching_event(orch.triggers("event"), event_id), cause, f"event:{event_id}")
-    return True
+        return None
+    matching = trigger_rules.watching_event(orch.triggers("event"), event_id)
+    _fire_each(orch, matching, cause, f"event:{event_id}")
+    return [t.id for t in matching]
 
 
 def on_trigger_fired(orch: Orchestration, fired_trigger_id: str, cause: uuid.UUID) -> None:
     """super: ANY fires at once; ALL records the input and fires (then resets) once every input is in."""
-    for trigger in trigger_rules.watching_trigger(orch.triggers("super"), fired_trigger_id):
+    watching = trigger_rules.watching_trigger(orch.triggers("super"), fired_trigger_id)
+    parent_depth = fire_depth(orch, cause) if watching else None
+    for trigger in watching:
 
         def attempt(trigger_id: str = trigger.id) -> None:
             current = orch.reader.row("trigger", trigger_id)
             if current is not None and current.data.get("state") == "ACTIVE":
-                _super_input(orch, current, fired_trigger_id, cause)
+                depth = trigger_graph.chain_depth(parent_depth, trigger_graph.min_interval(current.data) is not None)
+                _super_input(orch, current, fired_trigger_id, cause, depth)
 
         try:
             retry_on_conflict(attempt, what=f"trigger {trigger.id}")
@@ -91,18 +159,26 @@ def on_trigger_fired(orch: Orchestration, fired_trigger_id: str, cause: uuid.UUI
                         fired_trigger_id, cause)
 
 
-def _super_input(orch: Orchestration, trigger: Any, fired_trigger_id: str, cause: uuid.UUID) -> None:
+def _super_input(orch: Orchestration, trigger: Any, fired_trigger_id: str, cause: uuid.UUID, depth: int) -> None:
     if trigger_rules.fires_on_any(trigger):
-        fire_trigger(orch, trigger, cause, f"input:{fired_trigger_id}")
+        fire_trigger(orch, trigger, cause, f"input:{fired_trigger_id}", depth=depth)
         return
-    if orch.store.read_by_ids([trigger_rules.input_event_id(cause, trigger.id)]):
+    if orch.store.read_by_ids([trigger_rules.input_event_id(cause, trigger.id),
+                               trigger_rules.skipped_fire_id(cause, trigger.id)]):
         # This input was recorded already; if it completed the trigger, make sure the fire's runs started.
         fired = orch.store.read_by_ids([trigger_rules.fired_event_id(cause, trigger.id)])
         if fired:
             start_fired(orch, trigger.id, "super", fired[0].data["note"]["workflow_ids"], fired[0].event_id,
                         "orchestrator")
         return
-    decision = trigger_rules.super_all_input(trigger, fired_trigger_id, cause, datetime.now(UTC).isoformat())
+    refused = fire_refusal(orch, trigger, depth)  # an input too deep in a chain, or within the interval: dropped
+    if refused is not None:
+        orch.store.append(trigger_rules.skip_append(trigger, cause, f"input:{fired_trigger_id}", refused))
+        log.warning("super trigger %s: input %s not recorded for %s: %s", trigger.id, fired_trigger_id, cause,
+                    refused)
+        return
+    decision = trigger_rules.super_all_input(trigger, fired_trigger_id, cause, datetime.now(UTC).isoformat(),
+                                             depth)
     orch.store.append(decision.append)
     if decision.fired is not None:
         start_fired(orch, trigger.id, "super", decision.fired["workflow_ids"],

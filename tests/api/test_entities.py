@@ -109,8 +109,9 @@ def test_crud_datastore(api: Api, engine: dict[str, Any]) -> None:
 def test_crud_trigger(api: Api, engine: dict[str, Any]) -> None:
     datastore = api.post("/datastore", datastore_body())
     workflow = api.post(f"/datastore/{datastore['id']}/workflow", {"data": {"name": unique("wf")}})
+    then = api.post(f"/datastore/{datastore['id']}/workflow", {"data": {"name": unique("wf")}})  # not a loop
     sent = {"name": unique("trigger"), "trigger_type_name": "workflow_completion",
-            "args": {"completed_workflow_id": workflow["id"]}, "workflow_ids": [workflow["id"]], "tags": ["x"]}
+            "args": {"completed_workflow_id": workflow["id"]}, "workflow_ids": [then["id"]], "tags": ["x"]}
     created = api.post("/trigger", {"data": sent})
     for key, value in sent.items():
         if key != "tags":

@@ -89,6 +89,7 @@ def test_every_method_of_every_route_has_a_role_and_the_document_shows_it() -> N
     ("GET", "/api/1/workflow", "viewer"),
     ("GET", "/api/1/workflow/{entity_id}/history", "viewer"),
     ("POST", "/api/1/workflow/{entity_id}/do-manual-trigger", "operator"),
+    ("POST", "/api/1/event/{entity_id}/fire", "operator"),
     ("PATCH", "/api/1/workflow/{entity_id}", "editor"),  # an operator only for the state (tested below)
     ("POST", "/api/1/datastore", "editor"),
     ("DELETE", "/api/1/datastore/{entity_id}", "editor"),
@@ -124,9 +125,10 @@ def test_an_operator_changes_a_workflow_s_state_but_nothing_else(dart: InProcess
 
 def test_an_operator_activates_a_trigger_and_a_viewer_may_not(dart: InProcessDart, world: dict[str, Any]) -> None:
     workflow = dart.api.post(f"/datastore/{world['datastore']['id']}/workflow", {"data": {"name": unique("wf")}})
+    then = dart.api.post(f"/datastore/{world['datastore']['id']}/workflow", {"data": {"name": unique("wf")}})
     trigger = dart.api.post("/trigger", {"data": {
         "name": unique("t"), "trigger_type_name": "workflow_completion", "state": "INACTIVE",
-        "args": {"completed_workflow_id": workflow["id"]}, "workflow_ids": [workflow["id"]]}})
+        "args": {"completed_workflow_id": workflow["id"]}, "workflow_ids": [then["id"]]}})  # not a loop
     patch = [{"op": "replace", "path": "/data/state", "value": "ACTIVE"}]
     status, body = dart.api.as_key(*world["keys"]["viewer"]).request("PATCH", f"/trigger/{trigger['id']}", patch)
     assert status == 403 and "needs role editor (operator to change only state)" in body["error_message"]

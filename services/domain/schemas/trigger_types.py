@@ -27,6 +27,13 @@ class TriggerType:
         }
 
 
+# A trigger that would fire itself (through workflows' completions and super triggers) is refused, unless it
+# says so with this: then it fires at most once per that many seconds (services/domain/trigger_graph.py).
+ALLOW_CYCLE_FIELD: Schema = {
+    "type": "integer", "minimum": 1, "maximum": 31_536_000,
+    "description": "Allow this trigger on a loop (it would fire itself through workflows and other triggers); "
+                   "it then fires at most once per this many seconds",
+}
 MANUAL = TriggerType("manual", "Manual triggering by a user")
 RETRY = TriggerType("retry", "Triggering a workflow to rerun after failure")
 SCHEDULED = TriggerType(
@@ -56,6 +63,7 @@ WORKFLOW_COMPLETION = TriggerType(
                 "type": "string",
                 "description": "Trigger fires whenever this workflow completes successfully",
             },
+            "allow_cycle_min_interval_seconds": ALLOW_CYCLE_FIELD,
         },
         "additionalProperties": False,
         "required": ["completed_workflow_id"],
@@ -101,6 +109,7 @@ SUPER = TriggerType(
                 "description": "Fire this trigger after ALL or ANY of the specified triggers have fired",
             },
             "completed_trigger_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "allow_cycle_min_interval_seconds": ALLOW_CYCLE_FIELD,
         },
         "additionalProperties": False,
         # fire_after is filled from its default before validation, so requiring it costs clients nothing.
