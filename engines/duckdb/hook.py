@@ -18,9 +18,11 @@ _HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
 def data_folder(env: dict[str, str] | None = None) -> Path:
-    """``$DART_HOME/engines/duckdb``: a local engine inherits dart's environment, so DART_HOME when it is set,
-    else dart's own default home (``~/.dart``)."""
+    """``duckdb`` in the engines' data folder: ``$DART_ENGINE_DATA_DIR`` (a local engine is given
+    ``$DART_HOME/engines``, not DART_HOME itself), else ``$DART_HOME/engines``, else under ``~/.dart``."""
     env = dict(os.environ) if env is None else env
+    if env.get("DART_ENGINE_DATA_DIR"):
+        return Path(env["DART_ENGINE_DATA_DIR"]).expanduser() / "duckdb"
     home = env.get("DART_HOME") or os.path.join(os.path.expanduser("~"), ".dart")
     return Path(home).expanduser() / "engines" / "duckdb"
 

@@ -9,10 +9,14 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from events.errors import ConcurrencyError
@@ -95,9 +99,14 @@ class LocalLauncher(Launcher):
     by the periodic check, which fails the action of any that is gone without checking in."""
 
     def __init__(self, orch: Orchestration, api_url: str, commands: dict[str, list[str]] | None = None,
-                 stale_after: float = 120.0, token_factory: TokenFactory | None = None) -> None:
+                 stale_after: float = 120.0, token_factory: TokenFactory | None = None,
+                 passed_env: Iterable[str] = (), aws_env: Mapping[str, str] | None = None,
+                 data_dir: Path | None = None) -> None:
         super().__init__(orch, api_url, stale_after, token_factory)
         self.commands = commands or local_engine_commands()
+        self.passed_env = tuple(passed_env)  # DART_LOCAL_ENGINE_ENV: more of dart's variables an engine gets
+        self.aws_env = dict(aws_env or {})  # DART_AWS_ENDPOINT_URL, DART_AWS_REGION as dart's settings say
+        self.data_dir = data_dir  # DART_ENGINE_DATA_DIR: where engines keep data across actions
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.adopted: dict[str, int] = {}  # action id -> pid of an engine a previous process started
         self._adopting = True  # the first check adopts
@@ -112,10 +121,12 @@ class LocalLauncher(Launcher):
             complete_action(self.orch, action_id, "FAILED",
                             f"no local command for engine {action.get('engine_name')!r}", None)
             return
-        env = {**os.environ, **self.engine_environment(action, datastore)}
+        folder = Path(tempfile.mkdtemp(prefix=f"dart-engine-{action_id}-"))  # 0700: the engine's own
+        env = self.process_environment(action, datastore, folder)
         try:
-            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, cwd=folder / "work")
         except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
             if action.get("_token"):
                 self.revoke_token(action["_token"])  # no engine will use it
             complete_action(self.orch, action_id, "FAILED", f"could not start the engine: {exc}", None)
@@ -123,8 +134,30 @@ class LocalLauncher(Launcher):
         with self._lock:
             self.children[action_id] = child
         self._record_launched(action_id, child.pid, action.get("_version"))
-        threading.Thread(target=self._supervise, args=(action_id, child), daemon=True,
+        threading.Thread(target=self._supervise, args=(action_id, child, folder), daemon=True,
                          name=f"engine:{action_id}").start()
+
+    def process_environment(self, action: dict[str, Any], datastore: dict[str, Any], folder: Path) -> dict[str, str]:
+        """All an engine process gets of the world (design.md §4): PATH, a private HOME, TMPDIR and working
+        folder under ``folder``, its action's DART_* variables, the AWS endpoint, region and credentials, and
+        the variables DART_LOCAL_ENGINE_ENV names; never the rest of dart's own environment (the bootstrap
+        key, DART_HOME with its credentials file, the broker's and the database's URLs)."""
+        for part in ("home", "work", "tmp"):
+            (folder / part).mkdir(mode=0o700, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH") or os.defpath, "HOME": str(folder / "home"),
+               "TMPDIR": str(folder / "tmp")}
+        env.update({k: v for k, v in os.environ.items() if k.startswith("AWS_")})
+        for variable, default in (("AWS_SHARED_CREDENTIALS_FILE", "credentials"), ("AWS_CONFIG_FILE", "config")):
+            real = Path.home() / ".aws" / default  # the private HOME hides dart's own AWS files: name them
+            if variable not in env and real.is_file():
+                env[variable] = str(real)
+        for name, value in self.aws_env.items():  # dart's settings; an AWS_* variable dart was given wins
+            env[name] = env.get(name, value) if name.startswith("AWS_") else value
+        if self.data_dir is not None:
+            env["DART_ENGINE_DATA_DIR"] = str(self.data_dir)
+        env.update({name: os.environ[name] for name in self.passed_env if name in os.environ})
+        env.update(self.engine_environment(action, datastore))
+        return env
 
     def _record_launched(self, action_id: str, pid: int, pending_version: int | None = None) -> None:
         """ActionLaunched with the engine's pid: first at the version its slot was taken at (known, no read),
@@ -146,8 +179,9 @@ class LocalLauncher(Launcher):
         except StillConflicting:
             log.error("could not record the engine (pid %d) of action %s", pid, action_id)
 
-    def _supervise(self, action_id: str, child: subprocess.Popen[bytes]) -> None:
+    def _supervise(self, action_id: str, child: subprocess.Popen[bytes], folder: Path) -> None:
         code = child.wait()
+        shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
             self.children.pop(action_id, None)
         row = self.orch.reader.row("action", action_id)
@@ -240,3 +274,13 @@ class LocalLauncher(Launcher):
             children = list(self.children.values())
         for child in children:
             child.terminate()
+
+
+def local_launcher_from_settings(orch: Orchestration, api_url: str, settings: Any) -> LocalLauncher:
+    """A LocalLauncher from dart's settings: ``local_engines``, ``stale_pending_seconds``, ``local_engine_env``,
+    the AWS endpoint and region engines are given, and ``home``'s ``engines`` folder for their data."""
+    aws = {"AWS_DEFAULT_REGION": settings.aws_region, "DART_AWS_REGION": settings.aws_region}
+    if settings.aws_endpoint_url:
+        aws.update(DART_AWS_ENDPOINT_URL=settings.aws_endpoint_url, AWS_ENDPOINT_URL=settings.aws_endpoint_url)
+    return LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines), settings.stale_pending_seconds,
+                         passed_env=settings.local_engine_env, aws_env=aws, data_dir=settings.home / "engines")

@@ -21,7 +21,7 @@ from projections.catalog import all_projections
 from services.adapters.aws import AwsClients
 from services.adapters.ecs import EcsTaskDefinitions
 from services.adapters.ecs_launcher import ecs_launcher_from_settings
-from services.adapters.local_engines import LocalLauncher, local_engine_commands
+from services.adapters.local_engines import local_launcher_from_settings
 from services.adapters.s3_sample import dataset_guesser
 from services.adapters.secrets import LocalSecrets
 from services.adapters.secrets_manager import SecretsManagerSecrets
@@ -135,8 +135,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     if settings.ecs_cluster:
         launcher = ecs_launcher_from_settings(orch, api_url, settings)
     else:
-        launcher = LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines),
-                                 settings.stale_pending_seconds)
+        launcher = local_launcher_from_settings(orch, api_url, settings)
     threads = []
     workers = (Orchestrator(orch), launcher, notifier_from_settings(container.store, settings),
                subscription_worker(orch, container))
@@ -178,8 +177,7 @@ def consumers(container: Container) -> dict[str, Any]:
     orch = Orchestration(container.store, settings.s3_datastores_root)
     launcher = (
         ecs_launcher_from_settings(orch, _api_url(settings), settings) if settings.ecs_cluster
-        else LocalLauncher(orch, _api_url(settings), local_engine_commands(settings.local_engines),
-                           settings.stale_pending_seconds)
+        else local_launcher_from_settings(orch, _api_url(settings), settings)
     )
     return {"orchestrator": Orchestrator(orch), "launcher": launcher,
             "notifier": notifier_from_settings(container.store, settings),
