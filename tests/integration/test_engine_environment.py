@@ -45,12 +45,12 @@ def test_a_local_engine_gets_only_what_it_needs(sqlite_url: str, make_world: Cal
     launcher = local_launcher_from_settings(world.orch, "http://127.0.0.1:2/api/1", settings)
     datastore_id = world.datastore()
     [action_id] = world.actions(("datastore", datastore_id), [{"name": "a", "action_type_name": SUCCEEDS}])
-    row = world.orch.reader.row("action", action_id)
-    world.store.append(StreamAppend(f"action-{action_id}", row.version, [NewEvent(ActionQueued({
+    version = world.service.reader.get("action", action_id)["version_id"]
+    world.store.append(StreamAppend(f"action-{action_id}", version, [NewEvent(ActionQueued({
         "state": "QUEUED", "queued_time": "2024-01-01T00:00:00+00:00"}))]))
     assert launcher.launch_ready(datastore_id) == [action_id]
     deadline = time.monotonic() + 30
-    while world.orch.reader.row("action", action_id).data["state"] != "FAILED":  # exited without a check-in
+    while world.service.reader.get("action", action_id)["data"]["state"] != "FAILED":  # exited without a check-in
         assert time.monotonic() < deadline, "the engine never exited"
         time.sleep(0.05)
 
