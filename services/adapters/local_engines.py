@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engines.catalog import BUILT_IN_ENGINES
 from events.errors import ConcurrencyError
 from events.streams.action import ActionLaunched, ActionRequeued
 from events.types import NewEvent, StreamAppend
@@ -28,7 +29,8 @@ from services.commands.launcher import META, Launcher, TokenFactory
 from services.commands.retry import StillConflicting, retry_on_conflict
 
 log = logging.getLogger("dart.launcher")
-BUILT_IN = {"no_op_engine": [sys.executable, "-m", "engines.no_op"]}
+# Every built-in engine (engines/catalog.py) runs as ``python -m <its module>`` of this interpreter.
+BUILT_IN = {engine.name: [sys.executable, "-m", engine.module] for engine in BUILT_IN_ENGINES}
 
 
 def local_engine_commands(raw: str = "") -> dict[str, list[str]]:

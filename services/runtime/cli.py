@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
     worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions"])
 
+    demo = sub.add_parser("demo", help="create and run the workflow chaining demo (no_op engine) on a running dart")
+    demo.add_argument("--api-url", help="default: DART_API_URL, else http://HOST:PORT/api/1")
+    demo.add_argument("--key", help="key:secret (default: DART_BOOTSTRAP_API_KEY, else $DART_HOME/credentials)")
+    demo.add_argument("--sleep", type=int, default=1, help="seconds each no_op action sleeps (default 1)")
+    demo.add_argument("--no-run", action="store_true", help="create the entities only; do not start workflow 1")
+    demo.add_argument("--wait", action="store_true", help="wait for both workflows' runs and print their states")
+
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
     db.add_parser("revision", help="print the current and newest migration")
@@ -103,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_worker(settings, args.name)
         if args.command == "keys":
             return _keys(settings, args)
+        if args.command == "demo":
+            return _demo(settings, args)
         if args.command == "api":
             # prometheus_client picks per-process or multiprocess counting when first imported, so the workers'
             # directory (fresh and private: nothing stale is added in) must be set before the API's modules load.
@@ -179,6 +188,33 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     expiry = f", expires {created['expires']}" if created["expires"] else ""
     print(f"created a{'n' if role[0] in 'aeo' else ''} {role} key for {args.user}{expiry}; the secret is not "
           "shown again", file=sys.stderr)
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from services.runtime.demo import DemoError, RestClient, create_demo, wait_for_runs
+
+    key = args.key or settings.bootstrap_api_key
+    credentials = settings.home / "credentials"
+    if not key and credentials.is_file():
+        key = credentials.read_text().strip()
+    if not key:
+        raise ValueError(f"no API key: pass --key key:secret, or set DART_BOOTSTRAP_API_KEY, or start `dart up` "
+                         f"once (it saves one to {credentials})")
+    client = RestClient(args.api_url or settings.api_url or f"http://{settings.host}:{settings.port}/api/1", key)
+    try:
+        demo = create_demo(client, args.sleep, run=not args.no_run)
+        print(f"datastore {demo.datastore_id}; workflow 1 {demo.workflow_ids[0]}; workflow 2 {demo.workflow_ids[1]}; "
+              f"trigger {demo.trigger_id} (workflow 1 completed -> workflow 2)")
+        if demo.instance_id:
+            print(f"workflow 1 started: instance {demo.instance_id}")
+        if args.wait and demo.instance_id:
+            states = wait_for_runs(client, demo)
+            print(f"workflow 1: {states[0]}; workflow 2: {states[1]}")
+            return 0 if states == ["COMPLETED", "COMPLETED"] else 1
+    except DemoError as exc:
+        print(f"dart demo: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

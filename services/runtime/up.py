@@ -13,6 +13,8 @@ from waitress.server import create_server
 
 from projections.runner import AsyncProjectionRunner
 from services.commands.auth import first_start_admin_key
+from services.commands.entities import EntityService
+from services.runtime.builtin_engines import register_builtin_engines
 from services.runtime.composition import api_app, build, start_workers
 from services.runtime.logs import add_log_file
 from services.runtime.settings import Settings
@@ -45,6 +47,7 @@ def run_up(settings: Settings) -> int:
     message = first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
     if message:
         print(message, flush=True)
+    register_builtin_engines(EntityService(container.store, container))  # the container is the kinds' context
     runner = AsyncProjectionRunner(container.store, container.projections)
     runner.start()
     server = http_server(api_app(container), settings)

@@ -33,6 +33,11 @@ def name(prefix: str) -> str:
 
 
 def register_no_op(api: Api) -> dict[str, Any]:
+    """The no_op engine as registered: `dart up` registers it at start, the production wiring does not (the
+    engine's own register command does the same: create, or replace the one of that name)."""
+    found = api.get("/engine", params={"filters": [f"name = {NO_OP}"]})
+    if found:
+        return api.put(f"/engine/{found[0]['id']}", {"data": copy.deepcopy(NO_OP_ENGINE)})
     return api.post("/engine", {"data": copy.deepcopy(NO_OP_ENGINE)})
 
 

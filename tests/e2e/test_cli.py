@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from engines.catalog import BUILT_IN_ENGINES
 from events.streams.workflow import WorkflowCreated, WorkflowDeleted, WorkflowUpdated
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from services.runtime.settings import load_settings
@@ -69,7 +70,9 @@ def test_up_serves_health_and_ready_then_stops_cleanly_on_sigterm(tmp_path: Path
                 time.sleep(0.1)
         assert health == {"status": "ok"}
         ready = _get_json(f"http://127.0.0.1:{port}/ready")
-        assert ready["ready"] is True and ready["head_position"] == 1  # the first admin key's event
+        # The first admin key's event, then each built-in engine's name claim and creation (issue 11: dart up
+        # registers them at start).
+        assert ready["ready"] is True and ready["head_position"] == 1 + 2 * len(BUILT_IN_ENGINES)
         assert (tmp_path / "dart.db").exists()
         credentials = tmp_path / "credentials"
         assert credentials.stat().st_mode & 0o777 == 0o600

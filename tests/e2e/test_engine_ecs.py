@@ -37,6 +37,8 @@ def test_engine_lifecycle_registers_replaces_and_deregisters_its_task_definition
     dart, ecs = aws
     api = dart.api()
     body = copy.deepcopy(NO_OP_ENGINE)
+    body["name"] = "lifecycle_engine"  # not a built-in: `dart up` registered the no_op engine at start
+    body["ecs_task_definition"]["family"] = "lifecycle"
     created = api.post("/engine", {"data": body})
     arn = created["data"]["ecs_task_definition_arn"]
     assert arn and _status(ecs, arn) == "ACTIVE"
