@@ -145,7 +145,8 @@ class Bench:
         def copy_in() -> dict[str, Any]:
             table = self.table()
             try:
-                return self.job("pg_copy_in", dataset=data["dataset"], table=table, rows=rows, file=data["file"])
+                return self.job("pg_copy_in", dataset=data["dataset"], table=table, rows=rows,
+                                file=data["file"])
             finally:
                 self.drop(table)
 
@@ -155,8 +156,9 @@ class Bench:
         out = self.folder / "copy-out.csv"
         for gzip in (True, False):
             self.pair(f"postgresql copy_to_s3 (gzip {str(gzip).lower()}) / COPY TO STDOUT",
-                      lambda gzip=gzip: self.job("pg_unload", table=source, rows=rows, gzip=gzip,  # type: ignore
-                                                 to=f"s3://{BUCKET}/unload/{uuid.uuid4().hex[:8]}/part"),
+                      lambda gzip=gzip: self.job(  # type: ignore[misc]
+                          "pg_unload", table=source, rows=rows, gzip=gzip,
+                          to=f"s3://{BUCKET}/unload/{uuid.uuid4().hex[:8]}/part"),
                       lambda: self.job("pg_copy_out", table=source, rows=rows, file=str(out)))
         out.unlink(missing_ok=True)
         self.drop(source)

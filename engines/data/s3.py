@@ -10,7 +10,9 @@ import os
 import re
 import tempfile
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -24,6 +26,8 @@ from services.domain.s3_range import ListingError, Range, pages, split_s3, subst
 RANGE_ARGS = ("s3_path_start_prefix_inclusive", "s3_path_end_prefix_exclusive", "s3_path_regex_filter")
 PART_SIZE = 8 * 1024 * 1024  # multipart upload parts (S3's minimum is 5 MiB, except the last)
 READ_SIZE = 1024 * 1024
+INFLATE_SIZE = 4 * 1024 * 1024  # the most one step of decompression produces
+UPLOADS_IN_FLIGHT = 2  # parts a MultipartWriter sends while the next fills (memory: this many parts + 1)
 ACL = "bucket-owner-full-control"
 
 
@@ -94,13 +98,17 @@ def _reason(exc: ClientError) -> str:
 
 
 class _Decompressing(io.RawIOBase):
-    """A readable stream over another that inflates gzip (every member, as gzip -d does) or bzip2."""
+    """A readable stream over another that inflates gzip (every member, as gzip -d does) or bzip2.
+
+    Each call inflates at most INFLATE_SIZE bytes (a small, highly compressible input cannot blow up memory)
+    and hands them out from an offset, so a read copies its bytes once."""
 
     def __init__(self, raw: Any, compression: str) -> None:
         self.raw = raw
         self.bz2 = compression == "BZ2"
         self.decoder: Any = self._decoder()
-        self.pending = b""
+        self.pending: bytes = b""
+        self.offset = 0
         self.done = False
 
     def _decoder(self) -> Any:
@@ -110,23 +118,34 @@ class _Decompressing(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self.pending and not self.done:
-            chunk = self.raw.read(READ_SIZE)
-            if not chunk:
-                self.done = True
-                if not self.decoder.eof and not self.bz2:
-                    self.pending = self.decoder.flush()
-                break
-            while chunk:
-                self.pending += self.decoder.decompress(chunk)
-                if not self.decoder.eof:
-                    break
-                chunk = self.decoder.unused_data  # a concatenated member follows
-                self.decoder = self._decoder() if chunk else self.decoder
-        size = min(len(buffer), len(self.pending))
-        buffer[:size] = self.pending[:size]
-        self.pending = self.pending[size:]
+        while self.offset >= len(self.pending):
+            if self.done:
+                return 0
+            self._inflate()
+        size = min(len(buffer), len(self.pending) - self.offset)
+        buffer[:size] = memoryview(self.pending)[self.offset:self.offset + size]
+        self.offset += size
         return size
+
+    def _inflate(self) -> None:
+        """The next inflated block into ``pending`` (possibly empty: a member's header alone), or ``done``."""
+        decoder = self.decoder
+        if decoder.eof:  # a member ended: what follows is the next member (gzip -d reads them all)
+            data = decoder.unused_data or self.raw.read(READ_SIZE)
+            if not data:
+                self.done = True
+                return
+            decoder = self.decoder = self._decoder()
+        elif decoder.needs_input if self.bz2 else not decoder.unconsumed_tail:
+            data = self.raw.read(READ_SIZE)
+            if not data:
+                self.done = True
+                # A truncated gzip gives what it has, as before; bz2 has no flush.
+                self.pending, self.offset = (b"" if self.bz2 else decoder.flush()), 0
+                return
+        else:
+            data = b"" if self.bz2 else decoder.unconsumed_tail  # output was capped: carry on with the input
+        self.pending, self.offset = decoder.decompress(data, INFLATE_SIZE), 0
 
 
 @contextmanager
@@ -163,7 +182,11 @@ def local_copy(s3: Any, path: str) -> Iterator[str]:
 
 class MultipartWriter(io.RawIOBase):
     """A writable stream that uploads to ``path`` in PART_SIZE parts as it goes (bounded memory); ``close``
-    completes the upload, ``abort`` (or an exception inside ``with``) removes every part."""
+    completes the upload, ``abort`` (or an exception inside ``with``) removes every part.
+
+    Parts are sent by background threads, UPLOADS_IN_FLIGHT at a time, so whoever writes (a COPY, a
+    compressor) goes on while S3 receives; a write waits when that many parts are still on their way, so
+    memory stays at UPLOADS_IN_FLIGHT + 1 parts. A failed part surfaces at the next write or at close."""
 
     def __init__(self, s3: Any, path: str, part_size: int = PART_SIZE, acl: str | None = None) -> None:
         self.s3, self.path, self.part_size = s3, path, part_size
@@ -176,6 +199,9 @@ class MultipartWriter(io.RawIOBase):
         self.buffer = bytearray()
         self.parts: list[dict[str, Any]] = []
         self.bytes_written = 0
+        self.sending: deque[Future[dict[str, Any]]] = deque()
+        self.pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="dart-upload")
+        self.numbers = 0
 
     def writable(self) -> bool:
         return True
@@ -189,20 +215,32 @@ class MultipartWriter(io.RawIOBase):
         return len(data)
 
     def _upload(self, chunk: bytes) -> None:
-        number = len(self.parts) + 1
+        self.numbers += 1
+        self.sending.append(self.pool.submit(self._send, self.numbers, chunk))
+        while len(self.sending) > UPLOADS_IN_FLIGHT:
+            self.parts.append(self.sending.popleft().result())
+
+    def _send(self, number: int, chunk: bytes) -> dict[str, Any]:
         try:
             answer = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
                                          PartNumber=number, Body=chunk)
         except ClientError as exc:
             raise S3Error(f"cannot write {self.path}: {_reason(exc)}") from exc
-        self.parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        return {"ETag": answer["ETag"], "PartNumber": number}
 
     def close(self) -> None:
         if self.closed:
             return
-        if self.buffer or not self.parts:
-            self._upload(bytes(self.buffer))  # the last part may be small (or empty, for an empty object)
-            self.buffer.clear()
+        try:
+            if self.buffer or not self.numbers:
+                self._upload(bytes(self.buffer))  # the last part may be small (or empty, for an empty object)
+                self.buffer.clear()
+            while self.sending:
+                self.parts.append(self.sending.popleft().result())
+        except BaseException:
+            self.abort()  # a part failed: no half-written upload is left behind
+            raise
+        self.pool.shutdown()
         try:
             self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
                                               MultipartUpload={"Parts": self.parts})
@@ -213,6 +251,9 @@ class MultipartWriter(io.RawIOBase):
     def abort(self) -> None:
         if not self.closed:
             try:
+                for future in self.sending:
+                    future.cancel()
+                self.pool.shutdown(wait=True)  # no part may land after the abort
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
             finally:
                 super().close()
