@@ -121,7 +121,7 @@ def complete_read(orch: Orchestration, row: Any, state: str, error_message: str 
     template = orch.reader.row("action", template_id) if state == "COMPLETED" and template_id else None
     instance = workflow = None
     waiting: list[dict[str, Any]] = []
-    averages: list[str | None] = []
+    averages: dict[str, str | None] = {}
     instance_id = action.get("workflow_instance_id")
     if instance_id:
         instance = orch.reader.row("workflow_instance", instance_id)
@@ -130,7 +130,7 @@ def complete_read(orch: Orchestration, row: Any, state: str, error_message: str 
             if completion.fails_instance(action, state):
                 waiting = [a for a in orch.actions_of_instance(instance_id) if a.get("state") == "HAS_NEVER_RUN"]
             elif completion.finishes_instance(action, state) and workflow is not None:
-                averages = [t.get("avg_runtime") for _, t in orch.template_actions(workflow.id)]
+                averages = {i: t.get("avg_runtime") for i, t in orch.template_actions(workflow.id)}
     target = completion.datastore_to_deactivate(action, state, instance, workflow)
     facts = CompletionFacts(row, state, error_message, end, template, instance, workflow, waiting, averages,
                             orch.reader.row("datastore", target) if target else None)

@@ -62,6 +62,13 @@ def workflow_average(template_averages: Iterable[str | None]) -> str:
     return format_timedelta(sum((parse_timedelta(t) for t in template_averages), timedelta(0)))
 
 
+def averages_with(template_averages: Mapping[str, str | None], template_id: str | None,
+                  updated: str | None) -> list[str | None]:
+    """The templates' averages with one template's new average (the completion's own update, in the same
+    append as the workflow's, so the averages read before it lack it)."""
+    return [updated if tid == template_id and updated is not None else avg for tid, avg in template_averages.items()]
+
+
 # ------------------------------------------------------------------------------------------- predicates
 def on_failure(action: Action) -> str:
     return str(action.get("on_failure") or "DEACTIVATE")
@@ -110,7 +117,8 @@ class CompletionFacts:
     instance: Row | None = None
     workflow: Row | None = None
     waiting: Sequence[Action] = ()  # the instance's HAS_NEVER_RUN actions, when the failure fails it
-    template_averages: Sequence[str | None] = ()  # the workflow's templates' avg_runtime, when the run finishes
+    # The workflow's templates' avg_runtime by template id, as read before the completion, when the run finishes.
+    template_averages: Mapping[str, str | None] = field(default_factory=dict)
     datastore: Row | None = None  # the one ``datastore_to_deactivate`` names, if any
 
 
@@ -139,9 +147,12 @@ def plan_completion(facts: CompletionFacts, meta: Metadata, cause: uuid.UUID | N
                                                                              derived_event_id(cause, tag))])]
     if settlement is not None:
         appends.append(settlement)
+    updated_average: str | None = None  # this completion's template's new average, counted in the workflow's
     if state == "COMPLETED" and action.data.get("workflow_action_id") and facts.template is not None:
+        stats = template_stats(facts.template.data, action.data, end)
+        updated_average = stats["avg_runtime"]
         appends.append(StreamAppend(f"action-{facts.template.id}", facts.template.version, [NewEvent(
-            ActionStatsUpdated(template_stats(facts.template.data, action.data, end)), meta)]))
+            ActionStatsUpdated(stats), meta)]))
     retry: tuple[str, int] | None = None
     instance, workflow = facts.instance, facts.workflow
     if action.data.get("workflow_instance_id"):
@@ -168,7 +179,9 @@ def plan_completion(facts: CompletionFacts, meta: Metadata, cause: uuid.UUID | N
                     WorkflowInstanceCompleted({"state": "COMPLETED", "end_time": end.isoformat()}), meta)]))
                 if workflow is not None:
                     appends.append(StreamAppend(f"workflow-{workflow.id}", ExpectedVersion.ANY, [NewEvent(
-                        WorkflowStatsUpdated({"avg_runtime": workflow_average(facts.template_averages)}), meta)]))
+                        WorkflowStatsUpdated({"avg_runtime": workflow_average(averages_with(
+                            facts.template_averages, facts.template.id if facts.template else None,
+                            updated_average))}), meta)]))
     elif state == "FAILED" and on_failure(action.data) == "DEACTIVATE":
         appends += _deactivate(facts, meta)
     return CompletionPlan(appends, retry)

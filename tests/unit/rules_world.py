@@ -191,8 +191,8 @@ class World:
         workflow = self.row("workflow", action.get("workflow_id")) if instance is not None else None
         waiting = [a for a in self.actions(workflow_instance_id=action.get("workflow_instance_id"))
                    if a["state"] == "HAS_NEVER_RUN"]
-        averages = [t.get("avg_runtime") for t in self.actions(workflow_id=action.get("workflow_id"),
-                                                               state="TEMPLATE")]
+        averages = {t["id"]: t.get("avg_runtime") for t in self.actions(workflow_id=action.get("workflow_id"),
+                                                                        state="TEMPLATE")}
         target = completion.datastore_to_deactivate(action, state, instance, workflow)
         facts = CompletionFacts(row, state, error_message, self.tick(), template, instance, workflow, waiting,
                                 averages, self.row("datastore", target) if target else None)

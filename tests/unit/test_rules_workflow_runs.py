@@ -162,9 +162,19 @@ def test_template_averages_and_completed_runs_are_kept() -> None:
     world.run()
     [template] = world.actions(workflow_id=flow, state="TEMPLATE")
     assert template["completed_runs"] == 1 and template["avg_runtime"] == "0:00:02"  # checked out, in, done
-    # The workflow's average sums its templates' averages as read before this completion: the last action's
-    # own update is in the same append, so it counts from the next run on (as on main today).
-    assert world.data("workflow", flow)["avg_runtime"] == "0:00:00"
+    # The workflow's average sums its templates' averages, the last action's own update included (issue 11:
+    # it used to be left out until the next run, so this read 0:00:00).
+    assert world.data("workflow", flow)["avg_runtime"] == "0:00:02"
     world.manual(flow)
     world.run()
     assert world.data("workflow", flow)["avg_runtime"] == "0:00:02"
+
+
+def test_a_workflow_s_average_counts_every_action() -> None:
+    world = World()
+    flow = world.workflow([SUCCEEDS] * 4)
+    world.manual(flow)
+    world.run()
+    averages = [t["avg_runtime"] for t in world.actions(workflow_id=flow, state="TEMPLATE")]
+    assert averages == ["0:00:02"] * 4
+    assert world.data("workflow", flow)["avg_runtime"] == "0:00:08"  # was 0:00:06: the last action left out
