@@ -26,6 +26,11 @@ and only when ``STREAM_WINDOW`` events landed on the trigger's stream between ``
 
 Event times come from the store and "now" from the injected clock, so in production both are the wall
 clock (UTC); tests inject the clock and the sleeper and never wait.
+
+**Woken by trigger changes.** Between ticks the scheduler sleeps until the next due time or ``interval``
+seconds, but a trigger created, changed or deleted wakes it: at once when the change is appended through the
+same store (``dart up``), within ``poll_interval`` when another process made it. So a new trigger's first
+time is never missed by a sleep begun before the trigger existed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -49,6 +55,7 @@ SCHEDULE_NAMESPACE = uuid.UUID("5c3b0f0e-7d1a-5a52-9a47-6b2f1d0c8e31")
 STREAM_WINDOW = 50
 RETRIES = 10
 MIN_SLEEP = 0.05  # never spin: a sleep is at least this long
+TRIGGER_CHANGES = ("TriggerCreated", "TriggerUpdated", "TriggerDeleted")  # what wakes a sleeping scheduler
 
 __all__ = ["SCHEDULE_NAMESPACE", "CronError", "Scheduler", "fire_cause", "offset_clock", "utcnow", "validate_cron_args"]
 
@@ -80,6 +87,8 @@ class Scheduler:
         self.clock = clock
         self._armed: dict[str, tuple[int, datetime | None]] = {}  # trigger id -> (version, armed time)
         self._bad_patterns: set[str] = set()  # logged once each
+        self._seen: int | None = None  # the log position up to which trigger changes were looked for
+        self.ticks = 0  # ticks run by ``run`` (a test waits for the first)
 
     # ----------------------------------------------------------------------------------------- ticking
     def tick(self) -> list[str]:
@@ -180,24 +189,54 @@ class Scheduler:
 
     # ----------------------------------------------------------------------------------------- running
     def run(self, stop_event: threading.Event, interval: float = 30.0,
-            sleep: Callable[[float], Any] | None = None) -> None:
+            sleep: Callable[[float], Any] | None = None, poll_interval: float = 0.5) -> None:
         """Tick until ``stop_event`` is set, sleeping until the next due time or ``interval`` seconds,
-        whichever is sooner. ``sleep`` defaults to ``stop_event.wait`` (so a stop wakes it at once)."""
-        sleep = sleep or stop_event.wait
+        whichever is sooner, unless a trigger change wakes it first (``sleep`` defaults to that wait; a stop
+        ends it within ``poll_interval``)."""
+        sleep = sleep or (lambda delay: self.wait_for_trigger_change(stop_event, delay, poll_interval))
         while not stop_event.is_set():
             next_time: datetime | None = None
             try:
+                self.trigger_changed()  # changes up to here are in this tick
                 _, next_time = self._tick()
             except Exception:  # the store is down, say: try again after the interval
                 log.exception("scheduler tick failed")
+            self.ticks += 1
             delay = interval
             if next_time is not None:
                 delay = min(interval, (next_time - self._now()).total_seconds())
             sleep(max(MIN_SLEEP, delay))
 
-    def start(self, interval: float = 30.0) -> tuple[threading.Thread, threading.Event]:
+    def wait_for_trigger_change(self, stop_event: threading.Event, delay: float, poll_interval: float) -> bool:
+        """Sleep up to ``delay`` seconds; True as soon as a trigger changed (or on stop)."""
+        deadline = time.monotonic() + delay
+        while not stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.trigger_changed(min(left, poll_interval)):
+                return True
+        return True
+
+    def trigger_changed(self, timeout: float = 0.0) -> bool:
+        """Whether a trigger was created, changed or deleted since the last look: waits up to ``timeout`` for
+        an append through this store, then reads the log for other processes' changes."""
+        store = self.orch.store
+        if self._seen is None:
+            self._seen = store.head_position()
+        seen = self._seen
+        if timeout > 0 and store.wait_for_append(seen, timeout, TRIGGER_CHANGES):
+            self._seen = store.head_position()
+            return True
+        head = store.head_position()
+        changed = store.read_all(seen, 1, types=list(TRIGGER_CHANGES))
+        self._seen = changed[-1].global_position if changed else max(seen, head)
+        return bool(changed)
+
+    def start(self, interval: float = 30.0, poll_interval: float = 0.5) -> tuple[threading.Thread, threading.Event]:
         """Run in a daemon thread; the (thread, stop event) pair that ``services.runtime.composition.Workers`` holds."""
         stop = threading.Event()
-        thread = threading.Thread(target=self.run, args=(stop, interval), name="dart-scheduler", daemon=True)
+        thread = threading.Thread(target=self.run, args=(stop, interval, None, poll_interval), name="dart-scheduler",
+                                  daemon=True)
         thread.start()
         return thread, stop

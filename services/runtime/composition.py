@@ -151,7 +151,8 @@ def start_workers(container: Container, api_url: str) -> Workers:
     if reader is not None:
         reader.start()
         kombu_consumers.append(reader)
-    threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval))
+    threads.append(Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval,
+                                                                                      settings.poll_interval))
     if settings.broker_url:
         url, options = broker_of(settings)
         inbox = InboxConsumer(orch, url, options, settings.queue_prefix)
@@ -220,7 +221,8 @@ def run_worker(settings: Settings, name: str) -> int:
     log.info("worker %s starting; log file %s", name, log_file)
     orch = Orchestration(container.store, settings.s3_datastores_root)
     if name == "scheduler":
-        thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval)
+        thread, stop = Scheduler(orch, offset_clock(settings.clock_offset_seconds)).start(settings.scheduler_interval,
+                                                                                          settings.poll_interval)
 
         def until_signalled(signalled: threading.Event) -> None:
             signalled.wait()
