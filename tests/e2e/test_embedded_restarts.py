@@ -59,8 +59,10 @@ def dart(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningDart
         database_url = None
         if request.param == EMBEDDED_POSTGRES:
             database_url = stack.enter_context(pg.temporary_database(pg_server_or_skip()))
+        # An engine runs in a private working folder: the checkout's tests package is named on its PYTHONPATH.
         running = RunningDart(tmp_path, database_url, DART_POLL_INTERVAL="0.2",
-                              DART_LOCAL_ENGINES=json.dumps(engines), DART_STALE_PENDING_SECONDS=STALE_PENDING_SECONDS)
+                              DART_LOCAL_ENGINES=json.dumps(engines), DART_STALE_PENDING_SECONDS=STALE_PENDING_SECONDS,
+                              PYTHONPATH=str(Path(__file__).resolve().parents[2]), DART_LOCAL_ENGINE_ENV="PYTHONPATH")
         running.ledger = ledger  # type: ignore[attr-defined]
         try:
             yield running
