@@ -15,6 +15,7 @@ from events.streams.entity import State
 from events.timestamps import UTCDateTime
 from events.types import Event, RecordedEvent
 from projections.base import JSONType, Progress, Projection, dumps, upsert
+from services.domain.schemas import schema_for
 
 _EVENT_CLASSES: dict[str, dict[str, type[Event]]] = {
     m.CATEGORY: {cls.type_name: cls for cls in m.EVENTS} for m in CATEGORY_MODULES
@@ -31,6 +32,28 @@ PROMOTED: dict[str, tuple[str, ...]] = {
 
 # Indexes over two columns, for the decisions that look up "this datastore's actions in these states".
 COMPOSITE: dict[str, tuple[tuple[str, ...], ...]] = {"action": (("datastore_id", "state"),)}
+
+
+def _nullable_fields(category: str) -> tuple[str, ...]:
+    try:
+        properties = schema_for(category)["properties"]
+    except KeyError:
+        return ()
+    return tuple(name for name, field in properties.items()
+                 if isinstance(field.get("type"), list) and "null" in field["type"])
+
+
+# The fields of each kind that may be null, served as null while unset, as the original's models did (every
+# field of a model was written out, None as null): so an engine's JSON Patch ``replace /data/progress`` works
+# on a fresh action (issue 11). Filled in where an entity is served (projections/reads.py, create answers) and
+# under a JSON Patch; the read model's row stays the fold of the stream.
+NULL_WHEN_UNSET: dict[str, tuple[str, ...]] = {category: _nullable_fields(category) for category in _EVENT_CLASSES}
+
+
+def with_nulls(category: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each nullable field of its kind that it lacks present as null."""
+    missing = [name for name in NULL_WHEN_UNSET.get(category, ()) if name not in data]
+    return {**data, **dict.fromkeys(missing)} if missing else data
 
 
 def entity_table(metadata: sa.MetaData, category: str, suffix: str = "") -> sa.Table:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from events.store import EventStore
 from events.streams import CATEGORIES
 from events.types import RecordedEvent
-from projections.entities import entity_table
+from projections.entities import entity_table, with_nulls
 from services.domain.errors import BadRequest, NotFound
 
 _METADATA = sa.MetaData()
@@ -24,13 +24,14 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def envelope(row: Any) -> dict[str, Any]:
+def envelope(row: Any, category: str = "") -> dict[str, Any]:
+    """A read model row as the API serves it: unset nullable fields of its ``category`` as null."""
     return {
         "id": row.id,
         "version_id": row.version,
         "created": iso(row.created),
         "updated": iso(row.updated),
-        "data": row.data,
+        "data": with_nulls(category, row.data),
     }
 
 
@@ -61,7 +62,7 @@ class EntityReader:
         row = self.row(category, entity_id)
         if row is None:
             raise NotFound(category, entity_id)
-        return envelope(row)
+        return envelope(row, category)
 
     def data(self, category: str, entity_id: str) -> dict[str, Any]:
         return self.get(category, entity_id)["data"]
@@ -78,7 +79,7 @@ class EntityReader:
             else:
                 query = query.where(_json_text(table, name) == str(value))
         with self.store.engine.connect() as conn:
-            return [envelope(r) for r in conn.execute(query)]
+            return [envelope(r, category) for r in conn.execute(query)]
 
     def page(
         self,
@@ -105,7 +106,7 @@ class EntityReader:
                 total = offset + len(rows)  # a short page is the last one: no need to count
             else:
                 total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*clauses)).scalar() or 0
-        return Page([envelope(r) for r in rows], limit, offset, int(total))
+        return Page([envelope(r, category) for r in rows], limit, offset, int(total))
 
     # -------------------------------------------------------------------------------- time travel
     def as_of(self, category: str, entity_id: str, as_of: str) -> dict[str, Any]:
@@ -115,6 +116,7 @@ class EntityReader:
         state = fold(self.store, events)
         if state is None:
             raise NotFound(category, entity_id)
+        state = with_nulls(category, state)
         created = next(e.recorded_at for e in events if e.type.endswith("Created"))
         return {
             "id": entity_id,

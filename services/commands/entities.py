@@ -21,6 +21,7 @@ from events.errors import ConcurrencyError
 from events.store import EventStore
 from events.streams.name_claim import NameClaimed, NameReleased
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
+from projections.entities import with_nulls
 from projections.reads import EntityReader
 from services.commands.auth import Principal
 from services.commands.kinds import KINDS, EntityContext, Kind
@@ -198,7 +199,7 @@ class EntityService:
         kind = self.kind(category)
 
         def decide(current: dict[str, Any]) -> dict[str, Any] | None:
-            whole = {"id": entity_id, "data": copy.deepcopy(current)}
+            whole = {"id": entity_id, "data": with_nulls(category, copy.deepcopy(current))}  # a row folded earlier
             try:
                 patched = jsonpatch.apply_patch(whole, operations)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
@@ -294,7 +295,7 @@ _MISSING = object()
 def _as_created(event: Any) -> dict[str, Any]:
     at = event.recorded_at.isoformat()
     return {"id": event.entity_id, "version_id": event.stream_version, "created": at, "updated": at,
-            "data": event.data["data"]}
+            "data": with_nulls(event.category, event.data["data"])}
 
 
 def _body_digest(items: list[dict[str, Any]], parent: Any, salt: str) -> str:
