@@ -1,7 +1,8 @@
 """A required secret end to end (issue 11, the bar): a real `dart up` registers an engine whose options mark
 ``password`` required, secret and at least 8 characters; a datastore is created with one; an action runs and its
 engine (a real local process) checks out and receives it. Then every API response the test got, the whole log,
-the server's log files under DART_HOME/logs and the database are searched for the value: it is nowhere. On
+the server's log files under DART_HOME/logs and the database are searched for the value: it is nowhere (and an
+editor's key racing the engine for the check-out is refused every time). On
 SQLite with the embedded encrypted secrets file, and on PostgreSQL with AWS Secrets Manager (moto's server)."""
 
 from __future__ import annotations
@@ -119,10 +120,16 @@ def test_a_required_secret_reaches_its_engine_and_nothing_else(dart: RunningDart
     assert status == 400 and "minLength" in refused["error_message"]
     datastore = api.post("/datastore", {"data": {"name": f"ds_{uuid.uuid4().hex[:8]}", "engine_name": ENGINE,
                                                  "state": "ACTIVE", "args": {"password": secret, "user": "u"}}})
+    created = api.post("/api_key", {"data": {"user_id": "racer@example.com", "role": "editor"}})
+    racer = RecordingApi(dart.base + "/api/1", created["key"], created["secret"])
     [action] = api.post(f"/datastore/{datastore['id']}/action", [{"data": {
         "name": "check", "action_type_name": "check", "engine_name": ENGINE}}])
+    # Finding 1: an editor's key racing the real engine for the check-out (and its secret) never gets it.
+    raced = [racer.request("PUT", f"/engine/action/{action['id']}/checkout")[0] for _ in range(20)]
 
     done = _finished(api, action["id"])
+    assert set(raced) == {403}, raced
+    api.answers += racer.answers
 
     assert done["data"]["state"] == "COMPLETED", done["data"].get("error_message")
     assert done["data"]["extra_data"] == {"password_sha256": hashlib.sha256(secret.encode()).hexdigest()}
