@@ -7,8 +7,10 @@ from __future__ import annotations
 import bz2
 import io
 import os
+import queue
 import re
 import tempfile
+import threading
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ RANGE_ARGS = ("s3_path_start_prefix_inclusive", "s3_path_end_prefix_exclusive", 
 PART_SIZE = 8 * 1024 * 1024  # multipart upload parts (S3's minimum is 5 MiB, except the last)
 READ_SIZE = 1024 * 1024
 INFLATE_SIZE = 4 * 1024 * 1024  # the most one step of decompression produces
+GZIP_QUEUE = 4  # blocks waiting for a GzipWriter's thread
 UPLOADS_IN_FLIGHT = 2  # parts a MultipartWriter sends while the next fills (memory: this many parts + 1)
 ACL = "bucket-owner-full-control"
 
@@ -265,6 +268,50 @@ class MultipartWriter(io.RawIOBase):
             self.close()
 
 
+class GzipWriter(io.RawIOBase):
+    """A writable stream that gzips what it is given into ``target`` in a thread of its own: zlib lets go of
+    the GIL while it compresses, so the producer's loop (a COPY) and the compression run on two cores. At
+    most GZIP_QUEUE blocks wait; ``close`` ends the gzip stream (``target`` stays open) and re-raises the
+    thread's failure, as the next ``write`` does."""
+
+    def __init__(self, target: Any, level: int = 6) -> None:
+        self.target = target
+        self.compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self.queue: queue.Queue[bytes | None] = queue.Queue(GZIP_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="dart-gzip", daemon=True)
+        self.thread.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(bytes(data))
+        return len(data)
+
+    def _run(self) -> None:
+        try:
+            while (block := self.queue.get()) is not None:
+                if out := self.compressor.compress(block):
+                    self.target.write(out)
+            self.target.write(self.compressor.flush())
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the producer re-raises it
+            self.error = exc
+            while self.queue.get() is not None:  # let the producer's writes through until it closes
+                pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.queue.put(None)
+        self.thread.join()
+        super().close()
+        if self.error is not None:
+            raise self.error
+
+
 def check_regex(pattern: str | None) -> None:
     if pattern is not None:
         try:
@@ -273,5 +320,5 @@ def check_regex(pattern: str | None) -> None:
             raise ListingError(f"bad regex {pattern!r}: {exc}") from exc
 
 
-__all__ = ["ACL", "ListingError", "MultipartWriter", "S3Error", "client", "list_prefix", "list_range",
+__all__ = ["ACL", "GzipWriter", "ListingError", "MultipartWriter", "S3Error", "client", "list_prefix", "list_range",
            "local_copy", "open_object", "resolve_range", "tokens", "utcnow"]
