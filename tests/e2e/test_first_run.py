@@ -61,3 +61,20 @@ def test_a_restart_registers_nothing_again_and_restores_a_changed_definition(dar
     assert dart.head_position() == head + 1
 
 
+
+
+def test_an_event_fired_over_http_runs_its_trigger_s_workflow_without_a_broker(dart: RunningDart) -> None:
+    api = dart.api()
+    datastore = api.post("/datastore", {"data": {"name": "ev_ds", "engine_name": "no_op_engine", "state": "ACTIVE",
+                                                 "args": {"action_sleep_time_in_seconds": 0}}})
+    flow = api.post(f"/datastore/{datastore['id']}/workflow", {"data": {"name": "ev_wf", "state": "ACTIVE"}})
+    api.post(f"/workflow/{flow['id']}/action", [{"data": {
+        "name": "a0", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
+    event = api.post("/event", {"data": {"name": "ev_http", "state": "ACTIVE"}})
+    trigger = api.post("/trigger", {"data": {"name": "on_ev_http", "trigger_type_name": "event", "state": "ACTIVE",
+                                             "args": {"event_id": event["id"]}, "workflow_ids": [flow["id"]]}})
+    status, fired = api.request("POST", f"/event/{event['id']}/fire", headers={"Idempotency-Key": "first"})
+    assert status == 200 and fired["fired"] is True and fired["trigger_ids"] == [trigger["id"]]
+    run = wait_for(lambda: [i for i in api.get(f"/workflow/{flow['id']}/instance")
+                            if i["data"]["state"] == "COMPLETED"], what="the event's run COMPLETED")
+    assert run[0]["data"]["trigger_type"] == "event" and run[0]["data"]["trigger_id"] == trigger["id"]
