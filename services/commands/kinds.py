@@ -30,6 +30,7 @@ from services.commands.secret_args import (
     kept_secrets,
     scrub,
     validation_schema,
+    without_null_secrets,
 )
 from services.domain import schemas, trigger_graph
 from services.domain.cron import CronError, validate_cron_args
@@ -271,8 +272,11 @@ class DatastoreKind(Kind):
 
     def validate_update(self, svc: EntityService, entity_id: str, data: dict[str, Any],
                         before: dict[str, Any]) -> dict[str, Any]:
-        """A secret an update leaves out is kept, so it is neither required nor defaulted."""
+        """A secret an update leaves out (or sends as null, as a form round-trip of what GET served would) is
+        kept, so it is neither required nor defaulted."""
         options = engine_by_name(svc, data.get("engine_name")).get("options_json_schema")
+        if isinstance(data.get("args"), dict):
+            data = {**data, "args": without_null_secrets(data["args"], options)}
         return self._validate_keeping(svc, data, before, kept_secrets(svc.store, entity_id, options, data.get("args")))
 
     def _validate_keeping(self, svc: EntityService, data: dict[str, Any], before: dict[str, Any] | None,

@@ -69,6 +69,12 @@ def kept_secrets(store: EventStore, datastore_id: str, options: dict[str, Any] |
     return (names - given) & set(current_refs(store, datastore_id)[1])
 
 
+def without_null_secrets(args: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+    """``args`` without the secrets given as null: on an update, null means "keep", never "erase"."""
+    names = secret_properties(options)
+    return {k: v for k, v in args.items() if not (k in names and v is None)}
+
+
 def scrub(message: str, args: Any, options: dict[str, Any] | None) -> str:
     """An error message without any secret value given in ``args`` (jsonschema quotes offending values,
     and a message about the args object as a whole quotes all of them)."""
@@ -101,13 +107,13 @@ def hold_secrets(store: EventStore, datastore_id: str, created: bool, options: d
                  data: dict[str, Any], meta: Metadata, cause: uuid.UUID | None) -> tuple[dict[str, Any],
                                                                                          SecretWrite | None]:
     """Validated datastore ``data`` split into what is recorded (args without secrets) and the secrets it
-    sets. A given secret replaces the stored one (a rotation); an explicit null removes it. ``cause`` (the
+    sets. A given secret replaces the stored one (a rotation); a null one sets nothing. ``cause`` (the
     entity's created event id, when derived from an Idempotency-Key) makes versions and event id repeatable."""
     names = secret_properties(options)
     args = data.get("args")
     if not names or not isinstance(args, dict):
         return data, None
-    given = {name: args[name] for name in names if name in args}
+    given = {name: args[name] for name in names if args.get(name) is not None}
     recorded = {**data, "args": {k: v for k, v in args.items() if k not in names}}
     if not given:
         return recorded, None
@@ -115,9 +121,6 @@ def hold_secrets(store: EventStore, datastore_id: str, created: bool, options: d
     refs = dict(refs)
     values: dict[tuple[str, str], Any] = {}
     for name, value in sorted(given.items()):
-        if value is None:
-            refs.pop(name, None)
-            continue
         secret_version = str(uuid.uuid5(cause, f"secret:{name}") if cause else uuid.uuid4())
         refs[name] = {"name": secret_name(datastore_id, name), "version": secret_version}
         values[(refs[name]["name"], secret_version)] = value

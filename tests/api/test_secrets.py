@@ -112,6 +112,8 @@ def test_an_update_keeps_an_omitted_secret_and_rotates_a_given_one(dart: InProce
     renamed = api.put(path, {"data": {**created["data"], "name": unique("renamed")}})  # args without password
     assert renamed["data"]["args"] == {"user": "u"}
     assert checked_out_args(dart, api, created["id"], engine_name)["password"] == first
+    api.put(path, {"data": {**renamed["data"], "args": {"user": "u", "password": None}}})  # null keeps it too
+    assert checked_out_args(dart, api, created["id"], engine_name)["password"] == first
 
     status, body = api.request("PATCH", path, [{"op": "add", "path": "/data/args/password", "value": "short"}])
     assert status == 400 and "minLength" in body["error_message"] and "short" not in body["error_message"]
