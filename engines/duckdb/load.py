@@ -7,15 +7,18 @@ RELOAD_LAST."""
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
+from engines.data import s3 as s3_hook
 from engines.data.datasets import Column, Dataset, RowError, ValueConverter
 from engines.data.loads import LoadOptions, LoadResult
-from engines.data.readers import read_rows
+from engines.data.readers import DataFileError, read_rows
 from engines.duckdb.hook import cause
 from engines.postgresql.hook import quote
 
@@ -35,6 +38,45 @@ CREATE TABLE IF NOT EXISTS {TRACKING_SCHEMA}.loaded_files (
 """
 STAGE = "_dart_stage"
 BATCH = "_dart_batch"
+ARROW_BLOCK = 4 * 1024 * 1024  # bytes of CSV Arrow parses into one batch (about 40,000 rows of 100 bytes)
+
+
+class _ArrowRefused(Exception):
+    """A file Arrow's CSV reader or DuckDB's casts did not take as it is: the load starts again, row by row."""
+
+
+# What makes a file's Arrow path give way to the row reader: Arrow's refusals (a row of the wrong width, text
+# that is not UTF-8), DuckDB's (a value it cannot cast, NULL in a NOT NULL column, a duplicate key), and the
+# decompression's. The row reader then loads the file if it can, or names the row, column and value.
+_ARROW_REFUSED = (pa.ArrowException, duckdb.ConversionException, duckdb.ConstraintException,
+                  duckdb.InvalidInputException, zlib.error, EOFError, OSError, UnicodeError, DataFileError)
+
+
+def arrow_csv_options(dataset: Dataset, converter: ValueConverter, truncate: bool) -> dict[str, Any] | None:
+    """pyarrow.csv's options under which it splits the file's (decompressed) text into exactly the fields the
+    row reader (engines.data.readers) would, or None when the dataset needs the reader: a CSV with a quote
+    character (escaped by doubling it), a one-character delimiter, no partition columns, no date_pattern to
+    apply, and VARCHAR lengths to truncate to (or none). Every field is text, as the row reader's; empty fields,
+    quoted or not, are NULL (or the dataset's null_string is)."""
+    delimiter, quote_char = dataset.delimited_by or ",", dataset.quoted_by
+    if not (dataset.file_format == "TEXTFILE" and dataset.row_format in ("DELIMITED", "NONE")):
+        return None
+    if dataset.partitions or converter.dates or not quote_char:
+        return None
+    if dataset.escaped_by not in (None, "", quote_char) or len(delimiter) != 1 or len(quote_char) != 1:
+        return None
+    if not truncate and any(c.length for c in dataset.columns if c.data_type in ("STRING", "VARCHAR")):
+        return None  # the row reader names an over-long value
+    names = [f"c{i}" for i in range(len(dataset.columns))]
+    return {
+        "read_options": pa_csv.ReadOptions(skip_rows=dataset.num_header_rows, column_names=names,
+                                           block_size=ARROW_BLOCK, use_threads=False),
+        "parse_options": pa_csv.ParseOptions(delimiter=delimiter, quote_char=quote_char, double_quote=True,
+                                             newlines_in_values=True, ignore_empty_lines=True),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, null_values=[dataset.null_string or ""],
+            strings_can_be_null=True, quoted_strings_can_be_null=True),
+    }
 
 
 def ensure_tracking(conn: duckdb.DuckDBPyConnection) -> None:
@@ -78,6 +120,11 @@ class Loader:
         self.casts = ", ".join(f"CAST(c{i} AS {c.sql_type()})" for i, c in enumerate(self.columns))
         self.result = LoadResult(f"{options.schema}.{self.table}")
         self.sequence = 0  # MERGE: the order rows were read in, so the last one read wins a tie
+        self.arrow = arrow_csv_options(dataset, self.converter, options.truncate_columns)
+        self.arrow_casts = ", ".join(
+            f"left(c{i}, {c.length})" if c.length and c.data_type in ("STRING", "VARCHAR")
+            else f"c{i}" if c.sql_type() == "TEXT" else f"CAST(c{i} AS {c.sql_type()})"
+            for i, c in enumerate(self.columns))
 
     def run(self, files: Sequence[tuple[str, int]]) -> LoadResult:
         load_type = self.dataset.load_type
@@ -94,6 +141,17 @@ class Loader:
         self.conn.begin()
         try:
             self._run(files, load_type)
+        except _ArrowRefused as exc:
+            # DuckDB has no savepoints: the whole load starts again on the row reader, which is exact.
+            self.conn.rollback()
+            try:
+                self.conn.unregister(BATCH)
+            except duckdb.Error:
+                log.debug("no batch to unregister", exc_info=True)
+            log.info("%s; loading row by row", exc)
+            self.arrow, self.sequence = None, 0
+            self.result = LoadResult(self.result.target)
+            return self.run(files)
         except BaseException:
             self.conn.rollback()
             raise
@@ -181,6 +239,12 @@ class Loader:
     # -- one file ----------------------------------------------------------------------------------------
 
     def _copy_file(self, into: str, path: str) -> int:
+        if self.arrow is not None:
+            try:
+                return self._copy_arrow(into, path, self.arrow)
+            except _ARROW_REFUSED as exc:
+                cause_text = str(exc).strip().split("\n")[0]
+                raise _ArrowRefused(f"{path} was not taken as it is ({cause_text})") from exc
         rows = 0
         values: list[list[str | None]] = [[] for _ in self.columns]
         numbers: list[int] = []
@@ -201,6 +265,32 @@ class Loader:
                 values, numbers, refused = [[] for _ in self.columns], [], []
         if numbers or refused:
             rows += self._insert(into, path, values, numbers, refused)
+        return rows
+
+    def _copy_arrow(self, into: str, path: str, options: dict[str, Any]) -> int:
+        """The decompressed file parsed by Arrow's CSV reader (C++) into batches of text columns that DuckDB
+        casts and inserts, a batch at a time: no Python per row (the row reader's parsing is what made loads
+        CPU-bound), memory at one batch."""
+        rows = 0
+        seq = ", _dart_seq" if into == STAGE else ""
+        insert = f"INSERT INTO {into} ({self.column_list}{seq}) SELECT {self.arrow_casts}{seq} FROM {BATCH}"
+        with s3_hook.open_object(self.s3, path, self.dataset.compression) as raw:
+            try:
+                reader = pa_csv.open_csv(raw, **options)
+            except pa.ArrowInvalid as exc:
+                if str(exc).startswith("Empty CSV file"):  # an empty object (or its header alone): no rows
+                    return 0
+                raise
+            for batch in reader:
+                table = pa.Table.from_batches([batch])
+                if seq:
+                    table = table.append_column("_dart_seq", pa.array(
+                        range(self.sequence, self.sequence + batch.num_rows), pa.int64()))
+                    self.sequence += batch.num_rows
+                self.conn.register(BATCH, table)
+                self.conn.execute(insert)  # a failure aborts the transaction: run() rolls back, unregisters
+                self.conn.unregister(BATCH)
+                rows += batch.num_rows
         return rows
 
     def _skip(self, exc: RowError) -> None:
