@@ -16,7 +16,19 @@ from services.domain.roles import redact_key_event
 
 
 def body(req: falcon.Request) -> Any:
-    return req.get_media(default_when_empty=None)
+    return whole_numbers(req.get_media(default_when_empty=None))
+
+
+def whole_numbers(value: Any) -> Any:
+    """JSON has one number type: ``2.0`` is the integer 2 (JSON Schema 2020-12, the OpenAPI document's,
+    says so too), but the entity schemas are Draft 4, which refuses it for an integer field. Read as 2."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
 
 
 def who(req: falcon.Request) -> Any:

@@ -82,6 +82,11 @@ def _entity_routes(name: str, path: str, edits: set[str], creatable: bool, write
     ]
 
 
+def _engines(c: Collaborators) -> Callable[[], list[dict[str, Any]]]:
+    """The registered engines' data, which the OpenAPI document describes datastores and actions with."""
+    return lambda: [row["data"] for row in c.entities.reader.find_by("engine")]
+
+
 def _schema_route(path: str, build: Callable[..., dict[str, Any]], query: tuple[str, ...], envelope: bool) -> Route:
     def schema_of(c: Collaborators) -> SchemaResource:
         return SchemaResource(c.entities, build, envelope)
@@ -162,10 +167,11 @@ ROUTES: list[Route] = [
           access={"GET": NO_KEY}),
     Route("/metrics", lambda c: Metrics(c.store, c.projections, c.counters), {"GET": "Prometheus metrics"},
           None, "probe", None, prefix="", documented=False, access={"GET": NO_KEY}),
-    Route("/openapi.json", lambda c: OpenApiDocument(ROUTES), {"GET": "this document"}, None, "schema", None,
-          documented=False, access={"GET": NO_KEY}),
-    Route("/swagger.json", lambda c: OpenApiDocument(ROUTES), {"GET": "this document (the original's path)"},
-          None, "schema", None, documented=False, access={"GET": NO_KEY}),
+    Route("/openapi.json", lambda c: OpenApiDocument(ROUTES, _engines(c)), {"GET": "this document"}, None,
+          "schema", None, documented=False, access={"GET": NO_KEY}),
+    Route("/swagger.json", lambda c: OpenApiDocument(ROUTES, _engines(c)),
+          {"GET": "this document (the original's path)"}, None, "schema", None, documented=False,
+          access={"GET": NO_KEY}),
 ]
 OPEN_PATHS = frozenset(route.full_path for route in ROUTES if route.open)
 
