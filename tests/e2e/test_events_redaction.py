@@ -28,8 +28,14 @@ def _created_key(home: Path) -> tuple[str, list[str]]:
     key = created.stdout.strip().partition(":")[0]
     store = build(load_settings(env={"DART_HOME": str(home)})).store
     try:
-        hidden = [v for e in store.read_stream(f"api_key-{key}") for part in e.data.values()
-                  if isinstance(part, dict) for k, v in part.items() if k in ("salt", "secret_hash")]
+        hidden = [
+            v
+            for e in store.read_stream(f"api_key-{key}")
+            for part in e.data.values()
+            if isinstance(part, dict)
+            for k, v in part.items()
+            if k in ("salt", "secret_hash")
+        ]
     finally:
         store.close()
     assert len(hidden) >= 2  # the salt and the hash are in the log: the test below has something to find

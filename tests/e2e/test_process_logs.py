@@ -69,21 +69,29 @@ def test_api_relay_and_workers_each_write_json_lines_to_their_own_file(started: 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health?from=the-log-test", timeout=10) as answer:
         assert answer.status == 200
     # The access line is written by the worker that answered, not by the master that opened the file.
-    answered = lambda: any("the-log-test" in e["msg"] and e["logger"] == "gunicorn.access"
-                           for e in _lines(logs / "api.log"))
+    answered = lambda: any(
+        "the-log-test" in e["msg"] and e["logger"] == "gunicorn.access" for e in _lines(logs / "api.log")
+    )
     _wait_for("the request's access line in api.log", answered, [api])
 
     start("relay")
     start("worker", "orchestrator")
     start("worker", "scheduler")
-    _wait_for("the relay's start in relay.log",
-              lambda: any("relay publishing to memory://" in e["msg"] for e in _lines(logs / "relay.log")), procs)
-    _wait_for("the consumer's connection in worker-orchestrator.log",
-              lambda: any(e["msg"].startswith("Connected to") for e in _lines(logs / "worker-orchestrator.log")),
-              procs)
-    _wait_for("the scheduler's start in worker-scheduler.log",
-              lambda: any("worker scheduler starting" in e["msg"] for e in _lines(logs / "worker-scheduler.log")),
-              procs)
+    _wait_for(
+        "the relay's start in relay.log",
+        lambda: any("relay publishing to memory://" in e["msg"] for e in _lines(logs / "relay.log")),
+        procs,
+    )
+    _wait_for(
+        "the consumer's connection in worker-orchestrator.log",
+        lambda: any(e["msg"].startswith("Connected to") for e in _lines(logs / "worker-orchestrator.log")),
+        procs,
+    )
+    _wait_for(
+        "the scheduler's start in worker-scheduler.log",
+        lambda: any("worker scheduler starting" in e["msg"] for e in _lines(logs / "worker-scheduler.log")),
+        procs,
+    )
     for name in ("api", "relay", "worker-orchestrator", "worker-scheduler"):
         entries = _lines(logs / f"{name}.log")
         assert entries and all({"ts", "level", "logger", "msg"} <= set(e) for e in entries), name

@@ -43,11 +43,17 @@ def test_forked_and_independent_writers_rotate_one_file_without_losing_a_line(tm
         assert writer.exitcode == 0
     handler.close()
     files = sorted((tmp_path / "logs").glob("api.log*"))
-    messages = [json.loads(line)["msg"] for f in files if not f.name.endswith(".lock")
-                for line in f.read_text().splitlines()]
-    expected = {f"{w} line {i} {'x' * 60}" for w in ("forked0", "forked1", "own0", "own1") for i in range(LINES)}
+    messages = [
+        json.loads(line)["msg"]
+        for f in files
+        if not f.name.endswith(".lock")
+        for line in f.read_text().splitlines()
+    ]
+    expected = {
+        f"{w} line {i} {'x' * 60}" for w in ("forked0", "forked1", "own0", "own1") for i in range(LINES)
+    }
     assert len(messages) == len(expected) and set(messages) == expected  # each line once, whole
-    backups = [f for f in files if f.name[len("api.log."):].isdigit()]
+    backups = [f for f in files if f.name[len("api.log.") :].isdigit()]
     assert len(backups) >= 10  # it did rotate, many times
     assert all(f.stat().st_size <= MAX_BYTES for f in files)
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
