@@ -22,6 +22,7 @@ from typing import IO, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from isal import isal_zlib
 
 from services.domain.s3_range import ListingError, Range, pages, split_s3, substitute_tokens
 
@@ -30,6 +31,7 @@ PART_SIZE = 8 * 1024 * 1024  # multipart upload parts (S3's minimum is 5 MiB, ex
 READ_SIZE = 1024 * 1024
 INFLATE_SIZE = 4 * 1024 * 1024  # the most one step of decompression produces
 GZIP_QUEUE = 4  # blocks waiting for a GzipWriter's thread
+GZIP_LEVEL = 2  # ISA-L's default (0-3)
 UPLOADS_IN_FLIGHT = 2  # parts a MultipartWriter sends while the next fills (memory: this many parts + 1)
 ACL = "bucket-owner-full-control"
 
@@ -269,14 +271,16 @@ class MultipartWriter(io.RawIOBase):
 
 
 class GzipWriter(io.RawIOBase):
-    """A writable stream that gzips what it is given into ``target`` in a thread of its own: zlib lets go of
-    the GIL while it compresses, so the producer's loop (a COPY) and the compression run on two cores. At
+    """A writable stream that gzips what it is given into ``target`` in a thread of its own, so the producer's
+    loop (a COPY) and the compression can run on two cores. The deflate is ISA-L's (isal): on the benchmark's
+    CSV, its level 2 takes 0.06 s where zlib's level 6 takes 0.91 (level 1: 0.25) for 32.6 MB, and its
+    output (22.3 %) is between theirs (21.2 %, 23.8 %); the bytes are ordinary gzip. At
     most GZIP_QUEUE blocks wait; ``close`` ends the gzip stream (``target`` stays open) and re-raises the
     thread's failure, as the next ``write`` does."""
 
-    def __init__(self, target: Any, level: int = 6) -> None:
+    def __init__(self, target: Any, level: int = GZIP_LEVEL) -> None:
         self.target = target
-        self.compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self.compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
         self.queue: queue.Queue[bytes | None] = queue.Queue(GZIP_QUEUE)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="dart-gzip", daemon=True)

@@ -22,10 +22,6 @@ from engines.runner import dispatch
 from engines.sdk import ActionContext, ActionFailure, DartClient
 
 log = logging.getLogger("dart.engine.postgresql")
-# copy_to_s3's gzip level. On CSV such as the benchmark's, level 1 takes a quarter of level 6's CPU for output
-# 12 % larger (32.6 MB: 0.22 s -> 7.75 MB at 1, 0.78 s -> 6.92 MB at 6): at 6, compressing costs this process
-# twice what reading the COPY does, and the unload runs at a third of a bare COPY TO STDOUT's speed.
-GZIP_LEVEL = 1
 
 
 # How an action reaches its database: the redshift engine runs these same handlers with its own connector.
@@ -116,7 +112,7 @@ def copy_to_s3(context: ActionContext, client: DartClient) -> None:
     s3 = s3_hook.client()
     with _connect(context) as conn:
         writer = s3_hook.MultipartWriter(s3, path)
-        sink: Any = s3_hook.GzipWriter(writer, GZIP_LEVEL) if gzip else writer
+        sink: Any = s3_hook.GzipWriter(writer) if gzip else writer
         # Closing the sink (success or not) makes the BufferedWriter's own close a no-op: nothing is flushed
         # into an aborted upload.
         buffered = io.BufferedWriter(sink, s3_hook.READ_SIZE)
