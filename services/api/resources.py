@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon
 
+from projections.entities import with_nulls
 from services.api.listing import SchemaCache, int_param, list_entities
 from services.api.route import GuessDataset
 from services.commands.entities import EntityService, check_envelope
@@ -178,4 +179,5 @@ class DatasetGuess:
         s3_path = req.get_param("s3_path")
         parse_s3_path(s3_path)  # a malformed path is a 400 before any S3 client is built
         max_lines = int_param(req, "max_lines", DEFAULT_MAX_LINES, 1, MAX_MAX_LINES)
-        resp.media = {"results": {"data": self.guess(s3_path, max_lines, who(req).user_id)}}
+        # Shaped as a stored dataset is served: its unset nullable fields present as null.
+        resp.media = {"results": {"data": with_nulls("dataset", self.guess(s3_path, max_lines, who(req).user_id))}}
