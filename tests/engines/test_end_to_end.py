@@ -130,7 +130,8 @@ def test_postgresql_engine_every_action(api: Api, pg_url: str, s3: Any, bucket: 
 def test_a_killed_load_then_rerun_leaves_one_copy_of_every_row(api: Api, dart: RunningDart, pg_url: str, s3: Any,
                                                                bucket: str) -> None:
     _write_csv(s3, bucket, "big/part-0.csv.gz", 0, 1000)
-    _write_csv(s3, bucket, "big/part-1.csv.gz", 1000, 400_000)
+    # Big enough that the load is still copying when it is killed, however fast COPY has become.
+    _write_csv(s3, bucket, "big/part-1.csv.gz", 1000, 2_000_000)
     dataset = api.post("/dataset", {"data": dataset_for(f"s3://{bucket}/big", "CSV", "GZIP", COLUMNS,
                                                         table_name="big")})
     store = _store(api, "postgresql_engine", pg_datastore(pg_url)["data"]["args"])
@@ -138,11 +139,11 @@ def test_a_killed_load_then_rerun_leaves_one_copy_of_every_row(api: Api, dart: R
         "name": "load", "action_type_name": "load_dataset", "engine_name": "postgresql_engine",
         "args": {"dataset_id": dataset["id"]}, "on_failure": "CONTINUE"}}])
     deadline = time.monotonic() + 60
-    while not query(pg_url, "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY \"public\".\"big\"%'"
-                            " AND datname = current_database()"):
-        assert time.monotonic() < deadline, "the load never started its COPY"
-        time.sleep(0.05)
-    time.sleep(0.5)  # well into the big file
+    # Each file is its own COPY and the first has 1,000 rows: past 1,000 tuples, the COPY is in the big file.
+    while not query(pg_url, "SELECT 1 FROM pg_stat_progress_copy WHERE datname = current_database()"
+                            " AND tuples_processed > 1000"):
+        assert time.monotonic() < deadline, "the load never reached the big file"
+        time.sleep(0.02)
     assert dart.kill_engine(action["id"]) == 1
     killed = _finished(api, action["id"])
     assert killed["data"]["state"] == "FAILED" and "without checking in" in killed["data"]["error_message"]
@@ -150,7 +151,7 @@ def test_a_killed_load_then_rerun_leaves_one_copy_of_every_row(api: Api, dart: R
     [rerun] = _run(api, store, ("load_dataset", {"dataset_id": dataset["id"]}))
     assert rerun["data"]["state"] == "COMPLETED", rerun["data"].get("error_message")
     assert query(pg_url, "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM big") == [
-        (401_000, 401_000, 0, 400_999)]
+        (2_001_000, 2_001_000, 0, 2_000_999)]
 
 
 def test_bad_input_fails_with_a_one_line_cause(api: Api, pg_url: str, s3: Any, bucket: str) -> None:
