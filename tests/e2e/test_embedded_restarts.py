@@ -109,7 +109,8 @@ def test_sigkilled_dart_up_restarts_and_loses_nothing(dart: RunningDart) -> None
     actions = []
     for flow in flows:
         [instance] = finished(api, flow, timeout=240)
-        assert instance["data"]["state"] == "COMPLETED"
+        assert instance["data"]["state"] == "COMPLETED", [  # say which action failed and why
+            (a["id"], a["data"]["state"], a["data"].get("error_message")) for a in instance_actions(api, instance)]
         actions += instance_actions(api, instance)
     assert len(actions) == 2 * CHAIN
     for fired in triggers:
