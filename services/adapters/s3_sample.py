@@ -8,6 +8,17 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Literal
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
 from services.domain.dataset_guess import (
     DEFAULT_MAX_LINES,
     MAX_MAX_LINES,
@@ -39,9 +50,6 @@ def s3_client(endpoint_url: str, region: str) -> Any:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            import boto3
-            from botocore.config import Config
-
             config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
             client = boto3.client("s3", region_name=key[1], endpoint_url=key[0] or None, config=config)
             _clients[key] = client
@@ -109,15 +117,6 @@ class _S3Errors:
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None or isinstance(exc, (DartError, GeneratorExit)):
             return False
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            NoCredentialsError,
-            ParamValidationError,
-            ReadTimeoutError,
-        )
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code") or "")
