@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 
+from projections.reads import parse_as_of
+from services.domain.errors import BadRequest
 from services.runtime.logs import configure_logging
 from services.runtime.settings import Settings, SettingsError, load_settings
 
@@ -144,17 +146,13 @@ def _events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _as_of(value: str | None) -> tuple[int | None, datetime | None]:
+    """The API's own reading of as_of (ASCII digits or an ISO time with an offset), named as the option."""
     if value is None:
         return None, None
-    if value.isdigit():
-        return int(value), None
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"--as-of must be a global position or an ISO 8601 time, not {value!r}") from exc
-    if at.tzinfo is None:
-        raise ValueError(f"--as-of time {value!r} needs a UTC offset, e.g. {value}+00:00")
-    return None, at
+        return parse_as_of(value)
+    except BadRequest as exc:
+        raise ValueError(exc.message.replace("as_of:", "--as-of:", 1)) from exc
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:

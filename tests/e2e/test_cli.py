@@ -174,10 +174,11 @@ def test_events_show_gives_history_and_state_as_of_a_position(tmp_path: Path) ->
     assert "WorkflowUpdated" not in then.stdout and '"state": "INACTIVE"' in then.stdout
 
 
-def test_events_show_rejects_an_unreadable_as_of(tmp_path: Path) -> None:
-    result = _dart(tmp_path, "events", "show", "workflow-AAAAAAAAAA", "--as-of", "yesterday")
+@pytest.mark.parametrize("as_of", ["yesterday", "²", "4¹5", "2026-01-01T00:00:00"])
+def test_events_show_rejects_an_unreadable_as_of(tmp_path: Path, as_of: str) -> None:
+    result = _dart(tmp_path, "events", "show", "workflow-AAAAAAAAAA", "--as-of", as_of)
     assert result.returncode == 2
-    assert "--as-of" in result.stderr
+    assert "--as-of" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_projections_rebuild_reports_rate_and_keeps_rows(tmp_path: Path) -> None:
