@@ -7,8 +7,8 @@ from typing import Any
 
 import falcon
 
+from services.commands.engine_kinds import engine_by_name
 from services.commands.entities import EntityService
-from services.commands.kinds import engine_by_name
 from services.domain import schemas
 from services.domain.errors import BadRequest
 

@@ -15,7 +15,7 @@ from events.streams.workflow_instance import WorkflowInstanceStarted
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from services.commands.auth import Principal
 from services.commands.entities import EntityService
-from services.commands.kinds import now_iso
+from services.commands.kind_base import now_iso
 from services.commands.retry import retry_on_conflict
 from services.commands.secret_args import Secrets, secret_args
 from services.domain.errors import BadRequest, NotFound

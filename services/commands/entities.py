@@ -24,7 +24,8 @@ from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
 from projections.entities import with_nulls
 from projections.reads import EntityReader
 from services.commands.auth import Principal
-from services.commands.kinds import KINDS, EntityContext, Kind
+from services.commands.kind_base import EntityContext, Kind
+from services.commands.kinds import KINDS
 from services.commands.retry import retry_on_conflict
 from services.commands.tokens import refuse_ended_token
 from services.domain.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
