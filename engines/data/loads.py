@@ -76,6 +76,18 @@ def subscription_files(client: Dart, action_id: str, subscription_id: str) -> tu
     return dataset, elements
 
 
+def files_to_load(dataset: Dataset, files: Iterable[tuple[str, int]]) -> Files:
+    """The files a load of ``dataset`` reads, after the checks every SQL engine makes of its load type:
+    MERGE needs keys; RELOAD_LAST reads only the range's last file (the original's copy.py)."""
+    load_type = dataset.load_type
+    if load_type == "MERGE" and not dataset.upsert_keys:
+        raise ValueError(f"dataset {dataset.name} is MERGE but has neither merge_keys nor primary_keys")
+    if load_type not in ("INSERT", "MERGE", "RELOAD_ALL", "RELOAD_LAST"):
+        raise ValueError(f"load_type {load_type!r} is not INSERT, MERGE, RELOAD_ALL or RELOAD_LAST")
+    files = list(files)
+    return files[-1:] if load_type == "RELOAD_LAST" else files
+
+
 def not_loaded(files: Files, done: set[str]) -> Files:
     """The files no earlier action loaded (an action whose check-in was lost leaves its elements assigned)."""
     return [f for f in files if f[0] not in done]

@@ -17,7 +17,7 @@ import pyarrow.csv as pa_csv
 
 from engines.data import s3 as s3_hook
 from engines.data.datasets import Column, Dataset, RowError, ValueConverter
-from engines.data.loads import LoadOptions, LoadResult
+from engines.data.loads import LoadOptions, LoadResult, files_to_load
 from engines.data.readers import DataFileError, read_rows
 from engines.duckdb.hook import cause
 from engines.postgresql.hook import quote
@@ -129,14 +129,7 @@ class Loader:
 
     def run(self, files: Sequence[tuple[str, int]]) -> LoadResult:
         load_type = self.dataset.load_type
-        if load_type == "MERGE" and not self.dataset.upsert_keys:
-            raise ValueError(
-                f"dataset {self.dataset.name} is MERGE but has neither merge_keys nor primary_keys"
-            )
-        if load_type not in ("INSERT", "MERGE", "RELOAD_ALL", "RELOAD_LAST"):
-            raise ValueError(f"load_type {load_type!r} is not INSERT, MERGE, RELOAD_ALL or RELOAD_LAST")
-        if load_type == "RELOAD_LAST":
-            files = list(files)[-1:]
+        files = files_to_load(self.dataset, files)
         ensure_tracking(self.conn)
         # The file's lock makes this process the only writer, so no other run of the action can interleave.
         self.conn.begin()

@@ -22,7 +22,7 @@ from psycopg.generators import copy_to
 
 from engines.data import s3 as s3_hook
 from engines.data.datasets import Column, Dataset, RowError, ValueConverter
-from engines.data.loads import LoadOptions, LoadResult
+from engines.data.loads import LoadOptions, LoadResult, files_to_load
 from engines.data.readers import DataFileError, read_rows
 from engines.postgresql.hook import literal, quote
 
@@ -139,10 +139,7 @@ class Loader:
 
     def run(self, files: Sequence[tuple[str, int]]) -> LoadResult:
         load_type = self.dataset.load_type
-        if load_type == "MERGE" and not self.dataset.upsert_keys:
-            raise ValueError(f"dataset {self.dataset.name} is MERGE but has neither merge_keys nor primary_keys")
-        if load_type == "RELOAD_LAST":
-            files = list(files)[-1:]
+        files = files_to_load(self.dataset, files)
         ensure_tracking(self.conn)
         with self.conn.transaction():
             cur = self.conn.cursor()

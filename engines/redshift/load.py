@@ -13,7 +13,7 @@ import psycopg
 
 from engines.data import s3 as s3_hook
 from engines.data.datasets import Dataset, RowError
-from engines.data.loads import LoadOptions, LoadResult
+from engines.data.loads import LoadOptions, LoadResult, files_to_load
 from engines.postgresql.hook import quote
 from engines.redshift import sql
 from engines.redshift.sql import TRACKING_SCHEMA, Authorization
@@ -105,14 +105,7 @@ class Loader:
 
     def run(self, files: Sequence[tuple[str, int]]) -> LoadResult:
         load_type = self.dataset.load_type
-        if load_type == "MERGE" and not self.dataset.upsert_keys:
-            raise ValueError(
-                f"dataset {self.dataset.name} is MERGE but has neither merge_keys nor primary_keys"
-            )
-        if load_type not in ("INSERT", "MERGE", "RELOAD_ALL", "RELOAD_LAST"):
-            raise ValueError(f"load_type {load_type!r} is not INSERT, MERGE, RELOAD_ALL or RELOAD_LAST")
-        if load_type == "RELOAD_LAST":
-            files = list(files)[-1:]
+        files = files_to_load(self.dataset, files)
         create = sql.create_table_sql(self.target, self.dataset, self.args)  # refuses what COPY cannot load
         rounds = self.rounds(files)
         manifests, json_paths = upload_manifests(
