@@ -13,7 +13,7 @@ if [ ! -f "$stamp" ]; then
   echo "dart: installing into $venv (first run, about a minute)" >&2
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test,bench]" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test,bench,sandbox]" >&2
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
