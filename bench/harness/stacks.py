@@ -210,8 +210,8 @@ class RunningDart(_Handle):
     lost_engine_message = LOCAL_LOST_ENGINE
 
     def __init__(self, home: Path, database_url: str | None, *, port: int | None = None,
-                 **extra_env: str) -> None:
-        self.home = home
+                 up_args: tuple[str, ...] = (), **extra_env: str) -> None:
+        self.home, self.up_args = home, up_args
         self.wiring = EMBEDDED_POSTGRES if database_url else EMBEDDED_SQLITE
         self.database_url = database_url or f"sqlite:///{home / 'dart.db'}"
         self.port = port or free_port()
@@ -230,7 +230,7 @@ class RunningDart(_Handle):
         with open(self.home / "dart.log", "ab") as log:
             log.write(f"\n--- dart up, start {self.starts}\n".encode())
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.runtime.cli", "up", "--port", str(self.port)],
+                [sys.executable, "-m", "services.runtime.cli", "up", "--port", str(self.port), *self.up_args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(self.base, lambda: self.proc.poll() is None, self.home / "dart.log", "dart up")

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from projections.reads import parse_as_of
 from services.domain.errors import BadRequest
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run dart on this machine (embedded default: SQLite in DART_HOME)")
     up.add_argument("--port", type=int, help="API port (default 5000, or DART_PORT)")
     up.add_argument("--host", help="API address (default 127.0.0.1, or DART_HOST)")
+    up.add_argument("--sandbox", action="store_true",
+                    help="a local fake AWS (moto) with sample web logs and the example data chain (see `dart sandbox`)")
+    up.add_argument("--force-sandbox", action="store_true", help="allow --sandbox with a PostgreSQL database URL")
+    up.add_argument("--sandbox-lines", type=int, default=300_000, help="sample log lines a day (default 300,000)")
 
     events = sub.add_parser("events", help="read the event log").add_subparsers(dest="action", required=True)
     tail = events.add_parser("tail", help="print the newest events; -f keeps following the log")
@@ -66,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
     worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions"])
 
+    sandbox = sub.add_parser("sandbox", help="run the sandbox's data chain on a `dart up --sandbox` and print its report")
+    sandbox.add_argument("--api-url", help="default: DART_API_URL, else http://HOST:PORT/api/1")
+    sandbox.add_argument("--key", help="key:secret (default: DART_BOOTSTRAP_API_KEY, else $DART_HOME/credentials)")
+    sandbox.add_argument("--wait", action="store_true", help="follow the chain to its end and print the report")
+
     demo = sub.add_parser("demo", help="create and run the workflow chaining demo (no_op engine) on a running dart")
     demo.add_argument("--api-url", help="default: DART_API_URL, else http://HOST:PORT/api/1")
     demo.add_argument("--key", help="key:secret (default: DART_BOOTSTRAP_API_KEY, else $DART_HOME/credentials)")
@@ -93,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             from services.runtime.up import run_up
 
-            return run_up(settings)
+            return run_up(settings, sandbox=args.sandbox, force_sandbox=args.force_sandbox,
+                          sandbox_lines=args.sandbox_lines)
         if args.command == "events":
             return _events(settings, args)
         if args.command == "projections":
@@ -114,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(settings, args)
         if args.command == "demo":
             return _demo(settings, args)
+        if args.command == "sandbox":
+            return _sandbox(settings, args)
         if args.command == "api":
             # prometheus_client picks per-process or multiprocess counting when first imported, so the workers'
             # directory (fresh and private: nothing stale is added in) must be set before the API's modules load.
@@ -190,16 +203,9 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from services.runtime.demo import DemoError, RestClient, create_demo, wait_for_runs
+    from services.runtime.demo import DemoError, create_demo, wait_for_runs
 
-    key = args.key or settings.bootstrap_api_key
-    credentials = settings.home / "credentials"
-    if not key and credentials.is_file():
-        key = credentials.read_text().strip()
-    if not key:
-        raise ValueError(f"no API key: pass --key key:secret, or set DART_BOOTSTRAP_API_KEY, or start `dart up` "
-                         f"once (it saves one to {credentials})")
-    client = RestClient(args.api_url or settings.api_url or f"http://{settings.host}:{settings.port}/api/1", key)
+    client = _client(settings, args)
     try:
         demo = create_demo(client, args.sleep, run=not args.no_run)
         print(f"datastore {demo.datastore_id}; workflow 1 {demo.workflow_ids[0]}; workflow 2 {demo.workflow_ids[1]}; "
@@ -214,6 +220,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         print(f"dart demo: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _client(settings: Settings, args: argparse.Namespace) -> Any:
+    from services.runtime.demo import RestClient, api_key
+
+    key = api_key(args.key, settings.bootstrap_api_key, settings.home)
+    return RestClient(args.api_url or settings.api_url or f"http://{settings.host}:{settings.port}/api/1", key)
+
+
+def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from services.runtime.sandbox import SandboxError, sandbox_command
+
+    try:
+        return sandbox_command(settings, _client(settings, args), wait=args.wait)
+    except SandboxError as exc:
+        print(f"dart sandbox: {exc}", file=sys.stderr)
+        return 1
 
 
 def _db(settings: Settings, action: str) -> int:

@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 NO_OP = "no_op_engine"
@@ -58,6 +59,19 @@ class RestClient:
             raise DemoError(f"{method} {path}: cannot reach dart at {self.api_url} ({exc}); is `dart up` running?"
                             ) from None
         return answer if whole or not isinstance(answer, dict) else answer.get("results")
+
+
+def api_key(explicit: str | None, bootstrap: str, home: Path) -> str:
+    """The key a command of this machine uses: ``--key``, else DART_BOOTSTRAP_API_KEY, else the one the first
+    ``dart up`` saved in ``$DART_HOME/credentials``."""
+    key = explicit or bootstrap
+    credentials = home / "credentials"
+    if not key and credentials.is_file():
+        key = credentials.read_text().strip()
+    if not key:
+        raise ValueError(f"no API key: pass --key key:secret, or set DART_BOOTSTRAP_API_KEY, or start `dart up` "
+                         f"once (it saves one to {credentials})")
+    return key
 
 
 def _action(name: str, action_type: str, order: int, **extra: Any) -> dict[str, Any]:

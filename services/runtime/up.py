@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -17,6 +18,16 @@ from services.commands.entities import EntityService
 from services.runtime.builtin_engines import register_builtin_engines
 from services.runtime.composition import api_app, build, start_workers
 from services.runtime.logs import add_log_file
+from services.runtime.sandbox import (
+    DEFAULT_LINES,
+    LocalAws,
+    SandboxError,
+    point_at,
+    prepare_sandbox,
+    record,
+    refuse_production,
+    start_local_aws,
+)
 from services.runtime.settings import Settings
 
 log = logging.getLogger("dart.up")
@@ -41,7 +52,26 @@ def http_server(app: Any, settings: Settings) -> Any:
     )
 
 
-def run_up(settings: Settings) -> int:
+def run_up(settings: Settings, sandbox: bool = False, force_sandbox: bool = False,
+           sandbox_lines: int = DEFAULT_LINES) -> int:
+    aws = None
+    if sandbox:
+        try:
+            refuse_production(settings, force_sandbox)
+            aws = start_local_aws(settings.home)
+        except SandboxError as exc:
+            print(f"dart up: {exc}", file=sys.stderr)
+            return 2
+        settings = point_at(settings, aws)
+        record(settings.home, aws.url, sandbox_lines, ready=False)  # a `dart sandbox` now waits for this start
+    try:
+        return _serve(settings, aws, sandbox_lines)
+    finally:
+        if aws is not None:
+            aws.stop()
+
+
+def _serve(settings: Settings, aws: LocalAws | None, sandbox_lines: int) -> int:
     container = build(settings)
     log_file = add_log_file(settings.home / "logs", "up")
     message = first_start_admin_key(container.store, settings.home, settings.bootstrap_api_key)
@@ -67,6 +97,9 @@ def run_up(settings: Settings) -> int:
     print(f"dart is up: API at http://{host}:{port}  (store: {settings.effective_database_url})", flush=True)
     print(f"admin key: {settings.home / 'credentials'} (or DART_BOOTSTRAP_API_KEY); health: /health; "
           f"logs: {log_file}; stop with Ctrl-C", flush=True)
+    if aws is not None:
+        threading.Thread(target=prepare_sandbox, args=(settings, aws, f"http://{host}:{port}/api/1", sandbox_lines),
+                         name="sandbox", daemon=True).start()
     try:
         if not stopping.is_set():
             serving.set()
