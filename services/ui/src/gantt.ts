@@ -1,0 +1,50 @@
+// The Gantt timeline's geometry: each action as a wait bar (queued -> start) and a run bar (start -> end, or
+// now while it runs), placed on one time axis in percent.
+export type Bar = {
+  id: string;
+  label: string;
+  state: string;
+  waitLeft: number;
+  waitWidth: number;
+  runLeft: number;
+  runWidth: number;
+  progress: number | null;
+  error: string | null;
+};
+
+type ActionData = Record<string, unknown>;
+
+function time(v: unknown): number | null {
+  if (typeof v !== "string" || !v) return null;
+  const t = Date.parse(v);
+  return isNaN(t) ? null : t;
+}
+
+export function bars(actions: { id: string; data: ActionData }[], now: number): { bars: Bar[]; start: number; end: number } {
+  const times = actions.flatMap((a) => [time(a.data.queued_time), time(a.data.start_time), time(a.data.end_time)]).filter((t): t is number => t !== null);
+  const running = actions.some((a) => time(a.data.start_time) !== null && time(a.data.end_time) === null);
+  const start = times.length ? Math.min(...times) : now;
+  const end = Math.max(start + 1000, ...(times.length ? times : [now]), running ? now : start);
+  const span = end - start;
+  const pct = (t: number) => ((t - start) / span) * 100;
+  const result = actions.map((a) => {
+    const queued = time(a.data.queued_time);
+    const began = time(a.data.start_time);
+    const ended = time(a.data.end_time) ?? (began !== null ? now : null);
+    const waitFrom = queued ?? began;
+    const waitTo = began ?? (queued !== null ? now : null);
+    const progress = typeof a.data.progress === "number" ? a.data.progress : null;
+    return {
+      id: a.id,
+      label: String(a.data.name ?? a.data.action_type_name ?? a.id),
+      state: String(a.data.state ?? ""),
+      waitLeft: waitFrom !== null ? pct(waitFrom) : 0,
+      waitWidth: waitFrom !== null && waitTo !== null ? Math.max(0, pct(waitTo) - pct(waitFrom)) : 0,
+      runLeft: began !== null ? pct(began) : 0,
+      runWidth: began !== null && ended !== null ? Math.max(0.5, pct(ended) - pct(began)) : 0,
+      progress,
+      error: typeof a.data.error_message === "string" && a.data.error_message ? a.data.error_message : null,
+    };
+  });
+  return { bars: result, start, end };
+}

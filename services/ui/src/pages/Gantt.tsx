@@ -1,0 +1,54 @@
+import { useCallback, useEffect, useState } from "react";
+import { Link } from "react-router-dom";
+import { call, type Entity, type Page } from "../api";
+import { stateColour } from "../entities";
+import { bars } from "../gantt";
+import { useLiveReload } from "../useLive";
+import { when } from "./common";
+
+/** A workflow instance's actions on a timeline: queued (light) then running (coloured by state), the progress
+ * of a RUNNING action, the error of a FAILED one; live. */
+export default function Gantt({ instanceId, asOf }: { instanceId: string; asOf: string | null }) {
+  const [actions, setActions] = useState<Entity[]>([]);
+  const [now, setNow] = useState(() => Date.now());
+  const load = useCallback(async () => {
+    const page = await call<Page<Entity>>("/action", {
+      query: { filters: JSON.stringify([`workflow_instance_id = ${instanceId}`]), order_by: JSON.stringify(["order_idx ASC"]), limit: 500 },
+    });
+    setActions(page.results);
+    setNow(Date.now());
+  }, [instanceId]);
+  useEffect(() => { void load(); }, [load]);
+  useLiveReload(asOf ? null : { prefix: "action-" }, load);
+  const running = actions.some((a) => a.data.state === "RUNNING" || a.data.state === "PENDING" || a.data.state === "QUEUED");
+  useEffect(() => {
+    if (!running) return;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [running]);
+  const chart = bars(actions, now);
+  return (
+    <section className="gantt" aria-label="Timeline">
+      <h2>Timeline</h2>
+      <p className="muted">{when(new Date(chart.start).toISOString())} → {when(new Date(chart.end).toISOString())} ({((chart.end - chart.start) / 1000).toFixed(1)} s)</p>
+      <ol>
+        {chart.bars.map((b) => (
+          <li key={b.id} className="gantt-row" data-state={b.state}>
+            <span className="gantt-label"><Link to={`/action/${b.id}`}>{b.label}</Link> <small>{b.state}</small></span>
+            <span className="gantt-track">
+              {b.waitWidth > 0 && <span className="gantt-wait" style={{ left: `${b.waitLeft}%`, width: `${b.waitWidth}%` }} title="queued" />}
+              {b.runWidth > 0 && (
+                <span className="gantt-run" style={{ left: `${b.runLeft}%`, width: `${b.runWidth}%`, background: stateColour(b.state) }}
+                  title={`${b.state}${b.progress !== null ? ` ${b.progress}%` : ""}`}>
+                  {b.progress !== null && b.state === "RUNNING" && <span className="gantt-progress" style={{ width: `${b.progress}%` }} />}
+                </span>
+              )}
+            </span>
+            {b.error && <span className="error gantt-error">{b.error}</span>}
+          </li>
+        ))}
+      </ol>
+      {!actions.length && <p className="muted">No actions.</p>}
+    </section>
+  );
+}
