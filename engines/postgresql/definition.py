@@ -28,10 +28,9 @@ OPTIONS: dict[str, Any] = {
                    "description": "first on the search path, and the default target schema of loads"},
     },
     "additionalProperties": False,
-    # "password" belongs here, but dart's datastore create takes x-dart-secret args out before it validates
-    # (services/commands/kinds.py), so a required secret could never be saved; until that is fixed the
-    # engine connects without one when it is absent (trust, .pgpass) and the server's refusal is the message.
-    "required": [],
+    # A required secret is checked where it is given (issue 11): a datastore without a password is a 400 at
+    # save time, not a refused connection at run time.
+    "required": ["password"],
 }
 
 SQL_SCRIPT = {"type": "string", "x-schema-form": {"type": "textarea"}, "description": "The SQL script to be executed"}

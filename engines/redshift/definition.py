@@ -90,10 +90,8 @@ OPTIONS: dict[str, Any] = {
         "publicly_accessible": {"type": "boolean", "default": False},
     },
     "additionalProperties": False,
-    # The original required master_user_password; dart's datastore create takes x-dart-secret args out
-    # before it validates (see the postgresql engine), so it cannot be required yet: start_datastore says
-    # it is missing.
-    "required": [],
+    # Required as in the original: a required secret is checked where it is given (issue 11).
+    "required": ["master_user_password"],
 }
 
 _NO_PARAMS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}

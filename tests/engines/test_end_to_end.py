@@ -194,3 +194,16 @@ def test_consume_subscription_loads_exactly_the_assigned_elements(api: Api, pg_u
     assert sorted(e["state"] for e in elements) == ["CONSUMED"] * 3
     assert (first["data"]["extra_data"]["files"], second["data"]["extra_data"]["files"]) == (3, 0)
     assert query(pg_url, "SELECT count(*), count(DISTINCT id), sum(id) FROM feed") == [(300, 300, sum(range(300)))]
+
+
+def test_a_sql_datastore_without_its_password_is_refused_at_save_time(api: Api, pg_url: str) -> None:
+    args = pg_datastore(pg_url)["data"]["args"]
+    del args["password"]
+    status, body = api.request("POST", "/datastore", {"data": {"name": f"ds_{time.monotonic_ns()}",
+                                                               "engine_name": "postgresql_engine", "state": "ACTIVE",
+                                                               "args": args}})
+    assert status == 400 and "password" in str(body)
+    status, body = api.request("POST", "/datastore", {"data": {"name": f"ds_{time.monotonic_ns()}",
+                                                               "engine_name": "redshift_engine", "state": "ACTIVE",
+                                                               "args": {"master_user_name": "admin"}}})
+    assert status == 400 and "master_user_password" in str(body)
