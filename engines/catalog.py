@@ -11,6 +11,8 @@ from engines.duckdb.definition import NAME as DUCKDB
 from engines.duckdb.definition import duckdb_engine
 from engines.dynamodb.definition import NAME as DYNAMODB
 from engines.dynamodb.definition import dynamodb_engine
+from engines.emr.definition import NAME as EMR
+from engines.emr.definition import emr_engine
 from engines.no_op.definition import NAME as NO_OP
 from engines.no_op.definition import no_op_engine
 from engines.postgresql.definition import NAME as POSTGRESQL
@@ -34,5 +36,6 @@ BUILT_IN_ENGINES: tuple[BuiltInEngine, ...] = (
     BuiltInEngine(POSTGRESQL, "engines.postgresql", postgresql_engine),
     BuiltInEngine(DUCKDB, "engines.duckdb", duckdb_engine),
     BuiltInEngine(REDSHIFT, "engines.redshift", redshift_engine),
+    BuiltInEngine(EMR, "engines.emr", emr_engine),
     BuiltInEngine(DYNAMODB, "engines.dynamodb", dynamodb_engine),
 )
