@@ -11,6 +11,11 @@ from typing import Any
 NUMERIC_DEFAULT = (38, 10)  # precision and scale when a NUMERIC column leaves them out
 
 
+class DataFileError(ValueError):
+    """A file that cannot be read at all (bad compression, not text, not Parquet, a dataset format that cannot
+    read it); names the file."""
+
+
 class RowError(ValueError):
     """One bad row: names the row number, the file and (when known) the column, its type and the value."""
 

@@ -1,5 +1,6 @@
 """Rows of a dataset's file, read as the dataset says (reference §3.2): TEXTFILE DELIMITED (delimiter, quote,
-escape, null string, header rows), JSON lines (each column at its ``path``) and PARQUET; partition columns
+escape, null string, header rows; Hive's escaped ``\\N`` nulls and REGEX lines in engines/data/text_formats.py),
+JSON lines (each column at its ``path``) and PARQUET; partition columns
 from the key's folders. Every value is text or None, so each target parses it with its own types."""
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
 from engines.data import s3 as s3_hook
-from engines.data.datasets import Column, Dataset, RowError
+from engines.data.datasets import Column, DataFileError, Dataset, RowError
+from engines.data.text_formats import hive_fields, needs_hive_split, regex_rows
 
+__all__ = ["DataFileError", "Record", "json_path", "partition_values", "read_rows"]
 Record = tuple[int, list[str | None]]  # (row number in the file, 1-based and counting header rows; values)
 PARQUET_BATCH_ROWS = 8192
 csv.field_size_limit(sys.maxsize)  # a long text field is data, not an error
-
-
-class DataFileError(ValueError):
-    """A file that cannot be read at all (bad compression, not text, not Parquet); names the file."""
 
 
 def read_rows(dataset: Dataset, s3: Any, path: str) -> Iterator[Record]:
@@ -34,11 +33,16 @@ def read_rows(dataset: Dataset, s3: Any, path: str) -> Iterator[Record]:
         rows = _parquet(dataset, s3, path)
     elif dataset.row_format == "JSON":
         rows = _json_lines(dataset, s3, path)
-    elif dataset.row_format in ("DELIMITED", "NONE"):
+    elif dataset.file_format == "TEXTFILE" and dataset.row_format == "REGEX":
+        rows = _lines(dataset, s3, path, regex_rows)
+    elif dataset.file_format == "TEXTFILE" and needs_hive_split(dataset):
+        rows = _lines(dataset, s3, path, hive_fields)
+    elif dataset.file_format == "TEXTFILE" and dataset.row_format in ("DELIMITED", "NONE"):
         rows = _delimited(dataset, s3, path)
     else:
         raise DataFileError(f"{dataset.file_format} {dataset.row_format} files cannot be read by this engine "
-                            "(TEXTFILE DELIMITED, TEXTFILE JSON and PARQUET can)")
+                            "(TEXTFILE DELIMITED, JSON and REGEX, and PARQUET can; RCFILE needs Hive: the "
+                            "emr_engine)")
     if not partitions:
         return rows
     return ((number, values + partitions) for number, values in rows)
@@ -71,6 +75,12 @@ def _text(dataset: Dataset, raw: IO[bytes], path: str) -> Iterator[str]:
         raise DataFileError(f"{path}: cannot decompress as {dataset.compression}: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise DataFileError(f"{path}: not UTF-8 text (compression {dataset.compression}?): {exc}") from exc
+
+
+def _lines(dataset: Dataset, s3: Any, path: str,
+           parse: Callable[[Iterable[str], Dataset, str], Iterator[Record]]) -> Iterator[Record]:
+    with s3_hook.open_object(s3, path, dataset.compression) as raw:
+        yield from parse(_text(dataset, raw, path), dataset, path)
 
 
 def _csv_dialect(dataset: Dataset) -> dict[str, Any]:

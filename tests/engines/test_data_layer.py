@@ -84,6 +84,40 @@ def test_header_rows_nulls_escapes_and_blank_lines(s3: Any, bucket: str) -> None
     assert list(read_rows(dataset, s3, path)) == [(3, ["1", "y", "a|b"]), (5, ["2", "x", None])]
 
 
+def test_hive_escaped_nulls_are_matched_before_unescaping(s3: Any, bucket: str) -> None:
+    # Hive's LazySimpleSerDe defaults: \N is null, a backslash escapes the delimiter, a newline and itself;
+    # a literal "N" and an escaped "\\N" (backslash, N) are data.
+    body = b"1\tN\t\\N\n2\t\\N\ta\\\tb\n3\t\\\\N\tline\\\nbreak\n"
+    path = _put(s3, bucket, "h/f.tsv", body)
+    dataset = Dataset.from_api(dataset_for(f"s3://{bucket}/h", "CSV", "NONE", [
+        {"name": "a", "data_type": "INT"}, {"name": "b"}, {"name": "c"}],
+        data_format={"file_format": "TEXTFILE", "row_format": "DELIMITED", "delimited_by": "\t",
+                     "escaped_by": "\\", "null_string": "\\N", "num_header_rows": 0}))
+    assert list(read_rows(dataset, s3, path)) == [
+        (1, ["1", "N", None]), (2, ["2", None, "a\tb"]), (4, ["3", "\\N", "line\nbreak"])]
+
+
+def test_regex_lines_become_columns_and_a_line_that_does_not_match_is_named(s3: Any, bucket: str) -> None:
+    log = (b'10.0.0.1 - - [06/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 512\n'
+           b'10.0.0.2 - - [06/Dec/2026:10:00:01 +0000] "POST /b HTTP/1.1" 404 -\n')
+    columns = [{"name": "ip"}, {"name": "ts"}, {"name": "request"}, {"name": "status", "data_type": "INT"},
+               {"name": "size", "data_type": "BIGINT"}]
+    regex = r'(\S+) \S+ \S+ \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+|-)'
+    dataset = Dataset.from_api(dataset_for(f"s3://{bucket}/r", "CSV", "NONE", columns, data_format={
+        "file_format": "TEXTFILE", "row_format": "REGEX", "regex_input": regex, "null_string": "-"}))
+    path = _put(s3, bucket, "r/access.log", log)
+    assert list(read_rows(dataset, s3, path)) == [
+        (1, ["10.0.0.1", "06/Dec/2026:10:00:00 +0000", "GET /a HTTP/1.1", "200", "512"]),
+        (2, ["10.0.0.2", "06/Dec/2026:10:00:01 +0000", "POST /b HTTP/1.1", "404", None])]
+    bad = _put(s3, bucket, "r/bad.log", log + b"garbage\n")
+    with pytest.raises(RowError, match=f"row 3 of {bad}: line does not match data_format.regex_input"):
+        list(read_rows(dataset, s3, bad))
+    wrong = Dataset.from_api(dataset_for(f"s3://{bucket}/r", "CSV", "NONE", columns[:2], data_format={
+        "file_format": "TEXTFILE", "row_format": "REGEX", "regex_input": regex}))
+    with pytest.raises(DataFileError, match="has 5 group.s. where the dataset has 2 column.s."):
+        list(read_rows(wrong, s3, path))
+
+
 def test_a_row_with_the_wrong_number_of_fields_is_named(s3: Any, bucket: str) -> None:
     path = _put(s3, bucket, "d/part-3.csv.gz", gzip.compress(b"id,name,amount\n1,a,2\n" + b"2,b\n"))
     dataset = Dataset.from_api(dataset_for(f"s3://{bucket}/d", "CSV", "GZIP", COLUMNS))
