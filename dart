@@ -42,8 +42,13 @@ if [ -f "$ui/package-lock.json" ] && [ "${DART_SKIP_UI_BUILD:-}" != 1 ]; then
         PATH="$node_path" npm ci --no-audit --no-fund --prefer-offline --loglevel=error >&2
         touch "node_modules/.installed-$lock_hash"
       fi
-      PATH="$node_path" npm run --silent build >&2
-      touch "dist/.built-$ui_hash"
+      # built beside and swapped in, so a running server never finds the folder half written
+      rm -rf dist.new dist.old
+      PATH="$node_path" npx vite build --logLevel error --outDir dist.new >&2
+      touch "dist.new/.built-$ui_hash"
+      [ ! -d dist ] || mv dist dist.old
+      mv dist.new dist
+      rm -rf dist.old
     ) 9>"$ui/.build.lock"
   fi
 fi

@@ -50,9 +50,7 @@ export function uiSchemaFor(schema: Json, creating: boolean): UiSchema {
     const entry: UiSchema = {};
     if (sub["x-dart-secret"]) entry["ui:widget"] = "password";
     if (sub.readOnly && !creating) entry["ui:readonly"] = true;
-    if (sub.readOnly && creating && !(Array.isArray(schema.required) && schema.required.includes(name))) {
-      entry["ui:widget"] = "hidden";
-    }
+    if (sub.readOnly && creating) entry["ui:widget"] = "hidden"; // filled by the server or the page
     if (isObject(sub.properties)) Object.assign(entry, uiSchemaFor(sub, creating));
     if (Object.keys(entry).length) ui[name] = entry;
   }

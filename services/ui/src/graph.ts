@@ -11,10 +11,20 @@ export type Recipe = {
   related_type?: string | null;
   related_is_a?: string | null;
   graph: Graph;
-  entity_map: Partial<EntityMap>;
+  // the served recipe's unsaved entities by node id (the original's shape), or an entity map
+  entity_map: EntityMap["unsaved_entities"] | Partial<EntityMap>;
   icon?: string | null;
   md_icon?: string | null;
 };
+
+/** A recipe's new entities and the related entries it brings, whichever shape it was served in. */
+export function recipeEntities(recipe: Recipe): { entities: EntityMap["unsaved_entities"]; related: Record<string, Related> } {
+  const map = recipe.entity_map as Record<string, unknown>;
+  if (map && typeof map.unsaved_entities === "object" && map.unsaved_entities !== null) {
+    return { entities: map.unsaved_entities as EntityMap["unsaved_entities"], related: (map.related_entity_data ?? {}) as Record<string, Related> };
+  }
+  return { entities: (map ?? {}) as EntityMap["unsaved_entities"], related: {} };
+}
 
 export const nodeKey = (type: string, id: string) => `${type}-${id}`;
 
@@ -26,9 +36,10 @@ export function isPlaceholder(id: string): boolean {
  * the entity the graph is about (for the drawing; the map keeps the placeholder and names the entity in
  * related_entity_data), its UNSAVED ids renamed when an earlier recipe used them. */
 export function addRecipe(graph: Graph, pending: EntityMap, recipe: Recipe, related: { type: string; id: string }): { graph: Graph; pending: EntityMap } {
-  let text = JSON.stringify({ graph: recipe.graph, entities: recipe.entity_map.unsaved_entities ?? {} });
+  const parts = recipeEntities(recipe);
+  let text = JSON.stringify({ graph: recipe.graph, entities: parts.entities });
   const used = new Set(Object.keys(pending.unsaved_entities).map((k) => k.slice(k.indexOf("-") + 1)));
-  const ids = new Set<string>(text.match(/UNSAVED-[A-Za-z_]+\d+/g) ?? []);
+  const ids = new Set<string>(text.match(/UNSAVED-[A-Za-z0-9_]+/g) ?? []);
   let n = 1;
   for (const id of ids) {
     if (!used.has(id)) continue;
@@ -37,7 +48,7 @@ export function addRecipe(graph: Graph, pending: EntityMap, recipe: Recipe, rela
     text = text.split(`"${id}"`).join(`"${fresh}"`).split(`-${id}"`).join(`-${fresh}"`);
   }
   const renamed = JSON.parse(text) as { graph: Graph; entities: EntityMap["unsaved_entities"] };
-  const relatedEntries: Record<string, Related> = { ...pending.related_entity_data, ...(recipe.entity_map.related_entity_data ?? {}) };
+  const relatedEntries: Record<string, Related> = { ...pending.related_entity_data, ...parts.related };
   const relationship = recipe.related_is_a ?? "PARENT";
   const placeholderKey = nodeKey(related.type, `${relationship}-1`);
   if (!relatedEntries[placeholderKey]) {

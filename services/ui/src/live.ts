@@ -1,13 +1,14 @@
-// Following the log as it grows: GET /api/1/log/stream (Server-Sent Events; read with fetch so the key goes in
-// the Authorization header, which EventSource cannot send), resumed from the last id after a drop; where the
-// stream is not served (an older server, or a key that may not read the log), /api/1/log is polled, and a
-// key that may not read the log at all is told to reload every few seconds.
+// Following the log as it grows, one connection per tab: GET /api/1/log/stream (Server-Sent Events, read with
+// fetch so the key goes in the Authorization header, which EventSource cannot send), resumed after a drop
+// from the last position seen (Last-Event-ID), and shared by every page that listens (the server serves a
+// few streams per process). Where the stream is not served, /api/1/log is polled; a key that may read
+// neither (the log is admin's) gets a reload signal (null) every few seconds instead.
 import { API, ApiError, authHeader, call, type LogEvent } from "./api";
 
-export type Filter = { type?: string; stream?: string };
+export type Filter = { types?: string[]; streams?: string[]; prefix?: string };
 export type Listener = (event: LogEvent | null) => void;
 
-/** Parse a chunk of an event stream; returns the complete events and the unparsed rest. */
+/** Parse a chunk of an event stream; returns the complete messages and the unparsed rest. */
 export function parseSse(buffer: string): { events: { id?: string; data: string }[]; rest: string } {
   const events: { id?: string; data: string }[] = [];
   const blocks = buffer.replace(/\r\n/g, "\n").split("\n\n");
@@ -28,62 +29,78 @@ export function parseSse(buffer: string): { events: { id?: string; data: string 
   return { events, rest };
 }
 
-function query(after: number, filter: Filter): string {
-  const params = new URLSearchParams({ after: String(after) });
-  if (filter.type) params.set("type", filter.type);
-  if (filter.stream) params.set("stream", filter.stream);
-  return params.toString();
+export function matches(filter: Filter, event: LogEvent): boolean {
+  if (filter.types?.length && !filter.types.includes(event.type)) return false;
+  if (filter.streams?.length && !filter.streams.includes(event.stream_id)) return false;
+  if (filter.prefix && !event.stream_id.startsWith(filter.prefix)) return false;
+  return true;
 }
 
-/** Follow the log from ``after`` (a global position; -1: from now); returns a function that stops. */
-export function follow(filter: Filter, listener: Listener, after = -1): () => void {
-  const abort = new AbortController();
-  let position = after;
-  let stopped = false;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The log's last global position now (the open readiness probe reports it). */
+export async function headPosition(): Promise<number> {
+  const response = await fetch("/ready", { headers: { Accept: "application/json" } });
+  const body = (await response.json()) as { head_position?: number };
+  return Number(body.head_position ?? 0);
+}
 
-  async function start(): Promise<void> {
-    if (position < 0) {
-      position = await lastPosition();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class Hub {
+  private subs = new Set<{ filter: Filter; listener: Listener }>();
+  private abort: AbortController | null = null;
+  private generation = 0;
+  position = -1;
+
+  subscribe(filter: Filter, listener: Listener): () => void {
+    const sub = { filter, listener };
+    this.subs.add(sub);
+    if (this.subs.size === 1) void this.run(++this.generation);
+    return () => {
+      this.subs.delete(sub);
+      if (this.subs.size === 0) {
+        this.generation++;
+        this.abort?.abort();
+        this.abort = null;
+        this.position = -1; // the next listener starts from its own now
+      }
+    };
+  }
+
+  private dispatch(event: LogEvent | null): void {
+    for (const sub of [...this.subs]) if (event === null || matches(sub.filter, event)) sub.listener(event);
+  }
+
+  private alive(generation: number): boolean {
+    return generation === this.generation;
+  }
+
+  private async run(generation: number): Promise<void> {
+    if (this.position < 0) {
+      try {
+        this.position = await headPosition();
+      } catch {
+        this.position = 0;
+      }
     }
-    while (!stopped) {
-      const mode = await stream();
-      if (stopped) return;
-      if (mode === "unsupported") break;
+    while (this.alive(generation)) {
+      const outcome = await this.stream(generation);
+      if (!this.alive(generation)) return;
+      if (outcome === "unsupported") break;
       await sleep(1000);
     }
-    while (!stopped) {
-      await poll();
+    while (this.alive(generation)) {
+      await this.poll();
       await sleep(2000);
     }
   }
 
-  async function lastPosition(): Promise<number> {
-    try {
-      let at = 0;
-      for (;;) {
-        const page = await call<{ results: LogEvent[]; next_after: number }>("/log", { query: { after: at, limit: 10000, ...filterQuery() } });
-        if (!page.results.length) return at;
-        at = page.next_after;
-        if (page.results.length < 10000) return at;
-      }
-    } catch {
-      return 0;
-    }
-  }
-
-  function filterQuery(): Record<string, string> {
-    const q: Record<string, string> = {};
-    if (filter.type) q.type = filter.type;
-    if (filter.stream) q.stream = filter.stream;
-    return q;
-  }
-
-  async function stream(): Promise<"dropped" | "unsupported"> {
+  private async stream(generation: number): Promise<"dropped" | "unsupported"> {
+    const abort = new AbortController();
+    this.abort = abort;
     let response: Response;
     try {
-      response = await fetch(`${API}/log/stream?${query(position, filter)}`, {
-        headers: { Accept: "text/event-stream", ...authHeader(), ...(position > 0 ? { "Last-Event-ID": String(position) } : {}) },
+      response = await fetch(`${API}/log/stream?after=${this.position}`, {
+        headers: { Accept: "text/event-stream", ...authHeader() },
         signal: abort.signal,
       });
     } catch {
@@ -91,24 +108,26 @@ export function follow(filter: Filter, listener: Listener, after = -1): () => vo
     }
     if (!response.ok || !response.body) {
       await response.body?.cancel().catch(() => undefined);
-      return response.status >= 500 ? "dropped" : "unsupported";
+      return response.status >= 500 || response.status === 429 ? "dropped" : "unsupported";
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) return "dropped";
+        if (done || !this.alive(generation)) return "dropped";
         const parsed = parseSse(buffer + value);
         buffer = parsed.rest;
-        for (const event of parsed.events) {
+        for (const message of parsed.events) {
+          let event: LogEvent;
           try {
-            const item = JSON.parse(event.data) as LogEvent;
-            position = Math.max(position, Number(event.id ?? item.global_position) || position);
-            listener(item);
+            event = JSON.parse(message.data) as LogEvent;
           } catch {
-            // a comment or keep-alive that is not an event
+            continue;
           }
+          if (event.global_position <= this.position) continue;
+          this.position = event.global_position;
+          this.dispatch(event);
         }
       }
     } catch {
@@ -116,21 +135,24 @@ export function follow(filter: Filter, listener: Listener, after = -1): () => vo
     }
   }
 
-  async function poll(): Promise<void> {
+  private async poll(): Promise<void> {
     try {
-      const page = await call<{ results: LogEvent[]; next_after: number }>("/log", {
-        query: { after: position, limit: 500, ...filterQuery() },
-      });
-      for (const item of page.results) listener(item);
-      position = page.next_after;
+      const page = await call<{ results: LogEvent[]; next_after: number }>("/log", { query: { after: this.position, limit: 1000 } });
+      for (const event of page.results) this.dispatch(event);
+      this.position = page.next_after;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 403) listener(null); // no log for this key: just reload
+      if (e instanceof ApiError && (e.status === 403 || e.status === 404)) {
+        this.dispatch(null); // no log for this key: every listener reloads
+        await sleep(3000);
+      }
     }
   }
+}
 
-  void start();
-  return () => {
-    stopped = true;
-    abort.abort();
-  };
+const hub = new Hub();
+
+/** Listen to the log's new events (those matching ``filter``); returns a function that stops listening. A
+ * ``null`` event means "something may have changed" (a key that cannot read the log). */
+export function follow(filter: Filter, listener: Listener): () => void {
+  return hub.subscribe(filter, listener);
 }

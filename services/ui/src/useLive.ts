@@ -1,19 +1,15 @@
 import { useEffect, useRef } from "react";
-import { follow } from "./live";
+import { follow, type Filter } from "./live";
 
-export type LiveFilter = { type?: string; stream?: string; prefix?: string };
-
-/** Call ``reload`` (at most every 500 ms) whenever the log gets an event of these streams. */
-export function useLiveReload(filter: LiveFilter | null, reload: () => unknown): void {
+/** Call ``reload`` (at most every 500 ms) whenever the log gets an event matching ``filter``. */
+export function useLiveReload(filter: Filter | null, reload: () => unknown): void {
   const latest = useRef(reload);
   useEffect(() => { latest.current = reload; }, [reload]);
   const key = filter ? JSON.stringify(filter) : "";
   useEffect(() => {
     if (!key) return;
-    const f = JSON.parse(key) as LiveFilter;
     let timer: ReturnType<typeof setTimeout> | null = null;
-    const stop = follow({ type: f.type, stream: f.stream }, (event) => {
-      if (event && f.prefix && !event.stream_id.startsWith(f.prefix)) return;
+    const stop = follow(JSON.parse(key) as Filter, () => {
       if (timer) return;
       timer = setTimeout(() => { timer = null; void latest.current(); }, 500);
     });

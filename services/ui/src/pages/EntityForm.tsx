@@ -6,8 +6,10 @@ import Ajv04 from "ajv-draft-04";
 import { ApiError } from "../api";
 import { dataSchema, secretPaths, serverErrors, uiSchemaFor, withoutSecrets } from "../forms";
 
-// The API's schemas are Draft 4 (as the server's jsonschema validates them): ajv-draft-04 checks them here.
-export const validator = customizeValidator({ AjvClass: Ajv04 as never, ajvOptionsOverrides: { strict: false } });
+// The API's schemas are Draft 4 (as the server's jsonschema validates them): ajv-draft-04 checks data against
+// them; the schemas themselves are not checked against the meta-schema (the engines' carry "required": [],
+// which Draft 4's meta-schema refuses and the server accepts).
+export const validator = customizeValidator({ AjvClass: Ajv04 as never, ajvOptionsOverrides: { strict: false, validateSchema: false } });
 
 type Props = {
   schema: Record<string, unknown>; // an entity schema from /api/1/schema/... (or a plain one)

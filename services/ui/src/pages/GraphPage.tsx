@@ -5,7 +5,7 @@ import "@xyflow/react/dist/style.css";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { call, may, results } from "../api";
 import { stateColour } from "../entities";
-import { addRecipe, isPlaceholder, nodeKey, type EntityMap, type Graph, type GraphNode, type Recipe } from "../graph";
+import { addRecipe, isPlaceholder, recipeEntities, nodeKey, type EntityMap, type Graph, type GraphNode, type Recipe } from "../graph";
 import { useSession } from "../session";
 import { useLiveReload } from "../useLive";
 import EntityForm from "./EntityForm";
@@ -70,7 +70,7 @@ export default function GraphPage() {
 
   const openMenu = async () => {
     setMenu(!menu);
-    if (!recipes) {
+    if (!menu) {  // fetched each time: every answer has fresh placeholder ids
       try {
         setRecipes(await results<Record<string, Recipe[]>>("/graph/sub_graph", { query: { related_type: kind, related_id: id } }));
       } catch (e) {
@@ -84,7 +84,7 @@ export default function GraphPage() {
     setGraph(merged.graph);
     setPending(merged.pending);
     setMenu(false);
-    setNotice(`Added “${recipe.name}”: ${Object.keys(recipe.entity_map.unsaved_entities ?? {}).length} new entities, not saved yet.`);
+    setNotice(`Added “${recipe.name}”: ${Object.keys(recipeEntities(recipe).entities).length} new entities, not saved yet.`);
   };
   const save = async () => {
     try {

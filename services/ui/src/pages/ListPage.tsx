@@ -34,7 +34,7 @@ export default function ListPage() {
   }, [kind, offset, filters, orderBy]);
 
   useEffect(() => { void load(); }, [load]);
-  useLiveReload(kind ? { type: undefined, stream: undefined, prefix: `${kind.name}-` } : null, load);
+  useLiveReload(kind ? { prefix: `${kind.name}-` } : null, load);
 
   if (!kind) return <p>No such page.</p>;
 

@@ -1,10 +1,11 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { call, type LogEvent } from "../api";
-import { follow } from "../live";
+import { follow, headPosition } from "../live";
 import { ErrorBox, when } from "./common";
 
 const SHOWN = 500;
+const csv = (v: string) => v.split(",").map((x) => x.trim()).filter(Boolean);
 
 function entityLink(stream: string) {
   const at = stream.lastIndexOf("-");
@@ -26,32 +27,33 @@ export default function LogPage() {
   const seen = useRef(new Set<string>());
 
   useEffect(() => {
-    let stop: (() => void) | null = null;
     let cancelled = false;
     seen.current = new Set();
     setEvents([]);
+    const filter = { types: csv(type), streams: csv(stream) };
+    const add = (list: LogEvent[]) => {
+      const fresh = list.filter((e) => !seen.current.has(e.event_id));
+      fresh.forEach((e) => seen.current.add(e.event_id));
+      if (fresh.length) {
+        setEvents((shown) => [...shown, ...fresh].sort((x, y) => y.global_position - x.global_position).slice(0, SHOWN));
+      }
+    };
+    // listen first, then read the tail: nothing appended in between is missed (duplicates are dropped)
+    const stop = live ? follow(filter, (event) => { if (event && !cancelled) add([event]); }) : () => undefined;
     (async () => {
-      // the last page: walk to the end in big steps, keep the newest SHOWN
-      let after = 0;
+      const head = await headPosition();
+      const from = Math.max(0, head - (type || stream ? 20000 : SHOWN));
+      let after = from;
       let kept: LogEvent[] = [];
       for (;;) {
-        const page = await call<{ results: LogEvent[]; next_after: number }>("/log", { query: { after, limit: 10000, type, stream } });
+        const page = await call<{ results: LogEvent[]; next_after: number }>("/log", { query: { after, limit: 5000, type, stream } });
         kept = [...kept, ...page.results].slice(-SHOWN);
         after = page.next_after;
-        if (page.results.length < 10000) break;
+        if (page.results.length < 5000 || after >= head) break;
       }
-      if (cancelled) return;
-      kept.forEach((e) => seen.current.add(e.event_id));
-      setEvents(kept.reverse());
-      if (live) {
-        stop = follow({ type, stream }, (event) => {
-          if (!event || seen.current.has(event.event_id)) return;
-          seen.current.add(event.event_id);
-          setEvents((list) => [event, ...list].slice(0, SHOWN));
-        }, after);
-      }
+      if (!cancelled) add(kept);
     })().catch(setError);
-    return () => { cancelled = true; stop?.(); };
+    return () => { cancelled = true; stop(); };
   }, [type, stream, live]);
 
   const apply = (e: FormEvent) => {
