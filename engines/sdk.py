@@ -14,26 +14,22 @@ Typical use::
 
     raise SystemExit(run_action(handle))
 
-Only the standard library is used, so an engine image needs nothing beyond Python to talk to dart.
+The HTTP transport is the scripts' client's (services/client/transport.py, standard library only), so an
+engine image needs nothing beyond Python to talk to dart, and retries, errors and idempotency keys behave
+the same for engines and scripts.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 import logging
 import os
-import random
-import time
 import traceback
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from services.client.errors import DartApiError
+from services.client.transport import ALL_SERVER_ERRORS, NO_RETRIES, RetryPolicy, Transport, quote
 
 log = logging.getLogger("dart.engine")
 
@@ -47,20 +43,6 @@ EXIT_CHECKIN_FAILED = 3
 SUBSCRIPTION_PAGE_SIZE = 10000  # the page size the original engines used for subscription elements
 
 
-class DartApiError(Exception):
-    """dart answered with an error, or could not be reached at all.
-
-    ``status`` is the HTTP status, or None when no response arrived (connection refused, reset, timeout).
-    ``message`` is the server's ``error_message`` when it sent one.
-    """
-
-    def __init__(self, status: int | None, message: str, body: Any = None) -> None:
-        self.status = status
-        self.message = message
-        self.body = body
-        super().__init__(f"HTTP {status}: {message}" if status is not None else message)
-
-
 class ActionFailure(Exception):
     """A failure whose message is the whole story for the user (one line a data engineer can act on): it is
     checked in without a traceback, which goes to the engine's log instead."""
@@ -70,28 +52,6 @@ class MissingEnvironment(RuntimeError):
     """A required ``DART_*`` variable is not set; the message names it."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying when dart is unreachable or answers 5xx.
-
-    The original client retried check-out and check-in for about two minutes, which rides out a restart
-    of the web tier. 4xx answers are decisions, not outages, and are never retried.
-    """
-
-    total_seconds: float = 120.0
-    initial_delay: float = 0.5
-    max_delay: float = 10.0
-    multiplier: float = 2.0
-
-    def delays(self) -> Iterator[float]:
-        """Successive waits, with jitter so a fleet of engines does not hammer a recovering server in step."""
-        delay = self.initial_delay
-        while True:
-            yield delay * random.uniform(0.5, 1.0)
-            delay = min(self.max_delay, delay * self.multiplier)
-
-
-NO_RETRIES = RetryPolicy(total_seconds=0.0)
 
 
 @dataclass
@@ -163,77 +123,23 @@ class DartClient:
 
     def __init__(self, api_url: str, token: str, timeout: float = 30.0,
                  retries: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        key, sep, secret = token.partition(":")
-        if not sep or not key or not secret:
-            raise ValueError("the API token must be key:secret")
-        self.api_url = api_url.rstrip("/")
+                 sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        # The scripts' transport (services/client/transport.py), retrying every 5xx as engines always have:
+        # an engine that cannot check in loses its action's result, so it rides out any server error.
+        timing = {k: v for k, v in (("sleep", sleep), ("clock", clock)) if v is not None}
+        self.transport = Transport(api_url, token, timeout=timeout, retries=retries,
+                                   retry_statuses=ALL_SERVER_ERRORS, **timing)  # type: ignore[arg-type]
+        self.api_url = self.transport.api_url
         self.timeout = timeout
-        self.retries = RetryPolicy() if retries is None else retries
-        # Basic is what the original engines sent; dart also accepts it from every other client.
-        self._auth = "Basic " + base64.b64encode(token.encode()).decode()
-        self._sleep = sleep
-        self._clock = clock
+        self.retries = self.transport.retries
 
     # -- transport -------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None,
                 params: Mapping[str, Any] | None = None) -> Any:
         """Send one request (retrying outages per the policy) and return the decoded JSON body."""
-        url = self.api_url + "/" + path.lstrip("/")
-        if params:
-            url += "?" + urllib.parse.urlencode(
-                {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()}
-            )
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Authorization": self._auth, "Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        if method == "POST":
-            # A POST retried after the server committed it but before we heard back must not create twice;
-            # dart treats a repeated Idempotency-Key as the same request.
-            headers["Idempotency-Key"] = str(uuid.uuid4())
-        deadline = self._clock() + self.retries.total_seconds
-        delays = self.retries.delays()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._send(method, url, data, headers)
-            except DartApiError as exc:
-                retryable = exc.status is None or exc.status >= 500
-                if not retryable:
-                    raise
-                delay = next(delays)
-                if self._clock() + delay > deadline:
-                    raise
-                log.warning("%s %s failed (attempt %d: %s); retrying in %.1f s", method, path, attempt, exc, delay)
-                self._sleep(delay)
-
-    def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> Any:
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            try:
-                raw = exc.read()
-            except (OSError, http.client.HTTPException):
-                raw = b""
-            finally:
-                exc.close()
-            parsed = _decode(raw)
-            message = parsed.get("error_message") if isinstance(parsed, dict) else None
-            raise DartApiError(exc.code, str(message or exc.reason or f"HTTP {exc.code}"), parsed) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            # No (complete) response: refused, reset, timed out, or the connection dropped mid-answer.
-            reason = getattr(exc, "reason", None) or exc
-            raise DartApiError(None, f"cannot reach dart at {url}: {reason}") from exc
-        parsed = _decode(raw)
-        if raw and parsed is None:
-            raise DartApiError(status, f"dart answered {status} with a body that is not JSON: {raw[:200]!r}")
-        return parsed
+        return self.transport.request(method, path, body, params)
 
     def _results(self, method: str, path: str, body: Any = None,
                  params: Mapping[str, Any] | None = None) -> Any:
@@ -250,7 +156,7 @@ class DartClient:
 
     def checkout(self, action_id: str) -> ActionContext:
         """Take a PENDING action: it becomes RUNNING and the answer holds everything the engine needs."""
-        results = self._results("PUT", f"/engine/action/{_quote(action_id)}/checkout")
+        results = self._results("PUT", f"/engine/action/{quote(action_id)}/checkout")
         if not isinstance(results, dict) or not {"engine", "action", "datastore"} <= set(results):
             raise DartApiError(200, f"check-out answered without engine, action and datastore: {results!r}")
         return ActionContext(results["engine"], results["action"], results["datastore"])
@@ -260,7 +166,7 @@ class DartClient:
         """Report the result: the action becomes FINISHING and the orchestrator completes it."""
         if consume_subscription_state not in (None, "SUCCESS", "FAILURE"):
             raise ValueError("consume_subscription_state must be SUCCESS, FAILURE or None")
-        self._results("PUT", f"/engine/action/{_quote(action_id)}/checkin", {
+        self._results("PUT", f"/engine/action/{quote(action_id)}/checkin", {
             "state": "SUCCESS" if succeeded else "FAILURE",
             "error_message": error_message,
             "consume_subscription_state": consume_subscription_state,
@@ -280,7 +186,7 @@ class DartClient:
             operations.append({"op": "add", "path": "/data/extra_data", "value": extra_data})
         if not operations:
             return None
-        result: dict[str, Any] = self._results("PATCH", f"/action/{_quote(action_id)}", operations)
+        result: dict[str, Any] = self._results("PATCH", f"/action/{quote(action_id)}", operations)
         return result
 
     def patch_datastore(self, datastore_id: str, **fields: Any) -> dict[str, Any]:
@@ -289,14 +195,14 @@ class DartClient:
             raise ValueError("patch_datastore needs at least one field")
         operations = [{"op": "add", "path": f"/data/{_pointer(name)}", "value": value}
                       for name, value in fields.items()]
-        result: dict[str, Any] = self._results("PATCH", f"/datastore/{_quote(datastore_id)}", operations)
+        result: dict[str, Any] = self._results("PATCH", f"/datastore/{quote(datastore_id)}", operations)
         return result
 
     def subscription_elements(self, action_id: str) -> Iterator[dict[str, Any]]:
         """Every subscription element assigned to a ``consume_subscription`` action, page by page."""
         offset = 0
         while True:
-            page = self._results("GET", f"/action/{_quote(action_id)}/subscription/elements",
+            page = self._results("GET", f"/action/{quote(action_id)}/subscription/elements",
                                  params={"limit": SUBSCRIPTION_PAGE_SIZE, "offset": offset})
             if not page:
                 return
@@ -325,21 +231,8 @@ class DartClient:
                 existing = self.find_engine(name) if exc.status == 400 else None
                 if existing is None:
                     raise
-        replaced: dict[str, Any] = self._results("PUT", f"/engine/{_quote(existing['id'])}", {"data": body})
+        replaced: dict[str, Any] = self._results("PUT", f"/engine/{quote(existing['id'])}", {"data": body})
         return replaced
-
-
-def _quote(segment: str) -> str:
-    return urllib.parse.quote(str(segment), safe="")
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
 
 
 def run_action(handler: Callable[[ActionContext, DartClient], Any], env: EngineEnvironment | None = None,
