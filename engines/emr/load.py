@@ -127,9 +127,9 @@ def target(dataset: Dataset, args: dict[str, Any], table: str) -> tuple[str, dic
     else:
         delimiter = args.get("target_delimited_by") or dataset.delimited_by or ","
         ddl += f"\nROW FORMAT DELIMITED FIELDS TERMINATED BY {_literal(delimiter)}"
-        escape = args.get("target_escaped_by") or fmt.get("escaped_by")
-        if escape:
-            ddl += f" ESCAPED BY {_literal(escape)}"
+        # Without an escape, a value holding the delimiter would split into two columns when read back.
+        escape = args.get("target_escaped_by") or fmt.get("escaped_by") or "\\"
+        ddl += f" ESCAPED BY {_literal(escape)}"
         null_string = args.get("target_null_string") or fmt.get("null_string")
         if null_string:
             ddl += f"\nNULL DEFINED AS {_literal(null_string)}"

@@ -35,12 +35,13 @@ def write(spark: Any, spec: dict[str, Any], rows: Any) -> None:
         # because Spark cannot overwrite a table it is reading.
         stage = f"`{spec['stage_table']}`"
         keys = spec["merge_keys"]
-        kept = spark.table(table).join(rows.select(*keys).distinct(), keys, "left_anti")
-        merged = kept.unionByName(rows.dropDuplicates(keys))
+        columns = spark.table(table).columns  # insertInto goes by position; a join puts its keys first
+        kept = spark.table(table).join(rows.select(*keys).distinct(), keys, "left_anti").select(*columns)
+        merged = kept.unionByName(rows.dropDuplicates(keys).select(*columns))
         spark.sql(f"DROP TABLE IF EXISTS {stage}")
         merged.write.saveAsTable(spec["stage_table"], format="parquet")
         spark.sql(f"TRUNCATE TABLE {table}")
-        spark.table(stage).write.insertInto(spec["table"])
+        spark.table(stage).select(*columns).write.insertInto(spec["table"])
         spark.sql(f"DROP TABLE IF EXISTS {stage}")
         return
     if spec["mode"] == "overwrite":

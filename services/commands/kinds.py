@@ -71,7 +71,7 @@ class WorkflowKind(Kind):
     created, updated, deleted = workflow.WorkflowCreated, workflow.WorkflowUpdated, workflow.WorkflowDeleted
     editable = frozenset({
         "name", "state", "concurrency", "on_failure", "on_failure_email", "on_success_email", "on_started_email",
-        "retries_on_failure", "tags",
+        "retries_on_failure", "tags", "definition_commit",
     })
     states_editable_from = frozenset({"ACTIVE", "INACTIVE"})
 

@@ -24,6 +24,7 @@ from services.commands.actions import complete_read
 from services.commands.auth import create_api_key, new_api_key
 from services.commands.context import Orchestration, json_field
 from services.commands.retry import StillConflicting, retry_on_conflict
+from services.commands.run_limits import RetryTimer, RunLimits
 from services.domain import slots
 from services.domain.slots import BUSY
 
@@ -43,7 +44,7 @@ def utc_now() -> datetime:
 
 # An action's end (its token's work is over; a check-in revokes its token in its own append) and its requeue
 # (the engine never started; the next launch mints another token).
-TOKEN_ENDS = frozenset({"ActionCompleted", "ActionDeleted", "ActionRequeued"})
+TOKEN_ENDS = frozenset({"ActionCompleted", "ActionCancelled", "ActionDeleted", "ActionRequeued"})
 
 
 def revoke_action_tokens(orch: Orchestration, action_id: str, until: datetime, cause: uuid.UUID) -> list[str]:
@@ -63,8 +64,8 @@ class Launcher:
     """Datastore concurrency and the consumer around it; subclasses say how an engine is started."""
 
     name = "launcher"
-    types: ClassVar[list[str]] = ["ActionQueued", "ActionCompleted", "ActionRequeued", "ActionDeleted", "DatastoreCreated",
-                                  "DatastoreUpdated"]
+    types: ClassVar[list[str]] = ["ActionQueued", "ActionCompleted", "ActionCancelled", "ActionRequeued",
+                                  "ActionDeleted", "ActionCreated", "DatastoreCreated", "DatastoreUpdated"]
 
     def __init__(self, orch: Orchestration, api_url: str, stale_after: float = 120.0,
                  token_factory: TokenFactory | None = None, clock: Clock | None = None) -> None:
@@ -75,11 +76,18 @@ class Launcher:
         self.token_factory = token_factory or self._create_token
         self.clock = clock or utc_now
         self._periodic: list[tuple[threading.Thread, threading.Event]] = []
+        self.retry_timer = RetryTimer(orch)
+        self.limits = RunLimits(orch, self.fail_if, self.stop_engine)
 
     # ------------------------------------------------------------------------------------- consumer
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         datastores: list[str] = []
         for event in events:
+            if event.type == "ActionCreated":  # only a retry's next attempt matters here: when it is due
+                self.retry_timer.note(event)
+                continue
+            if event.type == "ActionCancelled":
+                self._stop_cancelled(event)
             if event.type in TOKEN_ENDS:
                 revoke_action_tokens(self.orch, event.entity_id, event.recorded_at, event.event_id)
             datastore_id: str | None
@@ -195,9 +203,31 @@ class Launcher:
         except StillConflicting:
             return False
 
+    # ------------------------------------------------------------------------------------ stopping
+    def stop_engine(self, action_id: str, task: Any, reason: str) -> bool:
+        """Stop the engine running the action (its task as recorded), if one runs; True if one was told to."""
+        return False
+
+    def _stop_cancelled(self, event: RecordedEvent) -> None:
+        row = self.orch.reader.row("action", event.entity_id)
+        task = row.data.get("ecs_task_arn") if row is not None else None
+        if task is not None:
+            reason = str((event.data.get("changes") or {}).get("error_message") or "cancelled")
+            try:
+                self.stop_engine(event.entity_id, task, reason)
+            except Exception:
+                log.exception("could not stop the engine of cancelled action %s", event.entity_id)
+
+    def run_limits(self, now: datetime | None = None) -> None:
+        """Timeouts and instance bounds, and the retries now due (issue 15): part of every periodic check."""
+        now = now or self.clock()
+        self.limits.enforce(now)
+        self.retry_timer.release(now)
+
     # ------------------------------------------------------------------------------------ periodic
     def check(self, now: datetime | None = None) -> None:
-        """The periodic work (stale PENDING, lost tasks); run by ``run_periodic``."""
+        """The periodic work (stale PENDING, lost tasks, run limits); run by ``run_periodic``."""
+        self.run_limits(now)
 
     def run_periodic(self, stop: threading.Event, interval: float) -> None:
         """Call ``check`` every ``interval`` seconds until ``stop`` is set; a failing check is logged."""

@@ -91,6 +91,8 @@ def plan_start(workflow: Row, fire: Fire, datastore: Row | None, templates: Sequ
         "workflow_id": workflow_id, "engine_name": data.get("engine_name"), "state": "QUEUED",
         "trigger_type": fire.trigger_type, "trigger_id": fire.trigger_id, "queued_time": now,
         "retry_num": fire.retry_num, "tags": [*(data.get("tags") or []), wf_uuid], "user_id": fire.user_id,
+        # which definition runs (issue 17): the workflow's stream version and the commit it was applied from
+        "workflow_version": workflow.version, "definition_commit": data.get("definition_commit"),
         "datastore_id": data.get("datastore_id"),
     }
     appends = [StreamAppend(f"workflow-{workflow_id}", workflow.version, [NewEvent(

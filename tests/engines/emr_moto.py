@@ -8,7 +8,9 @@ the real moto server with
 - a step added while no other step is active starts RUNNING (moto leaves every step after the first PENDING),
   and a step that ends starts the next PENDING one;
 - ``POST /moto-api/emr/step-state`` ``{"cluster_id", "step_id", "state", "reason", "message", "log_file"}``:
-  what a cluster would do to a step (what the tests' step agent, standing in for Hadoop, reports).
+  what a cluster would do to a step (what the tests' step agent, standing in for Hadoop, reports);
+- ``POST /moto-api/emr/cluster-state`` ``{"cluster_id", "state", "message"}`` moves a cluster, and without a
+  cluster_id sets the state new clusters stay in (BOOTSTRAPPING, say) instead of moto's WAITING at once.
 
 Everything else is moto's own EMR, S3 ... over the real wire protocol: the engine's boto3 is untouched."""
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ENDED = ("COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
+NEW_CLUSTERS: dict[str, str | None] = {"state": None}  # the state new clusters stay in (None: WAITING at once)
 
 
 def _backend(region: str = "us-east-1") -> Any:
@@ -113,6 +116,27 @@ def patch() -> None:
 
     urls.url_paths["{0}/moto-api/emr/step-state"] = set_step_state
 
+    original_bootstrap = models.Cluster.run_bootstrap_actions
+
+    def run_bootstrap_actions(self: Any) -> None:
+        original_bootstrap(self)
+        if NEW_CLUSTERS["state"] and self.state == "WAITING":
+            self.state = NEW_CLUSTERS["state"]
+
+    models.Cluster.run_bootstrap_actions = run_bootstrap_actions  # type: ignore[method-assign]
+
+    def set_cluster_state(request: Any, full_url: str, headers: Any) -> Any:
+        body = json.loads(request.data or b"{}")
+        if "cluster_id" not in body:
+            NEW_CLUSTERS["state"] = body.get("state")
+            return 200, {"Content-Type": "application/json"}, json.dumps(NEW_CLUSTERS)
+        cluster = _backend(body.get("region") or "us-east-1").describe_cluster(body["cluster_id"])
+        cluster.state = body["state"]
+        cluster.last_state_change_reason = body.get("message")
+        return 200, {"Content-Type": "application/json"}, json.dumps({"state": cluster.state})
+
+    urls.url_paths["{0}/moto-api/emr/cluster-state"] = set_cluster_state
+
 
 def set_step_state(endpoint: str, cluster_id: str, step_id: str, state: str, **details: str) -> None:
     """Move a step as its cluster would (``reason``, ``message``, ``log_file`` for a failure)."""
@@ -121,6 +145,14 @@ def set_step_state(endpoint: str, cluster_id: str, step_id: str, state: str, **d
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert json.loads(answer.read())["state"] == state
+
+
+def set_cluster_state(endpoint: str, state: str | None, cluster_id: str | None = None, message: str = "") -> None:
+    body = {"state": state, "message": message, **({"cluster_id": cluster_id} if cluster_id else {})}
+    request = urllib.request.Request(f"{endpoint}/moto-api/emr/cluster-state", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
 
 
 def _free_port() -> int:

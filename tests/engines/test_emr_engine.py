@@ -21,7 +21,7 @@ from engines.emr.engine import HANDLER
 from engines.sdk import ActionContext, ActionFailure, DartApiError
 from tests.engines.conftest import dataset_for
 from tests.engines.emr_agent import HOLD, StepAgent, wait_for
-from tests.engines.emr_moto import emr_moto_server
+from tests.engines.emr_moto import emr_moto_server, set_cluster_state
 
 COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "STRING"},
                                  {"name": "amount", "data_type": "NUMERIC", "precision": 10, "scale": 2},
@@ -157,6 +157,53 @@ def test_start_sizes_the_cluster_from_the_pending_loads_and_publishes_its_endpoi
     assert dart.patches == [{"extra_data": {"cluster_id": cluster_id}},
                             {"host": host, "port": 10000, "connection_url": f"jdbc:hive2://{host}:10000/default"}]
     assert dart.progress[-1] == (1.0, None)
+
+
+def test_start_waits_out_bootstrapping_and_fails_a_cluster_that_never_becomes_waiting(aws: dict[str, Any]) -> None:
+    set_cluster_state(aws["url"], "BOOTSTRAPPING")  # new clusters bootstrap until the test moves them
+    try:
+        outcomes: list[Any] = []
+
+        def start(dart: Dart) -> threading.Thread:
+            def go() -> None:
+                try:
+                    _run(_context(aws, "start_datastore", {}, instance_count=2), dart)
+                    outcomes.append("started")
+                except ActionFailure as exc:
+                    outcomes.append(str(exc))
+
+            thread = threading.Thread(target=go)
+            thread.start()
+            return thread
+
+        def created(dart: Dart) -> str:
+            return str(wait_for(lambda: dart.patches and dart.patches[0]["extra_data"]["cluster_id"],
+                                what="the cluster"))
+
+        ready, broken, abandoned = Dart(), Dart(), Dart()
+        thread = start(ready)
+        cluster_id = created(ready)
+        assert len(ready.patches) == 1  # still bootstrapping: no endpoint yet
+        set_cluster_state(aws["url"], "WAITING", cluster_id)
+        thread.join(30)
+        assert outcomes.pop() == "started" and ready.patches[1]["port"] == 10000
+
+        thread = start(broken)
+        cluster_id = created(broken)
+        set_cluster_state(aws["url"], "TERMINATED_WITH_ERRORS", cluster_id, "Bootstrap failure")
+        thread.join(30)
+        assert outcomes.pop() == (f"start_datastore: EMR cluster {cluster_id} is TERMINATED_WITH_ERRORS, not "
+                                  "WAITING: Bootstrap failure")
+
+        thread = start(abandoned)
+        cluster_id = created(abandoned)
+        abandoned.ended = True
+        thread.join(30)
+        assert outcomes.pop() == (
+            f"start_datastore: the action ended elsewhere (this launch token's action is FAILED) while EMR "
+            f"cluster {cluster_id} was BOOTSTRAPPING (it keeps running: terminate_datastore ends it)")
+    finally:
+        set_cluster_state(aws["url"], None)
 
 
 def test_instance_count_overrides_the_ratio_and_sizing_names_its_limits(aws: dict[str, Any]) -> None:
@@ -364,3 +411,44 @@ def test_the_registration_keeps_the_original_names() -> None:
         "run_impala_script", "run_pyspark_script", "copy_hdfs_to_s3"]
     assert {"release_label", "instance_type", "instance_count", "data_to_freespace_ratio", "dry_run",
             "ec2_keyname"} <= set(body["options_json_schema"]["properties"])
+
+
+def _spec(fmt: str, compression: str = "NONE", args: dict[str, Any] | None = None,
+          **fields: Any) -> dict[str, Any]:
+    from engines.data.datasets import Dataset
+    from engines.emr.load import spec
+
+    columns = fields.pop("columns", COLUMNS[:2])
+    data = dataset_for("s3://b/in", fmt, compression, columns, table_name="t", **fields)
+    files = [("s3://b/in/a", 1), ("s3://b/in/b", 2)]
+    return spec(Dataset.from_api({"id": "D1", "data": data}), files, args or {}, "A1")
+
+
+def test_the_load_spec_reads_every_format_and_maps_each_load_type() -> None:
+    json_lines = _spec("JSON", columns=[{"name": "id", "data_type": "BIGINT", "path": "user.id"},
+                                        {"name": "name", "data_type": "STRING"}])
+    assert (json_lines["source"], json_lines["select"]) == ({"format": "text"}, [
+        "CAST(get_json_object(value, '$.user.id') AS BIGINT) AS `id`", "get_json_object(value, '$.name') AS `name`"])
+    parquet = _spec("PARQUET", args={"target_file_format": "TEXTFILE", "target_row_format": "JSON",
+                                     "target_compression": "BZ2"})
+    assert parquet["source"] == {"format": "parquet"}
+    assert parquet["create_table"].endswith("ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'\n"
+                                            "STORED AS TEXTFILE")
+    assert parquet["settings"]["mapreduce.output.fileoutputformat.compress.codec"].endswith("BZip2Codec")
+    regex = _spec("CSV", data_format={"file_format": "TEXTFILE", "row_format": "REGEX",
+                                      "regex_input": "^(\\d+) (.*)$"})
+    assert regex["select"][1] == "regexp_extract(value, '^(\\\\d+) (.*)$', 2) AS `name`"
+    assert _spec("CSV", load_type="RELOAD_LAST")["files"] == ["s3://b/in/b"]
+    assert _spec("CSV", load_type="RELOAD_ALL")["mode"] == "overwrite"
+    merge = _spec("CSV", load_type="MERGE", merge_keys=["id"])
+    assert (merge["mode"], merge["merge_keys"], merge["stage_table"]) == ("merge", ["id"], "t_stage_for_action_A1")
+    delimited = _spec("CSV", args={"target_file_format": "TEXTFILE", "target_row_format": "DELIMITED",
+                                   "target_delimited_by": "|", "target_null_string": "\\N"})
+    assert delimited["create_table"].endswith("ROW FORMAT DELIMITED FIELDS TERMINATED BY '|' ESCAPED BY '\\\\'\n"
+                                              "NULL DEFINED AS '\\\\N'\nSTORED AS TEXTFILE")
+    with pytest.raises(ActionFailure, match="is RCFILE: the Spark SQL load reads TEXTFILE and PARQUET"):
+        _spec("CSV", data_format={"file_format": "RCFILE", "row_format": "NONE"})
+    with pytest.raises(ActionFailure, match="target_compression BZ2 is not one Parquet offers"):
+        _spec("CSV", args={"target_file_format": "PARQUET", "target_compression": "BZ2"})
+    with pytest.raises(ValueError, match="is MERGE but has neither merge_keys nor primary_keys"):
+        _spec("CSV", load_type="MERGE")

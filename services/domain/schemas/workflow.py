@@ -42,6 +42,11 @@ def workflow_schema() -> Schema:
             "tags": tags_field(),
             # The sum of the template actions' avg_runtime, refreshed when an instance completes.
             "avg_runtime": timedelta_field(),
+            # The git commit of the definition files that last changed this workflow or its actions (`dart apply`
+            # sets it); each run records it with the workflow's version.
+            "definition_commit": nullable("string", default=None, maxLength=100),
+            # An instance running longer is stopped as a cancel by dart (issue 15).
+            "max_runtime_seconds": nullable("integer", minimum=1),
         },
         ["name", "datastore_id"],
     )
@@ -65,8 +70,14 @@ def workflow_instance_schema() -> Schema:
             "start_time": timestamp_field(),
             "end_time": timestamp_field(),
             "retry_num": {"type": "integer", "default": 0, "minimum": 0},
+            # Which definition ran: the workflow's stream version at the start, and the commit `dart apply`
+            # recorded on the workflow (null when not applied from git).
+            "workflow_version": nullable("integer", default=None),
+            "definition_commit": nullable("string", default=None),
             "error_message": nullable("string"),
             "tags": tags_field(),
+            # Who stopped it, when it was cancelled (issue 15).
+            "cancelled_by": nullable("string"),
         },
         ["workflow_id", "datastore_id", "engine_name", "state", "trigger_type"],
         readonly=True,
