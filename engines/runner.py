@@ -49,6 +49,14 @@ def dispatch(engine_name: str, handlers: Mapping[str, Handler]) -> Handler:
     return handle
 
 
+def awslogs(name: str, env_name: str, region: str) -> dict[str, Any]:
+    """An engine container's log configuration: the awslogs driver into CloudWatch Logs, group
+    /dart/<env>/engines, stream <engine name>/<container>/<task id> (what GET /action/{id}/logs reads)."""
+    return {"logDriver": "awslogs", "options": {"awslogs-group": f"/dart/{env_name}/engines",
+                                                "awslogs-region": region, "awslogs-stream-prefix": name,
+                                                "awslogs-create-group": "true"}}
+
+
 def ecs_task_definition(name: str, role: str, env_name: str = "local", image: str | None = None,
                         dart_config: str | None = None, region: str = "us-east-1") -> dict[str, Any]:
     """One small container as every built-in engine of the original declared (reference §10 item 1)."""
@@ -60,7 +68,7 @@ def ecs_task_definition(name: str, role: str, env_name: str = "local", image: st
         "family": f"dart-{env_name}-{name}",
         "containerDefinitions": [{
             "name": f"dart-{name}", "cpu": 64, "memory": 256, "image": image or f"dart/{name}:latest",
-            "logConfiguration": {"logDriver": "syslog"}, "environment": environment,
+            "logConfiguration": awslogs(name, env_name, region), "environment": environment,
             "mountPoints": [{"containerPath": "/mnt/ecs_agent_data", "sourceVolume": "ecs-agent-data",
                              "readOnly": True}],
         }],

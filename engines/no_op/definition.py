@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from engines.runner import awslogs
+
 NAME = "no_op_engine"
 IMAGE_PLACEHOLDER = "dart/no_op_engine:latest"
 
@@ -102,7 +104,7 @@ def ecs_task_definition(
                 "cpu": 64,
                 "memory": 256,
                 "image": image,
-                "logConfiguration": {"logDriver": "syslog"},
+                "logConfiguration": awslogs(NAME, env_name, region),
                 "environment": environment,
                 # The ECS agent's data, read-only, so the engine can find its own task.
                 "mountPoints": [

@@ -115,6 +115,16 @@ class ActionStatsUpdated(EntityUpdated):
     category = CATEGORY
 
 
+@dataclass(frozen=True)
+class ActionCancelled(EntityUpdated):
+    """Stopped by an operator's cancel of its instance (or its instance running past max_runtime_seconds):
+    -> FAILED with "cancelled by <actor>". Not a completion: no on_failure rule, no retry follows; its engine,
+    if one runs, is stopped by the launcher."""
+
+    type_name = "ActionCancelled"
+    category = CATEGORY
+
+
 EVENTS = (
     ActionCreated,
     ActionUpdated,
@@ -128,4 +138,5 @@ EVENTS = (
     ActionCompleted,
     ActionSkipped,
     ActionStatsUpdated,
+    ActionCancelled,
 )

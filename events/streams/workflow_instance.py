@@ -56,6 +56,14 @@ class WorkflowInstanceFailed(EntityUpdated):
     category = CATEGORY
 
 
+@dataclass(frozen=True)
+class WorkflowInstanceCancelled(EntityUpdated):
+    """QUEUED or RUNNING -> FAILED by a cancel: error_message "cancelled by <actor>", cancelled_by."""
+
+    type_name = "WorkflowInstanceCancelled"
+    category = CATEGORY
+
+
 EVENTS = (
     WorkflowInstanceCreated,
     WorkflowInstanceUpdated,
@@ -63,4 +71,5 @@ EVENTS = (
     WorkflowInstanceStarted,
     WorkflowInstanceCompleted,
     WorkflowInstanceFailed,
+    WorkflowInstanceCancelled,
 )

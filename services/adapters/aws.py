@@ -22,6 +22,15 @@ class AwsClients:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    def client(self, service: str) -> Any:
+        """This process's client of ``service`` (s3, logs ...) at the configured endpoint and region."""
+        with self._lock:
+            if service not in self._clients:
+                config = Config(s3={"addressing_style": "path"}) if service == "s3" and self.endpoint_url else None
+                self._clients[service] = boto3.Session(**self.credentials).client(
+                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+            return self._clients[service]
+
     def s3_listing(self) -> Any:
         """The S3 client that lists subscriptions' keys (see ``listing_client``)."""
         with self._lock:

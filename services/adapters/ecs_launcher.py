@@ -229,6 +229,19 @@ class EcsLauncher(Launcher):
         if self.monotonic() - self._last_orphan_check >= self.orphan_interval:
             self._last_orphan_check = self.monotonic()
             self.check_orphans(now)
+        self.run_limits(now)
+
+    def stop_engine(self, action_id: str, task: Any, reason: str) -> bool:
+        """ECS StopTask (ECS sends SIGTERM, then SIGKILL after the task definition's stopTimeout)."""
+        arn = str(task or "")
+        if not arn.startswith("arn:"):
+            return False
+        try:
+            self.client.stop_task(cluster=self.cluster, task=arn, reason=f"dart: {reason}"[:255])
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not stop task %s of action %s: %s", arn, action_id, exc)
+            return False
+        return True
 
     def retry_held(self) -> list[str]:
         """Launch again on datastores whose hold (after RESOURCE failures) has run out."""

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,10 +24,12 @@ from engines.catalog import BUILT_IN_ENGINES
 from events.errors import ConcurrencyError
 from events.streams.action import ActionLaunched, ActionRequeued
 from events.types import NewEvent, StreamAppend
+from services.adapters.action_logs import ActionLogs
 from services.commands.actions import complete_action
 from services.commands.context import Orchestration
-from services.commands.launcher import META, Launcher, TokenFactory
+from services.commands.launcher import META, Clock, Launcher, TokenFactory
 from services.commands.retry import StillConflicting, retry_on_conflict
+from services.commands.scheduler import offset_clock
 
 log = logging.getLogger("dart.launcher")
 # Every built-in engine (engines/catalog.py) runs as ``python -m <its module>`` of this interpreter.
@@ -103,8 +106,9 @@ class LocalLauncher(Launcher):
     def __init__(self, orch: Orchestration, api_url: str, commands: dict[str, list[str]] | None = None,
                  stale_after: float = 120.0, token_factory: TokenFactory | None = None,
                  passed_env: Iterable[str] = (), aws_env: Mapping[str, str] | None = None,
-                 data_dir: Path | None = None) -> None:
-        super().__init__(orch, api_url, stale_after, token_factory)
+                 data_dir: Path | None = None, stop_grace: float = 10.0, clock: Clock | None = None,
+                 logs: ActionLogs | None = None) -> None:
+        super().__init__(orch, api_url, stale_after, token_factory, clock)
         self.commands = commands or local_engine_commands()
         self.passed_env = tuple(passed_env)  # DART_LOCAL_ENGINE_ENV: more of dart's variables an engine gets
         self.aws_env = dict(aws_env or {})  # DART_AWS_ENDPOINT_URL, DART_AWS_REGION as dart's settings say
@@ -112,6 +116,8 @@ class LocalLauncher(Launcher):
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.adopted: dict[str, int] = {}  # action id -> pid of an engine a previous process started
         self._adopting = True  # the first check adopts
+        self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL when an engine is stopped
+        self.logs = logs  # where engines' stdout and stderr go (None: dart's own output, as before)
         self._lock = threading.Lock()
 
     def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
@@ -125,14 +131,23 @@ class LocalLauncher(Launcher):
             return
         folder = Path(tempfile.mkdtemp(prefix=f"dart-engine-{action_id}-"))  # 0700: the engine's own
         env = self.process_environment(action, datastore, folder)
+        output = self.logs.open_for(action_id) if self.logs is not None else None  # stdout and stderr
         try:
-            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, cwd=folder / "work")
+            if output is not None:
+                output.write(f"--- dart: {' '.join(command)} for action {action_id} (attempt "
+                             f"{action.get('attempt') or 1}), {self.clock().isoformat()}\n".encode())
+                output.flush()
+            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, cwd=folder / "work",
+                                     stdout=output, stderr=subprocess.STDOUT if output is not None else None)
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             if action.get("_token"):
                 self.revoke_token(action["_token"])  # no engine will use it
             complete_action(self.orch, action_id, "FAILED", f"could not start the engine: {exc}", None)
             return
+        finally:
+            if output is not None:
+                output.close()  # the engine has its own copy
         with self._lock:
             self.children[action_id] = child
         self._record_launched(action_id, child.pid, action.get("_version"))
@@ -190,6 +205,18 @@ class LocalLauncher(Launcher):
         if row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
             complete_action(self.orch, action_id, "FAILED",
                             f"the engine process exited with code {code} without checking in", None)
+        if self.logs is not None:
+            self._finish_log(action_id, code, row.data if row is not None else {})
+
+    def _finish_log(self, action_id: str, code: int, action: dict[str, Any]) -> None:
+        assert self.logs is not None
+        try:
+            with self.logs.open_for(action_id) as output:
+                output.write(f"--- dart: the engine exited with code {code}\n".encode())
+            datastore = self.orch.reader.row("datastore", str(action.get("datastore_id")))
+            self.logs.upload(action_id, datastore.data if datastore is not None else None)
+        except OSError as exc:
+            log.warning("the log of action %s: %s", action_id, exc)
 
     def check(self, now: datetime | None = None) -> None:
         if self._adopting:
@@ -197,6 +224,28 @@ class LocalLauncher(Launcher):
             self._adopting = False
         self.check_adopted()
         self.requeue_stale(now)
+        self.run_limits(now)
+
+    def stop_engine(self, action_id: str, task: Any, reason: str) -> bool:
+        """SIGTERM to the action's engine process (a child, or an adopted one found by its pid and its
+        DART_ACTION_ID), then SIGKILL after ``stop_grace`` seconds if it is still there."""
+        with self._lock:
+            child = self.children.get(action_id)
+        pid = child.pid if child is not None else self.adopted.get(action_id) or _local_pid(task)
+        if pid is None or not engine_alive(pid, action_id):
+            return False
+        log.info("stopping the engine of action %s (pid %d): %s", action_id, pid, reason)
+        _signal(pid, signal.SIGTERM)
+        timer = threading.Timer(self.stop_grace, self._kill_if_alive, (pid, action_id))
+        timer.daemon = True
+        timer.start()
+        return True
+
+    @staticmethod
+    def _kill_if_alive(pid: int, action_id: str) -> None:
+        if engine_alive(pid, action_id):
+            log.warning("the engine of action %s (pid %d) outlived its grace period: SIGKILL", action_id, pid)
+            _signal(pid, signal.SIGKILL)
 
     # ------------------------------------------------------------------------------------- adoption
     def adopt(self) -> list[str]:
@@ -278,11 +327,21 @@ class LocalLauncher(Launcher):
             child.terminate()
 
 
-def local_launcher_from_settings(orch: Orchestration, api_url: str, settings: Any) -> LocalLauncher:
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def local_launcher_from_settings(orch: Orchestration, api_url: str, settings: Any,
+                                 logs: ActionLogs | None = None) -> LocalLauncher:
     """A LocalLauncher from dart's settings: ``local_engines``, ``stale_pending_seconds``, ``local_engine_env``,
     the AWS endpoint and region engines are given, and ``home``'s ``engines`` folder for their data."""
     aws = {"AWS_DEFAULT_REGION": settings.aws_region, "DART_AWS_REGION": settings.aws_region}
     if settings.aws_endpoint_url:
         aws.update(DART_AWS_ENDPOINT_URL=settings.aws_endpoint_url, AWS_ENDPOINT_URL=settings.aws_endpoint_url)
     return LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines), settings.stale_pending_seconds,
-                         passed_env=settings.local_engine_env, aws_env=aws, data_dir=settings.home / "engines")
+                         passed_env=settings.local_engine_env, aws_env=aws, data_dir=settings.home / "engines",
+                         stop_grace=settings.engine_stop_grace_seconds,
+                         clock=offset_clock(settings.clock_offset_seconds), logs=logs)

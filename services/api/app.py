@@ -14,7 +14,7 @@ from services.api.body import DEFAULT_MAX_BODY_BYTES, BodyLimit, JsonBody
 from services.api.listing import SchemaCache
 from services.api.metrics import RequestMetrics
 from services.api.middleware import Authenticate, AuthMiddleware, QueryCheck
-from services.api.route import Collaborators, GuessDataset
+from services.api.route import Collaborators, GuessDataset, LogReader
 from services.api.routes import OPEN_PATHS, add_routes
 from services.api.ui_assets import add_ui
 from services.commands.context import Orchestration
@@ -32,10 +32,11 @@ def create_app(
     guess_dataset: GuessDataset,
     schema_cache: SchemaCache,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    logs: LogReader | None = None,
 ) -> falcon.App:
     """The REST API over ``entities.store``: every route of services/api/routes.py, errors mapped once."""
     counters = RequestMetrics()
-    parts = Collaborators(entities, orchestration, projections, secrets, guess_dataset, schema_cache, counters)
+    parts = Collaborators(entities, orchestration, projections, secrets, guess_dataset, schema_cache, counters, logs)
     middleware: list[Any] = [counters, BodyLimit(max_body_bytes),
                              AuthMiddleware(authenticate, entities.reader, OPEN_PATHS), QueryCheck()]
     app = falcon.App(middleware=middleware)

@@ -11,6 +11,7 @@ from typing import Any
 
 import falcon
 
+from services.api import openapi_run_control
 from services.api.openapi_params import (
     AS_OF,
     JSON_VALUE,
@@ -134,6 +135,11 @@ def _client_side(schema: dict[str, Any], **fixed: Any) -> dict[str, Any]:
 
 
 def _responses(route: Route, method: str) -> dict[str, Any]:
+    if route.shape in openapi_run_control.SHAPES:
+        answers: dict[str, Any] = {"200": openapi_run_control.ok_response(route.shape)}
+        for status, text in ERRORS.items():
+            answers[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        return answers
     if route.shape == "keys" and method == "GET":
         ok = {"type": "object", "properties": {"results": {"type": "array", "items": KEY},
                                                "limit": {"type": "integer"}, "offset": {"type": "integer"},
@@ -169,7 +175,7 @@ def _responses(route: Route, method: str) -> dict[str, Any]:
 
 
 def _query(route: Route, name: str, engines: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    schema: dict[str, Any] = dict(QUERY[name])
+    schema: dict[str, Any] = dict(QUERY.get(name) or openapi_run_control.QUERY[name])
     required = False
     if name == "filters" and route.entity:
         schema = filters_parameter(route.entity)
@@ -226,7 +232,10 @@ def _operation(route: Route, method: str, summary: str,
 
 
 def _request_body(op: dict[str, Any], route: Route, method: str, engines: Sequence[dict[str, Any]]) -> None:
-    if route.shape == "keys" and method == "POST":
+    run_control_body = openapi_run_control.request_body(route.shape) if method == "POST" else None
+    if run_control_body is not None:
+        op["requestBody"] = run_control_body
+    elif route.shape == "keys" and method == "POST":
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": key_request()}}}
     elif method in ("POST", "PUT") and route.entity:
         # The server refuses any other top-level field (check_envelope); id, version_id, created and updated

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from events.store import EventStore
 from projections.base import Projection
@@ -21,6 +21,13 @@ PREFIX = "/api/1"
 GuessDataset = Callable[[str | None, int, str], dict[str, Any]]
 
 
+class LogReader(Protocol):
+    """An action's log from a byte offset: an object with text, offset, next_offset and source."""
+
+    def read(self, action: dict[str, Any], engine: dict[str, Any] | None, datastore: dict[str, Any] | None,
+             offset: int = 0) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Collaborators:
     """Everything a resource may need: what the composition root hands ``create_app``, plus the app's own
@@ -33,6 +40,7 @@ class Collaborators:
     guess_dataset: GuessDataset
     schema_cache: SchemaCache
     counters: RequestMetrics
+    logs: LogReader | None = None  # engines' output per action (services/adapters/action_logs.py)
 
     @property
     def store(self) -> EventStore:

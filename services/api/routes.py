@@ -26,6 +26,7 @@ from services.api.resources import (
     entity_item,
 )
 from services.api.route import Collaborators, Route
+from services.api.run_control_resources import ActionLogs, InstanceCancel
 from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
 from services.api.subscription_resources import (
     ActionElements,
@@ -156,6 +157,15 @@ ROUTES: list[Route] = [
     Route("/workflow/{entity_id}/do-manual-trigger", lambda c: ManualTrigger(c.entities, c.orchestration),
           {"POST": "start an instance now (400 if not ACTIVE or at its concurrency)"}, None, "ok",
           access={"POST": OPERATE}),
+    Route("/workflow/instance/{entity_id}/cancel", lambda c: InstanceCancel(c.orchestration),
+          {"POST": "cancel a QUEUED or RUNNING instance: its engines are stopped, its actions fail \"cancelled "
+                   "by <you>\" (body: optional reason), no on_failure rule applies; a cancelled one answers as it "
+                   "is, one that ended otherwise is a 400 naming its state"}, None, "cancel",
+          access={"POST": OPERATE}),
+    Route("/action/{entity_id}/logs", lambda c: ActionLogs(c.entities, c.logs),
+          {"GET": "the action's engine output (stdout and stderr) from a byte offset; follow=true streams it as "
+                  "text/plain while the action runs"}, None, "action_logs", ("offset", "follow"),
+          access={"GET": VIEW}),
     Route("/event/{entity_id}/fire", lambda c: EventFire(c.entities, c.orchestration),
           {"POST": "fire every ACTIVE event trigger on this event, as a broker inbox message would (an "
                    "INACTIVE event fires nothing: fired false)"}, None, "ok", access={"POST": OPERATE}),

@@ -9,6 +9,7 @@ before deciding, so two orchestrators deciding at once cannot both queue: one re
 from __future__ import annotations
 
 import itertools
+import random
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on
 from services.commands.runs import Fire, start_instance
 from services.domain import completion, next_action
 from services.domain.completion import DONE, CompletionFacts
+from services.domain.ids import derived_id
 
 
 def _now() -> datetime:
@@ -53,7 +55,7 @@ def _queue_next(orch: Orchestration, datastore: Any, live: Sequence[Mapping[str,
                 cause: uuid.UUID | None) -> tuple[list[str], list[StreamAppend]]:
     """The appends that queue what may run next among ``live`` (the datastore's live actions), guarded by the
     datastore's version: (queued ids, appends); nothing to queue gives ([], [])."""
-    chosen = next_action.to_queue(live)
+    chosen = next_action.to_queue(live, _now())
     if not chosen:
         return [], []
     appends = next_action.queue_appends(datastore, chosen, _now().isoformat(), _meta(cause))
@@ -133,11 +135,14 @@ def complete_read(orch: Orchestration, row: Any, state: str, error_message: str 
                 averages = {i: t.get("avg_runtime") for i, t in orch.template_actions(workflow.id)}
     target = completion.datastore_to_deactivate(action, state, instance, workflow)
     facts = CompletionFacts(row, state, error_message, end, template, instance, workflow, waiting, averages,
-                            orch.reader.row("datastore", target) if target else None)
+                            orch.reader.row("datastore", target) if target else None,
+                            derived_id(cause, f"attempt:{row.id}:{attempt}"), random.random())
     plan = completion.plan_completion(facts, meta, cause, tag, settled)
     appends = plan.appends
     decided = None
-    if queue_next:
+    # A next attempt is not in the read models yet: the datastore's next choice waits for it (it holds its
+    # workflow until its not_before), so nothing is queued in this append.
+    if queue_next and plan.attempt is None:
         decided = _queue_next_after(orch, action, appends, cause)
         appends = [*appends, *(decided or [])]
     orch.store.append(*appends)

@@ -16,6 +16,7 @@ from events.streams.datastore import DatastoreDeactivated
 from events.streams.workflow import WorkflowDeactivated, WorkflowStatsUpdated
 from events.streams.workflow_instance import WorkflowInstanceCompleted, WorkflowInstanceFailed
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
+from services.domain import run_control
 from services.domain.ids import derived_event_id
 from services.domain.rows import Row
 
@@ -120,12 +121,15 @@ class CompletionFacts:
     # The workflow's templates' avg_runtime by template id, as read before the completion, when the run finishes.
     template_averages: Mapping[str, str | None] = field(default_factory=dict)
     datastore: Row | None = None  # the one ``datastore_to_deactivate`` names, if any
+    retry_id: str | None = None  # the id the action's next attempt gets, if its retries are not spent
+    retry_draw: float = 1.0  # in [0, 1): the next attempt's jitter
 
 
 @dataclass(frozen=True)
 class CompletionPlan:
     appends: list[StreamAppend] = field(default_factory=list)
     retry: tuple[str, int] | None = None  # (workflow id, retry_num) of the retry run to start afterwards
+    attempt: tuple[str, datetime] | None = None  # (id, not_before) of the action's next attempt, if it has one
 
 
 def skipped_message(failed_id: str) -> str:
@@ -147,6 +151,11 @@ def plan_completion(facts: CompletionFacts, meta: Metadata, cause: uuid.UUID | N
                                                                              derived_event_id(cause, tag))])]
     if settlement is not None:
         appends.append(settlement)
+    if facts.retry_id is not None and run_control.retries_left(action.data, state):
+        # Another attempt instead of the failure rules: the instance goes on, its workflow busy until then.
+        attempt, due = run_control.next_attempt(action, facts.retry_id, end, facts.retry_draw, meta,
+                                                derived_event_id(cause, f"{tag}:attempt"))
+        return CompletionPlan([*appends, attempt], None, (facts.retry_id, due))
     updated_average: str | None = None  # this completion's template's new average, counted in the workflow's
     if state == "COMPLETED" and action.data.get("workflow_action_id") and facts.template is not None:
         stats = template_stats(facts.template.data, action.data, end)

@@ -5,12 +5,14 @@ deciders cannot both queue on the same state."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from events.streams.action import ActionQueued
 from events.streams.datastore import DatastoreSlotTaken
 from events.types import Metadata, NewEvent, StreamAppend
 from services.domain.rows import Row
+from services.domain.run_control import waiting_until
 
 # In flight for "one action per workflow": FINISHING too, so the next action never starts before the previous
 # one's outcome is known.
@@ -28,10 +30,13 @@ def consumed_subscription(action: Action) -> str | None:
     return str(subscription_id) if subscription_id else None
 
 
-def choose_next(actions: Iterable[Action]) -> list[Action]:
+def choose_next(actions: Iterable[Action], now: datetime | None = None) -> list[Action]:
     """The actions to queue now: per workflow at most one in flight, and at most one ad-hoc action in flight;
-    each the HAS_NEVER_RUN action with the lowest order_idx of its kind."""
+    each the HAS_NEVER_RUN action with the lowest order_idx of its kind. An attempt waiting for its
+    ``not_before`` (a retry, services/domain/run_control.py) is not chosen before then, and holds its workflow
+    (or the ad-hoc line) as if it were in flight."""
     actions = list(actions)
+    now = now or datetime.now(UTC)
     busy_workflows = {a.get("workflow_id") for a in actions if a.get("state") in IN_FLIGHT and a.get("workflow_id")}
     adhoc_busy = any(a.get("state") in IN_FLIGHT and not a.get("workflow_id") for a in actions)
     chosen: list[Action] = []
@@ -47,7 +52,9 @@ def choose_next(actions: Iterable[Action]) -> list[Action]:
             if adhoc_busy:
                 continue
             adhoc_busy = True
-        chosen.append(action)
+        due = waiting_until(action)
+        if due is None or due <= now:
+            chosen.append(action)
     return chosen
 
 
@@ -66,9 +73,9 @@ def one_consumer_per_subscription(chosen: Iterable[Action]) -> list[Action]:
     return kept
 
 
-def to_queue(live: Iterable[Action]) -> list[Action]:
+def to_queue(live: Iterable[Action], now: datetime | None = None) -> list[Action]:
     """TRY_NEXT_ACTION's choice among a datastore's live actions (HAS_NEVER_RUN .. FINISHING)."""
-    return one_consumer_per_subscription(choose_next(live))
+    return one_consumer_per_subscription(choose_next(live, now))
 
 
 def queue_appends(datastore: Row, chosen: Sequence[Action], now: str, meta: Metadata) -> list[StreamAppend]:

@@ -71,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
     worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions"])
 
+    logs = sub.add_parser("logs", help="an action's engine output (stdout and stderr), from a running dart")
+    logs.add_argument("action_id")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the action has ended")
+    cancel = sub.add_parser("cancel", help="cancel a running workflow instance (its engines are stopped)")
+    cancel.add_argument("instance_id")
+    cancel.add_argument("--reason", help="recorded with the cancel")
+    for runs in (logs, cancel):
+        runs.add_argument("--api-url", help="default: DART_API_URL, else http://HOST:PORT/api/1")
+        runs.add_argument("--key", help="key:secret (default: DART_BOOTSTRAP_API_KEY, else $DART_HOME/credentials)")
+
     sandbox = sub.add_parser("sandbox", help="run the sandbox's data chain on a `dart up --sandbox` and print its report")
     sandbox.add_argument("--api-url", help="default: DART_API_URL, else http://HOST:PORT/api/1")
     sandbox.add_argument("--key", help="key:secret (default: DART_BOOTSTRAP_API_KEY, else $DART_HOME/credentials)")
@@ -127,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(settings, args)
         if args.command == "sandbox":
             return _sandbox(settings, args)
+        if args.command in ("logs", "cancel"):
+            return _runs(settings, args)
         if args.command == "api":
             # prometheus_client picks per-process or multiprocess counting when first imported, so the workers'
             # directory (fresh and private: nothing stale is added in) must be set before the API's modules load.
@@ -227,6 +239,19 @@ def _client(settings: Settings, args: argparse.Namespace) -> Any:
 
     key = api_key(args.key, settings.bootstrap_api_key, settings.home)
     return RestClient(args.api_url or settings.api_url or f"http://{settings.host}:{settings.port}/api/1", key)
+
+
+def _runs(settings: Settings, args: argparse.Namespace) -> int:
+    from services.runtime.cli_runs import cancel_command, logs_command
+    from services.runtime.demo import DemoError
+
+    try:
+        if args.command == "logs":
+            return logs_command(_client(settings, args), args.action_id, args.follow)
+        return cancel_command(_client(settings, args), args.instance_id, args.reason)
+    except DemoError as exc:
+        print(f"dart {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _sandbox(settings: Settings, args: argparse.Namespace) -> int:

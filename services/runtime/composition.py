@@ -18,6 +18,7 @@ from events.streams import default_registry
 from events.subscription import CatchUpSubscription
 from projections.base import Projection
 from projections.catalog import all_projections
+from services.adapters.action_logs import ActionLogs
 from services.adapters.aws import AwsClients
 from services.adapters.ecs import EcsTaskDefinitions
 from services.adapters.ecs_launcher import ecs_launcher_from_settings
@@ -102,7 +103,14 @@ def api_app(container: Container) -> falcon.App:
         guess_dataset=dataset_guesser(settings.aws_endpoint_url, settings.aws_region),
         schema_cache=SchemaCache(),
         max_body_bytes=settings.max_body_bytes,
+        logs=action_logs(container),
     )
+
+
+def action_logs(container: Container) -> ActionLogs:
+    """Where engines' output is kept and read from (services/adapters/action_logs.py)."""
+    settings = container.settings
+    return ActionLogs(settings.home, container.aws, settings.uploads_action_logs)
 
 
 class Workers:
@@ -135,7 +143,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     if settings.ecs_cluster:
         launcher = ecs_launcher_from_settings(orch, api_url, settings)
     else:
-        launcher = local_launcher_from_settings(orch, api_url, settings)
+        launcher = local_launcher_from_settings(orch, api_url, settings, action_logs(container))
     threads = []
     workers = (Orchestrator(orch), launcher, notifier_from_settings(container.store, settings),
                subscription_worker(orch, container))
@@ -178,7 +186,7 @@ def consumers(container: Container) -> dict[str, Any]:
     orch = Orchestration(container.store, settings.s3_datastores_root)
     launcher = (
         ecs_launcher_from_settings(orch, _api_url(settings), settings) if settings.ecs_cluster
-        else local_launcher_from_settings(orch, _api_url(settings), settings)
+        else local_launcher_from_settings(orch, _api_url(settings), settings, action_logs(container))
     )
     return {"orchestrator": Orchestrator(orch), "launcher": launcher,
             "notifier": notifier_from_settings(container.store, settings),

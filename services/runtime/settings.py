@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # encrypted file in home); empty: aws when ecs_cluster is set (production), else local.
     secrets: Literal["", "local", "aws"] = ""
     stale_pending_seconds: Seconds = 120.0
+    # Between SIGTERM and SIGKILL when dart stops a local engine (a cancel, a timeout).
+    engine_stop_grace_seconds: Seconds = 10.0
+    # Local engines' output is kept in home/logs/actions; "on" also uploads it to the datastore's s3_logs_path
+    # when the action ends ("auto": on in production, i.e. with ecs_cluster set).
+    action_logs_s3: Literal["auto", "on", "off"] = "auto"
     scheduler_interval: Seconds = 30.0  # the longest a scheduler sleeps between checks
     queue_prefix: str = "dart"  # queues are <prefix>-<consumer group>, <prefix>-inbox, <prefix>-out-<reader>
     outside_readers: str = ""  # JSON: reader name -> list of event types, or null for every event
@@ -127,6 +132,10 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def uploads_action_logs(self) -> bool:
+        return self.action_logs_s3 == "on" or (self.action_logs_s3 == "auto" and bool(self.ecs_cluster))
 
     @property
     def effective_database_url(self) -> str:

@@ -73,6 +73,23 @@ def action_schema(params_json_schema: Schema | None) -> Schema:
             # Kept on TEMPLATE actions: the running mean of their instances' runtimes, and how many completed.
             "avg_runtime": timedelta_field(),
             "completed_runs": {"type": "integer", "default": 0, "minimum": 0, "readonly": True},
+            # Run control (issue 15): a bound on the running time, and retries of this action with Step
+            # Functions' semantics: attempt n+1 waits min(delay * rate^(n-1), max delay), "full" jitter
+            # drawing uniformly from [0, that]. Absent: no timeout (or the datastore's), no retry.
+            "timeout_seconds": nullable("integer", minimum=1,
+                                        description="stop the engine and fail the action after this many seconds "
+                                                    "of running (default: the datastore's action_timeout_seconds)"),
+            "retries": nullable("integer", minimum=0, maximum=100,
+                                description="further attempts after a failure, before on_failure applies"),
+            "retry_delay_seconds": nullable("number", minimum=0, description="the first retry's delay (default 1)"),
+            "retry_backoff_rate": nullable("number", minimum=1, description="each delay's factor (default 2)"),
+            "retry_max_delay_seconds": nullable("number", minimum=0, description="no delay is longer"),
+            "retry_jitter": {"type": ["string", "null"], "enum": ["none", "full", None],
+                             "description": "full: each delay drawn uniformly from 0 to the computed delay"},
+            # Set by dart on a retry: which attempt this is, the first attempt's id, and when it may start.
+            "attempt": nullable("integer", minimum=1, readonly=True),
+            "retry_of": nullable("string", readonly=True),
+            "not_before": timestamp_field(),
         },
         ["name", "action_type_name", "engine_name"],
     )

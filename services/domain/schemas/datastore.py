@@ -28,6 +28,10 @@ def datastore_schema(options_json_schema: Schema | None) -> Schema:
             # How many of this datastore's actions may be PENDING, RUNNING or FINISHING at once.
             "concurrency": {"type": "integer", "default": 1, "minimum": 1, "maximum": 10},
             "extra_data": nullable("object", default=None, readonly=True),
+            # Run control (issue 15): the default timeout of its actions, and how long an action may stay
+            # PENDING (launched, not yet checked out) before it is failed.
+            "action_timeout_seconds": nullable("integer", minimum=1),
+            "launch_timeout_seconds": nullable("integer", minimum=1),
         },
         ["name", "engine_name"],
     )
