@@ -1,6 +1,7 @@
 """Authentication on every route but the open ones, each method held to its role (the route table's access
 column, services/api/routes.py; the rules in services/domain/roles.py), an engine's launch token held to its
-own action, failed authentications slowed down per client address, and the query-parameter check."""
+own action, failed authentications slowed down per client address, the request's ``X-Dart-Source`` made the
+source of the events it appends, and the query-parameter check."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import falcon
 from cachetools import TTLCache
 
+from events.types import REQUEST_SOURCE
 from projections.reads import EntityReader
 from services.commands.auth import InvalidCredentials, Principal, parse_credentials
 from services.commands.tokens import refuse_ended_token
@@ -22,6 +24,7 @@ from services.domain.roles import ENGINE, OPEN, Access
 
 log = logging.getLogger("dart.api")
 ELEMENTS_PATH = "/api/1/action/{entity_id}/subscription/elements"
+MAX_SOURCE_CHARS = 500
 
 # The Authorization header (or None) -> who is asking; raises NotAuthenticated (services/commands/auth.py)
 Authenticate = Callable[[str | None], Principal]
@@ -73,6 +76,7 @@ class AuthMiddleware:
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
         req.context.principal = None
+        req.context.source_token = REQUEST_SOURCE.set(_source(req))  # reset in process_response
         if req.path in self.open_paths or resource is None:
             return
         rules: dict[str, Access] = getattr(resource, "access", {})
@@ -117,6 +121,10 @@ class AuthMiddleware:
         """Every refusal logged with the key and the route, whichever layer refused (the gate above, the
         launch-token check, an operator's change of more than a state); a key a resource revoked
         (``req.context.revoked_key``) forgotten by the authenticator's cache at once."""
+        token = getattr(req.context, "source_token", None)
+        if token is not None:
+            REQUEST_SOURCE.reset(token)
+            req.context.source_token = None
         revoked = getattr(req.context, "revoked_key", None)
         forget = getattr(self.authenticate, "forget", None)
         if revoked and req_succeeded and forget is not None:
@@ -150,6 +158,17 @@ class AuthMiddleware:
                 and action.get("datastore_id") == target):
             return
         raise Forbidden(f"this key belongs to action {action_id}'s engine and may not {req.method} {path}")
+
+
+def _source(req: falcon.Request) -> str | None:
+    """``X-Dart-Source``: where a change comes from (``dart apply`` names its file and commit); every event
+    the request appends records it in its metadata (events/types.py)."""
+    source = req.get_header("X-Dart-Source")
+    if source is None or source == "":
+        return None
+    if len(source) > MAX_SOURCE_CHARS or not source.isprintable():
+        raise BadRequest(f"X-Dart-Source: at most {MAX_SOURCE_CHARS} printable characters")
+    return source
 
 
 class QueryCheck:

@@ -81,6 +81,7 @@ class WorkflowData(EntityData):
     avg_runtime: str | None = None
     concurrency: int | None = None
     datastore_id: str | None = None
+    definition_commit: str | None = None
     engine_name: str | None = None
     max_runtime_seconds: int | None = None
     name: str | None = None
@@ -141,6 +142,7 @@ class TriggerData(EntityData):
     entity = "trigger"
     args: dict[str, Any] | None = None
     extra_data: dict[str, Any] | None = None
+    last_buffered: dict[str, Any] | None = None
     name: str | None = None
     pause_note: str | None = None
     paused: bool | None = None
@@ -189,6 +191,7 @@ class WorkflowInstanceData(EntityData):
     entity = "workflow_instance"
     cancelled_by: str | None = None
     datastore_id: str | None = None
+    definition_commit: str | None = None
     end_time: str | None = None
     engine_name: str | None = None
     error_message: str | None = None
@@ -202,18 +205,19 @@ class WorkflowInstanceData(EntityData):
     trigger_type: str | None = None
     user_id: str | None = None
     workflow_id: str | None = None
+    workflow_version: int | None = None
 
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "engine": ('description', 'ecs_task_definition', 'ecs_task_definition_arn', 'name', 'options_json_schema', 'supported_action_types', 'tags', 'user_id'),
     "dataset": ('batch_merge_sort_keys', 'columns', 'compression', 'data_format', 'description', 'distribution_keys', 'hive_compatible_partition_folders', 'load_type', 'location', 'merge_keys', 'name', 'partitions', 'primary_keys', 'sort_keys', 'table_name', 'tags', 'user_id'),
     "datastore": ('action_timeout_seconds', 'args', 'concurrency', 'connection_url', 'engine_name', 'extra_data', 'host', 'launch_timeout_seconds', 'name', 'port', 's3_artifacts_path', 's3_logs_path', 'state', 'tags', 'user_id', 'workflow_datastore_id', 'workflow_id', 'workflow_instance_id'),
-    "workflow": ('avg_runtime', 'concurrency', 'datastore_id', 'engine_name', 'max_runtime_seconds', 'name', 'on_failure', 'on_failure_email', 'on_started_email', 'on_success_email', 'retries_on_failure', 'state', 'tags', 'user_id'),
+    "workflow": ('avg_runtime', 'concurrency', 'datastore_id', 'definition_commit', 'engine_name', 'max_runtime_seconds', 'name', 'on_failure', 'on_failure_email', 'on_started_email', 'on_success_email', 'retries_on_failure', 'state', 'tags', 'user_id'),
     "action": ('action_type_name', 'args', 'attempt', 'avg_runtime', 'completed_runs', 'datastore_id', 'ecs_task_arn', 'end_time', 'engine_name', 'error_message', 'extra_data', 'first_in_workflow', 'last_in_workflow', 'name', 'not_before', 'on_failure', 'on_failure_email', 'on_success_email', 'order_idx', 'progress', 'queued_time', 'retries', 'retry_backoff_rate', 'retry_delay_seconds', 'retry_jitter', 'retry_max_delay_seconds', 'retry_of', 'start_time', 'state', 'tags', 'timeout_seconds', 'user_id', 'workflow_action_id', 'workflow_id', 'workflow_instance_id'),
-    "trigger": ('args', 'extra_data', 'name', 'pause_note', 'paused', 'state', 'tags', 'trigger_type_name', 'user_id', 'workflow_ids'),
+    "trigger": ('args', 'extra_data', 'last_buffered', 'name', 'pause_note', 'paused', 'state', 'tags', 'trigger_type_name', 'user_id', 'workflow_ids'),
     "subscription": ('dataset_id', 'failed_time', 'generating_time', 'initial_active_time', 'message_id', 'name', 'on_failure_email', 'on_success_email', 'queued_time', 's3_path_end_prefix_exclusive', 's3_path_regex_filter', 's3_path_start_prefix_inclusive', 'state', 'tags', 'user_id'),
     "event": ('description', 'name', 'state', 'tags', 'user_id'),
-    "workflow_instance": ('cancelled_by', 'datastore_id', 'end_time', 'engine_name', 'error_message', 'queued_time', 'retry_num', 'scheduled_time', 'start_time', 'state', 'tags', 'trigger_id', 'trigger_type', 'user_id', 'workflow_id'),
+    "workflow_instance": ('cancelled_by', 'datastore_id', 'definition_commit', 'end_time', 'engine_name', 'error_message', 'queued_time', 'retry_num', 'scheduled_time', 'start_time', 'state', 'tags', 'trigger_id', 'trigger_type', 'user_id', 'workflow_id', 'workflow_version'),
 }
 DATA_CLASSES: dict[str, type[EntityData]] = {
     "engine": EngineData,
