@@ -14,7 +14,7 @@ from engines.dynamodb.definition import dynamodb_engine
 from engines.emr.definition import NAME as EMR
 from engines.emr.definition import emr_engine
 from engines.no_op.definition import NAME as NO_OP
-from engines.no_op.definition import no_op_engine
+from engines.no_op.definition import no_op_engine, subgraph_definitions
 from engines.postgresql.definition import NAME as POSTGRESQL
 from engines.postgresql.definition import postgresql_engine
 from engines.redshift.definition import NAME as REDSHIFT
@@ -28,10 +28,12 @@ class BuiltInEngine:
     name: str
     module: str  # run as ``python -m <module>``
     registration: Callable[..., dict[str, Any]]  # a fresh ``POST /engine`` body
+    # its UI recipes, each a ``POST /engine/{id}/subgraph_definition`` body's data
+    subgraph_definitions: Callable[[], list[dict[str, Any]]] = list
 
 
 BUILT_IN_ENGINES: tuple[BuiltInEngine, ...] = (
-    BuiltInEngine(NO_OP, "engines.no_op", no_op_engine),
+    BuiltInEngine(NO_OP, "engines.no_op", no_op_engine, subgraph_definitions),
     BuiltInEngine(S3, "engines.s3", s3_engine),
     BuiltInEngine(POSTGRESQL, "engines.postgresql", postgresql_engine),
     BuiltInEngine(DUCKDB, "engines.duckdb", duckdb_engine),

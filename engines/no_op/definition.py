@@ -133,3 +133,50 @@ def no_op_engine(**task_definition_settings: Any) -> dict[str, Any]:
 
 
 NO_OP_ENGINE: dict[str, Any] = no_op_engine()
+
+
+def _demo_action(n: int, workflow: int, order: int, action_type: str, **extra: Any) -> dict[str, Any]:
+    return {"id": f"UNSAVED-action{n}", "data": {
+        "name": action_type, "action_type_name": action_type, "engine_name": NAME,
+        "workflow_id": f"UNSAVED-workflow{workflow}", "order_idx": order, "state": "TEMPLATE", **extra}}
+
+
+def workflow_chaining_demo() -> dict[str, Any]:
+    """The original's "workflow chaining demo" subgraph definition (reference §12.1; its
+    ``engine/no_op/add_sub_graphs.py``), hung from a datastore (``PARENT-1``): workflow 1 with four succeeding
+    actions, workflow 2 with two succeeding actions and a failing one, and a workflow_completion trigger that
+    starts workflow 2 when workflow 1 completes. The failing action says ``on_failure: CONTINUE``, as
+    ``dart demo``'s does: in the original it deactivated workflow 2 and the datastore, so the demo ran once;
+    here both runs complete and the failure is still there to see."""
+    succeeds, fails = "fake_action_that_succeeds", "fake_action_that_fails"
+    return {
+        "name": "workflow chaining demo",
+        "description": "demonstrate workflow chaining",
+        "engine_name": NAME,
+        "related_type": "datastore",
+        "related_is_a": "PARENT",
+        "workflows": [
+            {"id": f"UNSAVED-workflow{n}", "data": {
+                "name": f"no-op-workflow-chaining-wf{n}", "datastore_id": "PARENT-1", "engine_name": NAME,
+                "state": "ACTIVE"}}
+            for n in (1, 2)
+        ],
+        "actions": [
+            *(_demo_action(n, 1, n, succeeds) for n in (1, 2, 3, 4)),
+            _demo_action(5, 2, 1, succeeds),
+            _demo_action(6, 2, 2, succeeds),
+            _demo_action(7, 2, 3, fails, on_failure="CONTINUE"),
+        ],
+        "triggers": [
+            {"id": "UNSAVED-trigger1", "data": {
+                "name": "no-op-trigger-workflow-completion", "trigger_type_name": "workflow_completion",
+                "workflow_ids": ["UNSAVED-workflow2"], "state": "ACTIVE",
+                "args": {"completed_workflow_id": "UNSAVED-workflow1"}}},
+        ],
+        "md_icon": "share",
+    }
+
+
+def subgraph_definitions() -> list[dict[str, Any]]:
+    """What the no_op engine stores with its registration (``POST /engine/{id}/subgraph_definition``)."""
+    return [workflow_chaining_demo()]

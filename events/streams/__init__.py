@@ -12,6 +12,7 @@ from events.streams import (
     engine,
     event,
     name_claim,
+    subgraph_definition,
     subscription,
     trigger,
     workflow,
@@ -20,6 +21,7 @@ from events.streams import (
 
 CATEGORY_MODULES = (
     engine, dataset, datastore, action, workflow, workflow_instance, trigger, subscription, event, api_key,
+    subgraph_definition,
 )
 CATEGORIES = tuple(m.CATEGORY for m in CATEGORY_MODULES)
 

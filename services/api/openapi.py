@@ -11,7 +11,7 @@ from typing import Any
 
 import falcon
 
-from services.api import openapi_run_control
+from services.api import openapi_graph, openapi_run_control
 from services.api.openapi_params import (
     AS_OF,
     JSON_VALUE,
@@ -140,6 +140,14 @@ def _responses(route: Route, method: str) -> dict[str, Any]:
         for status, text in ERRORS.items():
             answers[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
         return answers
+    if route.shape in openapi_graph.SHAPES:
+        graph_out = {"200": openapi_graph.ok_response(route.shape, method)}
+        for status, text in ERRORS.items():
+            graph_out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        if route.shape == "stream":
+            graph_out["503"] = {"description": "the server serves its most log streams already; see Retry-After",
+                                "content": {"application/json": {"schema": ERROR}}}
+        return graph_out
     if route.shape == "keys" and method == "GET":
         ok = {"type": "object", "properties": {"results": {"type": "array", "items": KEY},
                                                "limit": {"type": "integer"}, "offset": {"type": "integer"},
@@ -175,15 +183,15 @@ def _responses(route: Route, method: str) -> dict[str, Any]:
 
 
 def _query(route: Route, name: str, engines: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    schema: dict[str, Any] = dict(QUERY.get(name) or openapi_run_control.QUERY[name])
-    required = False
+    schema: dict[str, Any] = dict(QUERY.get(name) or openapi_graph.QUERY.get(name) or openapi_run_control.QUERY[name])
+    required = name == "search"
     if name == "filters" and route.entity:
         schema = filters_parameter(route.entity)
     elif name == "order_by" and route.entity:
         schema = order_by_parameter(route.entity)
     elif name == "engine_name" and engines:
         # The server refuses an unknown engine (400, the original's answer): the document names the known.
-        schema, required = {"enum": sorted({e.get("name") for e in engines})}, True
+        schema, required = {"enum": sorted({e.get("name") for e in engines})}, route.shape != "sub_graph"
     elif name == "s3_path" and route.shape == "schema":  # the dataset guess: required and parsed
         schema, required = {"type": "string", "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[!-~]{0,200}$",
                             "description": "s3://bucket/prefix"}, True
@@ -232,9 +240,10 @@ def _operation(route: Route, method: str, summary: str,
 
 
 def _request_body(op: dict[str, Any], route: Route, method: str, engines: Sequence[dict[str, Any]]) -> None:
-    run_control_body = openapi_run_control.request_body(route.shape) if method == "POST" else None
-    if run_control_body is not None:
-        op["requestBody"] = run_control_body
+    graph_body = openapi_graph.request_body(route.shape, engines) if method == "POST" else None
+    graph_body = graph_body or (openapi_run_control.request_body(route.shape) if method == "POST" else None)
+    if graph_body is not None:
+        op["requestBody"] = graph_body
     elif route.shape == "keys" and method == "POST":
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": key_request()}}}
     elif method in ("POST", "PUT") and route.entity:

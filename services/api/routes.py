@@ -11,7 +11,9 @@ import falcon
 
 from services.api.engine_protocol import CheckIn, CheckOut
 from services.api.event_resources import EventFire
+from services.api.graph_resources import EntityGraph, GraphEntityIdentifiers, SubGraphCollection
 from services.api.key_resources import ApiKeyCollection, ApiKeyHistory, ApiKeyItem
+from services.api.log_stream import LogStream
 from services.api.metrics import Metrics
 from services.api.openapi import OpenApiDocument
 from services.api.probes import Health, Readiness
@@ -28,6 +30,7 @@ from services.api.resources import (
 from services.api.route import Collaborators, Route
 from services.api.run_control_resources import ActionLogs, InstanceCancel
 from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
+from services.api.subgraph_resources import EngineSubgraphDefinitions
 from services.api.subscription_resources import (
     ActionElements,
     ElementHistory,
@@ -35,6 +38,7 @@ from services.api.subscription_resources import (
     SubscriptionElements,
 )
 from services.api.workflow_resources import ManualTrigger, TriggerTypes, WorkflowInstances
+from services.domain.graph import GRAPH_TYPES
 from services.domain.roles import (
     ACTIVATE,
     ADMINISTER,
@@ -80,6 +84,33 @@ def _entity_routes(name: str, path: str, edits: set[str], creatable: bool, write
               access={m: VIEW if m == "GET" else writes[m] for m in item}),
         Route(f"/{path}/{{entity_id}}/history", history_of, {"GET": f"a {name}'s events"}, None, "history",
               ("limit", "offset"), access={"GET": VIEW}),
+    ]
+
+
+def _graph_routes() -> list[Route]:
+    """The UI's graph (reference §5.10): reads for viewers; saving a subgraph creates entities, so editors."""
+    def graph_of(entity_type: str) -> Callable[[Collaborators], EntityGraph]:
+        return lambda c: EntityGraph(c.entities, entity_type)
+
+    return [
+        Route("/graph/entity_identifiers", lambda c: GraphEntityIdentifiers(c.entities),
+              {"GET": "up to 20 entities whose id or name contains search (the graph's search box)"},
+              None, "identifiers", ("search",), access={"GET": VIEW}),
+        *(Route(f"/graph/{t}/{{entity_id}}", graph_of(t), {"GET": f"the graph of entities linked to a {t}"},
+                None, "graph", (), access={"GET": VIEW}) for t in GRAPH_TYPES),
+        Route("/graph/sub_graph", lambda c: SubGraphCollection(c.entities),
+              {"GET": "the subgraph recipes for a selected entity, by engine name (null: engine-less ones)",
+               "POST": "save an entity map of unsaved entities (UNSAVED-… placeholder ids) in one append"},
+              None, "sub_graph", ("related_type", "related_id", "engine_name"), access={"GET": VIEW, "POST": EDIT}),
+        Route("/engine/{entity_id}/subgraph_definition", lambda c: EngineSubgraphDefinitions(c.entities),
+              {"GET": "an engine's stored subgraph definitions", "POST": "store a subgraph definition for an engine"},
+              "subgraph_definition", "definitions", access={"GET": VIEW, "POST": ADMINISTER}),
+        Route("/subgraph_definition/{entity_id}", lambda c: entity_item(c.entities, "subgraph_definition", {"DELETE"}),
+              {"GET": "a subgraph definition (as_of: a global position or ISO time)",
+               "DELETE": "delete a subgraph definition"}, "subgraph_definition", "item", ("as_of",),
+              access={"GET": VIEW, "DELETE": ADMINISTER}),
+        Route("/subgraph_definition/{entity_id}/history", lambda c: EntityHistory(c.entities, "subgraph_definition"),
+              {"GET": "a subgraph definition's events"}, None, "history", ("limit", "offset"), access={"GET": VIEW}),
     ]
 
 
@@ -139,6 +170,10 @@ ROUTES: list[Route] = [
           ("limit", "offset"), access={"GET": VIEW}),
     Route("/log", lambda c: Log(c.entities), {"GET": "the global event log"}, None, "log",
           ("after", "limit", "type", "stream"), access={"GET": ADMINISTER}),
+    Route("/log/stream", lambda c: LogStream(c.entities.store), {"GET": "the global event log as it grows, as "
+          "Server-Sent Events (id: the global position; resume with Last-Event-ID or after)"}, None, "stream",
+          ("after", "type", "stream"), access={"GET": ADMINISTER}),
+    *_graph_routes(),
     Route("/api_key", lambda c: ApiKeyCollection(c.store),
           {"GET": "list API keys (never a secret, salt or hash)",
            "POST": "create an API key for a user and role; the answer holds its secret, shown only once"},

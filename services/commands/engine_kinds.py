@@ -50,6 +50,11 @@ class EngineKind(Kind):
             raise BadRequest(f"ecs_task_definition: containers ask for {memory} MB in all; the limit is {limit} MB")
         return data
 
+    def cascade(self, svc: EntityService, entity_id: str) -> list[tuple[str, str]]:
+        """An engine's subgraph definitions go with it, as in the original."""
+        name = svc.reader.data("engine", entity_id).get("name")
+        return [("subgraph_definition", d["id"]) for d in svc.reader.find_by("subgraph_definition", engine_name=name)]
+
     def before_write(self, svc: EntityService, before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
         ecs = svc.context.ecs
         definition = after.get("ecs_task_definition")

@@ -18,6 +18,7 @@ from events.streams import (
 from services.commands.auth import Principal
 from services.commands.engine_kinds import DatasetKind, DatastoreKind, EngineKind, engine_by_name
 from services.commands.kind_base import EntityService, Kind, now_iso
+from services.commands.subgraph_definitions import SubgraphDefinitionKind
 from services.domain import schemas, trigger_graph
 from services.domain.cron import CronError, validate_cron_args
 from services.domain.errors import BadRequest
@@ -200,5 +201,5 @@ class EventKind(Kind):
 KINDS: dict[str, Kind] = {
     k.category: k
     for k in (EngineKind(), DatasetKind(), DatastoreKind(), ActionKind(), WorkflowKind(), WorkflowInstanceKind(),
-              TriggerKind(), SubscriptionKind(), EventKind())
+              TriggerKind(), SubscriptionKind(), EventKind(), SubgraphDefinitionKind())
 }

@@ -9,6 +9,7 @@ import logging
 from engines.catalog import BUILT_IN_ENGINES, BuiltInEngine
 from services.commands.auth import Principal
 from services.commands.entities import EntityService
+from services.commands.subgraph_definitions import register_definitions
 from services.domain.errors import BadRequest
 
 log = logging.getLogger("dart.up")
@@ -25,12 +26,20 @@ def register_builtin_engines(entities: EntityService,
     for engine in engines:
         try:
             outcome[engine.name] = _register(entities, engine)
+            _register_definitions(entities, engine)
         except Exception:
             log.exception("built-in engine %s could not be registered", engine.name)
             outcome[engine.name] = "failed"
         if outcome[engine.name] != "unchanged":
             log.info("built-in engine %s %s", engine.name, outcome[engine.name])
     return outcome
+
+
+def _register_definitions(entities: EntityService, engine: BuiltInEngine) -> None:
+    """The engine's stored UI recipes (the no_op engine's "workflow chaining demo"), kept as its code says."""
+    found = entities.reader.find_by("engine", name=engine.name)
+    if found and register_definitions(entities, found[0]["id"], engine.subgraph_definitions(), SYSTEM) != "unchanged":
+        log.info("built-in engine %s: subgraph definitions registered", engine.name)
 
 
 def _register(entities: EntityService, engine: BuiltInEngine) -> str:
