@@ -1,7 +1,8 @@
 """The engine SDK: what an engine process needs to run one action against dart over its REST API.
 
 An engine learns everything from its environment (design.md §4): ``DART_ACTION_ID``, ``DART_ACTION_USER_ID``,
-``DART_API_URL`` (e.g. ``http://127.0.0.1:5000/api/1``) and ``DART_API_TOKEN`` (``key:secret``). It then
+``DART_API_URL`` (e.g. ``http://127.0.0.1:5000/api/1``) and ``DART_API_TOKEN`` (``key:secret``); for a run a
+schedule started, ``DART_SCHEDULED_TIME`` (``scheduled_time()``: what date tokens stand for). It then
 follows the protocol of reference §10: check out the PENDING action, optionally report progress and patch its
 datastore, and always check in a result.
 
@@ -26,6 +27,7 @@ import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from services.client.errors import DartApiError
@@ -41,6 +43,16 @@ EXIT_CHECKOUT_FAILED = 2
 EXIT_CHECKIN_FAILED = 3
 
 SUBSCRIPTION_PAGE_SIZE = 10000  # the page size the original engines used for subscription elements
+
+
+def scheduled_time(env: Mapping[str, str] | None = None) -> datetime | None:
+    """The time the schedule's fire that started this run was for (``DART_SCHEDULED_TIME``, UTC), or None for
+    a run no schedule started. A backfilled run gets its own time, so its date tokens name its own day."""
+    value = (os.environ if env is None else env).get("DART_SCHEDULED_TIME")
+    if not value:
+        return None
+    t = datetime.fromisoformat(value)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 class ActionFailure(Exception):

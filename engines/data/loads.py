@@ -119,4 +119,4 @@ def report_load(client: Dart, action_id: str, result: LoadResult) -> None:
 def destination(args: dict[str, Any], suffix: str) -> str:
     """copy_to_s3's object: the destination prefix with its tokens, then ``000`` (UNLOAD ... PARALLEL OFF's
     name) and the suffix (``.gz``, ``.parquet``)."""
-    return str(s3_hook.tokens(args["destination_s3_path"], s3_hook.utcnow())) + "000" + suffix
+    return str(s3_hook.tokens(args["destination_s3_path"], s3_hook.token_time())) + "000" + suffix

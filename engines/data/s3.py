@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from isal import isal_zlib
 
+from engines import sdk
 from services.domain.s3_range import ListingError, Range, pages, split_s3, substitute_tokens
 
 RANGE_ARGS = ("s3_path_start_prefix_inclusive", "s3_path_end_prefix_exclusive", "s3_path_regex_filter")
@@ -62,6 +63,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def token_time() -> datetime:
+    """What ``{YEAR}`` ... ``{SECOND}`` stand for (naive UTC): the run's scheduled time when a schedule started it
+    (``DART_SCHEDULED_TIME``, so a backfilled run reads and writes its own day), else now."""
+    scheduled = sdk.scheduled_time()
+    return scheduled.replace(tzinfo=None) if scheduled is not None else utcnow()
+
+
 def tokens(value: str | None, now: datetime, offset_seconds: int | None = 0) -> str | None:
     """``{YEAR}`` ... ``{SECOND}`` replaced by ``now`` moved by ``offset_seconds`` (the original's
     *_date_offset_in_seconds)."""
@@ -71,7 +79,7 @@ def tokens(value: str | None, now: datetime, offset_seconds: int | None = 0) -> 
 def resolve_range(location: str, args: dict[str, Any], now: datetime | None = None) -> Range:
     """A load's range: the dataset's location as root, the action's start, end and regex with their tokens
     substituted, each at its own date offset."""
-    now = now or utcnow()
+    now = now or token_time()
     values = [tokens(args.get(name), now, args.get(f"{name}_date_offset_in_seconds")) for name in RANGE_ARGS]
     found = Range(location.rstrip("/"), *values)
     found.check()
@@ -325,4 +333,4 @@ def check_regex(pattern: str | None) -> None:
 
 
 __all__ = ["ACL", "GzipWriter", "ListingError", "MultipartWriter", "S3Error", "client", "list_prefix", "list_range",
-           "local_copy", "open_object", "resolve_range", "tokens", "utcnow"]
+           "local_copy", "open_object", "resolve_range", "token_time", "tokens", "utcnow"]

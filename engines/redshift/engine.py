@@ -204,7 +204,7 @@ def _processed_after(client: DartClient, subscription_id: str, s3_path: str) -> 
 def copy_to_s3(context: ActionContext, client: DartClient) -> None:
     """UNLOAD, server-side; ALLOWOVERWRITE makes a re-run write the same keys."""
     args = context.action_args
-    destination = str(s3_hook.tokens(args["destination_s3_path"], s3_hook.utcnow()))
+    destination = str(s3_hook.tokens(args["destination_s3_path"], s3_hook.token_time()))
     statement = sql.unload_sql(
         args["source_sql_statement"],
         destination,

@@ -67,7 +67,7 @@ def copy_paths(s3: Any, from_path: str, to_path: str, recursive: bool, workers: 
 
 def copy(context: ActionContext, client: DartClient) -> None:
     args = context.action_args
-    now = s3_hook.utcnow()
+    now = s3_hook.token_time()
     from_path = str(s3_hook.tokens(args["from_path"], now))
     to_path = str(s3_hook.tokens(args["to_path"], now))
     recursive = args.get("recursive") is not False
@@ -101,7 +101,7 @@ def find_match(s3: Any, args: dict[str, Any], now: datetime) -> str | None:
 
 def data_check(context: ActionContext, client: DartClient) -> None:
     args = context.action_args
-    found = find_match(s3_hook.client(), args, s3_hook.utcnow())
+    found = find_match(s3_hook.client(), args, s3_hook.token_time())
     if found is None:
         raise ActionFailure(f"Data check failed: no object under {args['s3_path_prefix']} matches "
                             f"(regex {args.get('s3_path_regex')!r}, at least "

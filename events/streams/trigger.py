@@ -51,6 +51,42 @@ class TriggerInputRecorded(EntityUpdated):
     category = CATEGORY
 
 
+@dataclass(frozen=True)
+class TriggerFireBuffered(EntityUpdated):
+    """A scheduled fire met its workflow's concurrency under the buffer_one overlap policy: its run starts when
+    a run of the workflow ends (changes: last_buffered, per workflow {fired_event_id, scheduled_time, user_id})."""
+
+    type_name = "TriggerFireBuffered"
+    category = CATEGORY
+
+
+@dataclass(frozen=True)
+class TriggerPaused(EntityUpdated):
+    """An operator paused a scheduled trigger (changes: paused, pause_note); ``at``: the time on dart's clock."""
+
+    type_name = "TriggerPaused"
+    category = CATEGORY
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class TriggerUnpaused(EntityUpdated):
+    """An operator resumed a scheduled trigger; it fires again from its first scheduled time after ``at``."""
+
+    type_name = "TriggerUnpaused"
+    category = CATEGORY
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class TriggerBackfilled(EntityNoted):
+    """An operator backfilled a scheduled trigger (note: start, end, overlap_policy, scheduled_times); the fires
+    follow, each keyed by (trigger, scheduled time) as the schedule's own."""
+
+    type_name = "TriggerBackfilled"
+    category = CATEGORY
+
+
 EVENTS = (
     TriggerCreated,
     TriggerUpdated,
@@ -58,4 +94,8 @@ EVENTS = (
     TriggerFired,
     TriggerFireSkipped,
     TriggerInputRecorded,
+    TriggerFireBuffered,
+    TriggerPaused,
+    TriggerUnpaused,
+    TriggerBackfilled,
 )

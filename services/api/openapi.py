@@ -11,7 +11,7 @@ from typing import Any
 
 import falcon
 
-from services.api import openapi_graph, openapi_run_control
+from services.api import openapi_graph, openapi_run_control, openapi_schedules
 from services.api.openapi_params import (
     AS_OF,
     JSON_VALUE,
@@ -135,6 +135,11 @@ def _client_side(schema: dict[str, Any], **fixed: Any) -> dict[str, Any]:
 
 
 def _responses(route: Route, method: str) -> dict[str, Any]:
+    if route.shape in openapi_schedules.SHAPES:
+        out = {"200": openapi_schedules.ok_response(route.shape)}
+        for status, text in ERRORS.items():
+            out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        return out
     if route.shape in openapi_run_control.SHAPES:
         answers: dict[str, Any] = {"200": openapi_run_control.ok_response(route.shape)}
         for status, text in ERRORS.items():
@@ -240,6 +245,11 @@ def _operation(route: Route, method: str, summary: str,
 
 
 def _request_body(op: dict[str, Any], route: Route, method: str, engines: Sequence[dict[str, Any]]) -> None:
+    if route.shape in openapi_schedules.SHAPES:
+        op["requestBody"] = openapi_schedules.request_body(route.shape)
+        for content in op["requestBody"]["content"].values():
+            content["schema"] = without_nul(content["schema"])
+        return
     graph_body = openapi_graph.request_body(route.shape, engines) if method == "POST" else None
     graph_body = graph_body or (openapi_run_control.request_body(route.shape) if method == "POST" else None)
     if graph_body is not None:

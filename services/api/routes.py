@@ -29,6 +29,7 @@ from services.api.resources import (
 )
 from services.api.route import Collaborators, Route
 from services.api.run_control_resources import ActionLogs, InstanceCancel
+from services.api.schedule_resources import TriggerBackfill, TriggerPause
 from services.api.schema_resources import SCHEMA_ROUTES, SchemaResource
 from services.api.subgraph_resources import EngineSubgraphDefinitions
 from services.api.subscription_resources import (
@@ -111,6 +112,22 @@ def _graph_routes() -> list[Route]:
               access={"GET": VIEW, "DELETE": ADMINISTER}),
         Route("/subgraph_definition/{entity_id}/history", lambda c: EntityHistory(c.entities, "subgraph_definition"),
               {"GET": "a subgraph definition's events"}, None, "history", ("limit", "offset"), access={"GET": VIEW}),
+    ]
+
+
+def _schedule_routes() -> list[Route]:
+    """A scheduled trigger's controls (issue 15): operators pause, resume and backfill schedules."""
+    return [
+        Route("/trigger/{entity_id}/pause", lambda c: TriggerPause(c.entities, c.orchestration, True),
+              {"POST": "pause a scheduled trigger, with a reason: it fires no time until unpaused"}, None, "pause",
+              access={"POST": OPERATE}),
+        Route("/trigger/{entity_id}/unpause", lambda c: TriggerPause(c.entities, c.orchestration, False),
+              {"POST": "resume a paused scheduled trigger, with a reason: from its next scheduled time, without "
+                       "the times missed while paused"}, None, "pause", access={"POST": OPERATE}),
+        Route("/trigger/{entity_id}/backfill", lambda c: TriggerBackfill(c.entities, c.orchestration),
+              {"POST": "fire a scheduled trigger for its times from start to end (both included) not fired yet, "
+                       "under its overlap policy; dry_run: only list them"}, None, "backfill",
+              access={"POST": OPERATE}),
     ]
 
 
@@ -201,6 +218,7 @@ ROUTES: list[Route] = [
           {"GET": "the action's engine output (stdout and stderr) from a byte offset; follow=true streams it as "
                   "text/plain while the action runs"}, None, "action_logs", ("offset", "follow"),
           access={"GET": VIEW}),
+    *_schedule_routes(),
     Route("/event/{entity_id}/fire", lambda c: EventFire(c.entities, c.orchestration),
           {"POST": "fire every ACTIVE event trigger on this event, as a broker inbox message would (an "
                    "INACTIVE event fires nothing: fired false)"}, None, "ok", access={"POST": OPERATE}),

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,10 +26,14 @@ def json_field(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
 
 
 class Orchestration:
-    def __init__(self, store: EventStore, s3_datastores_root: str = "s3://dart/datastores") -> None:
+    def __init__(self, store: EventStore, s3_datastores_root: str = "s3://dart/datastores",
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.reader = EntityReader(store)
         self.s3_datastores_root = s3_datastores_root
+        # "Now" for the schedules' decisions (pause, unpause, backfill): the scheduler's clock (settings'
+        # clock_offset_seconds), so a rehearsal or a test that shifts it sees one time everywhere.
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         # Actions whose completion already decided their datastore's next action (in its own append): the
         # TRY_NEXT_ACTION their ActionCompleted would cause finds nothing, and is skipped in this process.
         self._decided: OrderedDict[str, None] = OrderedDict()

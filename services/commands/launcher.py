@@ -25,6 +25,7 @@ from services.commands.auth import create_api_key, new_api_key
 from services.commands.context import Orchestration, json_field
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.run_limits import RetryTimer, RunLimits
+from services.commands.schedules import scheduled_time_environment
 from services.domain import slots
 from services.domain.slots import BUSY
 
@@ -176,6 +177,7 @@ class Launcher:
             "DART_ACTION_USER_ID": str(datastore.get("user_id") or "anonymous"),
             "DART_API_URL": self.api_url,
             "DART_API_TOKEN": action.get("_token") or self.token_factory(action_id, str(action.get("engine_name"))),
+            **scheduled_time_environment(self.orch, action),  # DART_SCHEDULED_TIME for a schedule's run
         }
 
     def _actions_in(self, *states: str) -> list[Any]:

@@ -51,7 +51,7 @@ def start_instance(orch: Orchestration, workflow_id: str, fire: Fire) -> Started
         row = orch.reader.row("workflow", workflow_id)
         refused = run_start.workflow_refusal(workflow_id, None if row is None else row.data)
         if row is not None and refused is None:
-            refused = run_start.concurrency_refusal(row.data, active_instances(orch, workflow_id))
+            refused = run_start.concurrency_refusal(row.data, active_instances(orch, workflow_id), fire)
         if row is None or refused is not None:
             return Started(None, refused)
         datastore_id = str(row.data.get("datastore_id"))

@@ -9,16 +9,20 @@ instance per workflow: the store keeps an event id once, and a fire that loses a
 finds the fire already there. Under an exact race both replicas' ``tick`` may list the trigger, but the
 store holds one fire.
 
-**Catch-up policy: only the latest missed time fires, once** (like Airflow's ``catchup=False``). Each tick
-considers, per trigger, only ``t = schedule.prev_at_or_before(now)``. After downtime spanning several
-scheduled times, the most recent one fires (late) and the older ones are skipped for good; they are not
-recorded anywhere. A tick that finds ``t`` already fired does nothing.
+**Catch-up and overlap policies** (``args.catchup_policy``, ``args.overlap_policy``: the rules are in
+services/domain/schedules.py). Each tick considers, per trigger, the times ``due_times`` gives: the latest
+(``latest``, the default: after downtime spanning several scheduled times the most recent one fires, late, and
+the older ones are skipped for good), none that came before this scheduler started (``none``), or every
+missed time of the catch-up window (``all``), oldest first. A time already fired is not fired again. A fire
+that meets its workflow's concurrency is skipped, buffered until a run ends (``start_waiting`` each tick; a
+run's end wakes the scheduler while a fire waits) or started anyway.
 
 **Armed time: a time before the trigger was armed never fires.** A trigger is armed by the latest event that
-made it ACTIVE or changed its args (its cron_pattern): its ``TriggerCreated`` when created ACTIVE, or a
-``TriggerUpdated`` whose changes hold ``state`` or ``args``. ``t`` fires only when ``t >= armed``, so a
-trigger created (or re-activated, or re-scheduled) at 15:00 for a daily 12:00 first fires tomorrow, and
-the times missed while it was INACTIVE never fire. The arming event is found by a bounded read: the last
+made it ACTIVE, changed its args (its cron_pattern) or unpaused it: its ``TriggerCreated`` when created ACTIVE,
+a ``TriggerUpdated`` whose changes hold ``state`` or ``args``, or a ``TriggerUnpaused`` (at the time it names).
+``t`` fires only when ``t >= armed``, so a trigger created (or re-activated, re-scheduled or unpaused) at 15:00
+for a daily 12:00 first fires tomorrow, and the times missed while it was INACTIVE or paused never fire. A
+paused trigger does not fire at all. The arming event is found by a bounded read: the last
 ``STREAM_WINDOW`` events of the trigger's stream (cached per trigger version, so a quiet trigger costs no
 read per tick). If the window holds no arming event, the trigger has been armed since before the window's
 first event, and that event's time is used: a conservative bound that can only skip (never add) a fire,
@@ -46,7 +50,9 @@ from typing import Any
 
 from services.commands.context import Orchestration
 from services.commands.retry import StillConflicting, retry_on_conflict
+from services.commands.schedule_buffer import start_waiting
 from services.commands.triggers import fire_trigger
+from services.domain import schedules
 from services.domain.cron import CronError, CronSchedule, parse_cron, validate_cron_args
 
 log = logging.getLogger("dart.scheduler")
@@ -55,7 +61,10 @@ SCHEDULE_NAMESPACE = uuid.UUID("5c3b0f0e-7d1a-5a52-9a47-6b2f1d0c8e31")
 STREAM_WINDOW = 50
 RETRIES = 10
 MIN_SLEEP = 0.05  # never spin: a sleep is at least this long
-TRIGGER_CHANGES = ("TriggerCreated", "TriggerUpdated", "TriggerDeleted")  # what wakes a sleeping scheduler
+# What wakes a sleeping scheduler: trigger changes; and, while a buffered fire waits, a run's end.
+TRIGGER_CHANGES = ("TriggerCreated", "TriggerUpdated", "TriggerDeleted", "TriggerPaused", "TriggerUnpaused",
+                   "TriggerFireBuffered")
+INSTANCE_ENDS = ("WorkflowInstanceCompleted", "WorkflowInstanceFailed", "WorkflowInstanceCancelled")
 
 __all__ = ["SCHEDULE_NAMESPACE", "CronError", "Scheduler", "fire_cause", "offset_clock", "utcnow", "validate_cron_args"]
 
@@ -67,6 +76,29 @@ def utcnow() -> datetime:
 def fire_cause(trigger_id: str, scheduled: datetime) -> uuid.UUID:
     """The cause of the fire of a trigger at a scheduled time: the same on every replica."""
     return uuid.uuid5(SCHEDULE_NAMESPACE, f"{trigger_id}@{scheduled.astimezone(UTC).isoformat()}")
+
+
+def fire_scheduled(orch: Orchestration, trigger_id: str, scheduled: datetime, user_id: str = "anonymous",
+                   row: Any = None, overlap: str | None = None, backfill: bool = False) -> bool:
+    """Fire a scheduled trigger for one scheduled time, keyed by (trigger, time): False when that time fired
+    (or was refused) before, or (unless a ``backfill`` asks for it) the trigger is no longer ACTIVE and
+    unpaused. ``row``: the trigger as read, re-read when its stream moved on."""
+    tries = itertools.count()
+
+    def attempt() -> bool:
+        nonlocal row
+        if row is None or next(tries):  # the trigger's stream moved (an edit, another replica): read it again
+            row = orch.reader.row("trigger", trigger_id)
+            if row is None or not (backfill or schedules.firing(row.data)):
+                return False
+        return fire_trigger(orch, row, fire_cause(trigger_id, scheduled), schedules.fire_key(scheduled),
+                            user_id=user_id, overlap=overlap)
+
+    try:
+        return retry_on_conflict(attempt, what=f"trigger {trigger_id}", tries=RETRIES)
+    except StillConflicting:
+        log.warning("scheduled trigger %s is changing too fast to fire", trigger_id)
+        return False
 
 
 def _as_utc(t: datetime) -> datetime:
@@ -86,6 +118,9 @@ class Scheduler:
         self.orch = orch
         self.clock = clock
         self._armed: dict[str, tuple[int, datetime | None]] = {}  # trigger id -> (version, armed time)
+        self._handled: dict[str, datetime] = {}  # catch-up all: trigger id -> the last due time fired (or found fired)
+        self._started: datetime | None = None  # the clock at the first tick (catch-up none: nothing before it)
+        self._waiting = False  # a buffered fire waits for a run's end: wake on instances ending too
         self._bad_patterns: set[str] = set()  # logged once each
         self._seen: int | None = None  # the log position up to which trigger changes were looked for
         self.ticks = 0  # ticks run by ``run`` (a test waits for the first)
@@ -96,83 +131,67 @@ class Scheduler:
         return self._tick()[0]
 
     def due_time(self, row: Any, now: datetime) -> datetime | None:
-        """The scheduled time this trigger should fire for at ``now`` (fired already or not), or None."""
+        """The latest scheduled time this trigger should fire for at ``now`` (fired already or not), or None."""
+        times = self.due_times(row, now)
+        return times[-1] if times else None
+
+    def due_times(self, row: Any, now: datetime) -> list[datetime]:
+        """The scheduled times this trigger should fire for at ``now``, oldest first (fired already or not)."""
         schedule = self._schedule(row)
-        if schedule is None or row.data.get("state") != "ACTIVE":
-            return None
-        t = schedule.prev_at_or_before(now)
-        if t is None:
-            return None
-        armed = self.armed_at(row)
-        if armed is None or t < armed:
-            return None
-        return t
+        if schedule is None or not schedules.firing(row.data):
+            return []
+        rule = schedules.policy(row.data.get("args"))
+        started = self._started or now
+        return schedules.due_times(schedule, rule, self.armed_at(row), now, started, self._handled.get(row.id))
 
     def armed_at(self, row: Any) -> datetime | None:
-        """When the trigger was last made ACTIVE or re-scheduled (see the module docstring); None when the
-        stream says it is not ACTIVE."""
+        """When the trigger was last made ACTIVE, re-scheduled or unpaused (see the module docstring); None
+        when the stream says it is not ACTIVE."""
         cached = self._armed.get(row.id)
         if cached is not None and cached[0] == row.version:
             return cached[1]
         events = self.orch.store.read_stream(f"trigger-{row.id}", max(1, row.version - STREAM_WINDOW + 1),
                                              row.version)
-        armed: datetime | None = events[0].recorded_at if events else None
-        for event in reversed(events):
-            if event.type == "TriggerCreated":
-                created = event.data.get("data") or {}
-                armed = event.recorded_at if created.get("state") == "ACTIVE" else None
-                break
-            if event.type == "TriggerUpdated":
-                changes = event.data.get("changes") or {}
-                if "state" in changes or "args" in changes:
-                    armed = event.recorded_at if changes.get("state", "ACTIVE") == "ACTIVE" else None
-                    break
-            if event.type == "TriggerDeleted":
-                armed = None
-                break
+        armed = schedules.armed_at([(e.type, e.data, e.recorded_at) for e in events],
+                                   events[0].recorded_at if events else None)
         self._armed[row.id] = (row.version, armed)
         return armed
 
     def _tick(self) -> tuple[list[str], datetime | None]:
         now = self._now()
+        if self._started is None:
+            self._started = now
         fired: list[str] = []
         next_times: list[datetime] = []
         rows = self.orch.triggers("scheduled")
+        waiting = 0
         for row in rows:
             try:
                 if self._consider(row, now):
                     fired.append(row.id)
+                if row.data.get("last_buffered"):
+                    waiting += start_waiting(self.orch, self.orch.reader.row("trigger", row.id) or row)[1]
                 schedule = self._schedule(row)
                 following = schedule.next_after(now) if schedule else None
                 if following is not None:
                     next_times.append(following)
             except Exception:  # one broken trigger must not stop the others
                 log.exception("scheduled trigger %s failed to fire", row.id)
+        self._waiting = waiting > 0
         for gone in set(self._armed) - {r.id for r in rows}:  # deleted or deactivated: forget
             del self._armed[gone]
+            self._handled.pop(gone, None)
         return fired, min(next_times, default=None)
 
     def _consider(self, row: Any, now: datetime) -> bool:
-        trigger_id = row.id
-        tries = itertools.count()
-
-        def attempt() -> bool:
-            nonlocal row
-            if next(tries):  # the trigger's stream moved (an edit, another replica): decide again on fresh state
-                row = self.orch.reader.row("trigger", trigger_id)
-                if row is None:
-                    return False
-            t = self.due_time(row, now)
-            if t is None:
-                return False
-            return fire_trigger(self.orch, row, fire_cause(row.id, t), f"scheduled:{t.isoformat()}",
-                                user_id=str(row.data.get("user_id") or "anonymous"))
-
-        try:
-            return retry_on_conflict(attempt, what=f"trigger {trigger_id}", tries=RETRIES)
-        except StillConflicting:
-            log.warning("scheduled trigger %s is changing too fast to fire", trigger_id)
-            return False
+        """Fire the trigger's due times not fired yet; whether any fired."""
+        any_fired = False
+        for t in self.due_times(row, now):
+            if fire_scheduled(self.orch, row.id, t, user_id=str(row.data.get("user_id") or "anonymous"),
+                              row=row):
+                any_fired = True
+            self._handled[row.id] = t
+        return any_fired
 
     def _schedule(self, row: Any) -> CronSchedule | None:
         pattern = (row.data.get("args") or {}).get("cron_pattern")
@@ -225,11 +244,12 @@ class Scheduler:
         if self._seen is None:
             self._seen = store.head_position()
         seen = self._seen
-        if timeout > 0 and store.wait_for_append(seen, timeout, TRIGGER_CHANGES):
+        wakes = (*TRIGGER_CHANGES, *(INSTANCE_ENDS if self._waiting else ()))
+        if timeout > 0 and store.wait_for_append(seen, timeout, wakes):
             self._seen = store.head_position()
             return True
         head = store.head_position()
-        changed = store.read_all(seen, 1, types=list(TRIGGER_CHANGES))
+        changed = store.read_all(seen, 1, types=list(wakes))
         self._seen = changed[-1].global_position if changed else max(seen, head)
         return bool(changed)
 

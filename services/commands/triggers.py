@@ -15,24 +15,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 from events.types import StreamAppend
+from services.commands import schedule_buffer
 from services.commands.context import Orchestration
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.runs import Fire, Started, record_skipped_fire, skipped_event_id, start_instance
-from services.domain import trigger_graph, trigger_rules
+from services.domain import schedules, trigger_graph, trigger_rules
 
 log = logging.getLogger("dart.orchestrator")
 
 
 def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, user_id: str = "anonymous",
-                 extra: list[StreamAppend] | None = None, depth: int = 0) -> bool:
+                 extra: list[StreamAppend] | None = None, depth: int = 0, overlap: str | None = None) -> bool:
     """Record the fire and start each of its workflows; False when this cause already fired it, or the fire
-    is refused (``depth``: how many fires led to this one)."""
+    is refused (``depth``: how many fires led to this one; ``overlap``: a scheduled fire's overlap policy, the
+    trigger's own by default)."""
     fired_id = trigger_rules.fired_event_id(cause, trigger.id)
     kind = trigger.data.get("trigger_type_name", "?")
+    scheduled_time = schedules.scheduled_time_of(key) if kind == "scheduled" else None
+    if kind == "scheduled":
+        overlap = overlap or schedules.policy(trigger.data.get("args")).overlap
     earlier = orch.store.read_by_ids([fired_id, trigger_rules.skipped_fire_id(cause, trigger.id)])
     fired = [e for e in earlier if e.event_id == fired_id]
     if fired:  # fired before; a crash may have come before its runs were started: finish that (idempotent)
-        start_fired(orch, trigger.id, kind, fired[0].data["note"]["workflow_ids"], fired_id, user_id)
+        start_fired(orch, trigger.id, kind, fired[0].data["note"]["workflow_ids"], fired_id, user_id,
+                    scheduled_time, overlap or "skip")
         return False
     if earlier:
         return False  # this cause's fire was refused before
@@ -42,7 +48,8 @@ def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, 
         log.warning("trigger %s not fired for %s: %s", trigger.id, cause, refused)
         return False
     orch.store.append(trigger_rules.fire_append(trigger, cause, key, depth), *(extra or []))
-    start_fired(orch, trigger.id, kind, trigger_rules.fire_note(trigger, key)["workflow_ids"], fired_id, user_id)
+    start_fired(orch, trigger.id, kind, trigger_rules.fire_note(trigger, key)["workflow_ids"], fired_id, user_id,
+                scheduled_time, overlap or "skip")
     return True
 
 
@@ -89,16 +96,24 @@ def instance_fire_depth(orch: Orchestration, workflow_id: str, instance_id: str)
 
 
 def start_fired(orch: Orchestration, trigger_id: str, kind: str, workflow_ids: list[str], fired_id: uuid.UUID,
-                user_id: str) -> None:
+                user_id: str, scheduled_time: str | None = None, overlap: str = "skip") -> None:
     """Start the runs of a recorded fire: each instance id derives from the fire, so doing this again (after a
-    crash, or a redelivery) starts nothing twice; a workflow already refused for this fire is not retried."""
+    crash, or a redelivery) starts nothing twice; a workflow already refused for this fire is not retried, nor
+    one whose start waits under the buffer_one overlap policy (services/commands/schedule_buffer.py)."""
     for workflow_id in workflow_ids:
-        if orch.store.read_by_ids([skipped_event_id(fired_id, workflow_id)]):
+        if orch.store.read_by_ids([skipped_event_id(fired_id, workflow_id),
+                                   schedule_buffer.buffered_event_id(fired_id, workflow_id)]):
             continue
-        started = start_instance(orch, workflow_id, Fire(kind, trigger_id, 0, user_id,
-                                                         uuid.uuid5(fired_id, workflow_id)))
+        fire = Fire(kind, trigger_id, 0, user_id, uuid.uuid5(fired_id, workflow_id), scheduled_time, overlap)
+        started = start_instance(orch, workflow_id, fire)
         if started.instance_id is None:
-            record_skipped_fire(orch, trigger_id, workflow_id, started.refused or "refused", fired_id)
+            refused = started.refused or "refused"
+            if overlap == "buffer_one":
+                skipped = schedule_buffer.buffer_fire(orch, trigger_id, workflow_id, fired_id, fire)
+                if skipped is None:
+                    continue
+                refused = skipped
+            record_skipped_fire(orch, trigger_id, workflow_id, refused, fired_id)
 
 
 def _fire_each(orch: Orchestration, matching: list[Any], cause: uuid.UUID, key: str,

@@ -30,6 +30,8 @@ class Fire:
     retry_num: int = 0
     user_id: str = "anonymous"
     cause: uuid.UUID | None = None  # the event (or request) this fire answers: makes a repeat a no-op
+    scheduled_time: str | None = None  # a scheduled trigger's fire: the time it was for (ISO 8601 UTC)
+    overlap: str = "skip"  # a scheduled trigger's overlap policy: allow_all starts beyond the concurrency
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,11 @@ def workflow_refusal(workflow_id: str, workflow: Mapping[str, Any] | None) -> st
     return None
 
 
-def concurrency_refusal(workflow: Mapping[str, Any], active_instances: int) -> str | None:
-    """Why one more instance may not start: QUEUED and RUNNING instances already fill its concurrency."""
+def concurrency_refusal(workflow: Mapping[str, Any], active_instances: int, fire: Fire | None = None) -> str | None:
+    """Why one more instance may not start: QUEUED and RUNNING instances already fill its concurrency (unless the
+    fire is a schedule's whose overlap policy is allow_all)."""
     concurrency = int(workflow.get("concurrency") or 1)
-    if active_instances >= concurrency:
+    if active_instances >= concurrency and (fire is None or fire.overlap != "allow_all"):
         return f"Max concurrency reached: {concurrency}"
     return None
 
@@ -95,6 +98,8 @@ def plan_start(workflow: Row, fire: Fire, datastore: Row | None, templates: Sequ
         "workflow_version": workflow.version, "definition_commit": data.get("definition_commit"),
         "datastore_id": data.get("datastore_id"),
     }
+    if fire.scheduled_time is not None:
+        instance["scheduled_time"] = fire.scheduled_time
     appends = [StreamAppend(f"workflow-{workflow_id}", workflow.version, [NewEvent(
         WorkflowTriggered({"instance_id": instance_id, "trigger_type": fire.trigger_type,
                            "trigger_id": fire.trigger_id, "retry_num": fire.retry_num}), meta, event_id("triggered"))])]

@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-run", action="store_true", help="create the entities only; do not start workflow 1")
     demo.add_argument("--wait", action="store_true", help="wait for both workflows' runs and print their states")
 
+    from services.runtime.cli_triggers import add_arguments as trigger_arguments  # argparse only
+
+    trigger_arguments(sub.add_parser("triggers", help="pause, unpause or backfill a scheduled trigger"))
+
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
     db.add_parser("revision", help="print the current and newest migration")
@@ -135,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(settings, args)
         if args.command == "demo":
             return _demo(settings, args)
+        if args.command == "triggers":
+            from services.runtime.cli_triggers import run_triggers
+
+            return run_triggers(_client(settings, args), args)
         if args.command == "sandbox":
             return _sandbox(settings, args)
         if args.command in ("logs", "cancel"):

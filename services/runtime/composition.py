@@ -97,7 +97,7 @@ def api_app(container: Container) -> falcon.App:
     return create_app(
         entities=EntityService(store, container),  # the container is the kinds' EntityContext
         authenticate=Authenticator(store, verified_keys()),  # this app's cache of verified keys: 2 s each
-        orchestration=Orchestration(store, settings.s3_datastores_root),
+        orchestration=Orchestration(store, settings.s3_datastores_root, offset_clock(settings.clock_offset_seconds)),
         projections=container.projections,
         secrets=container.secrets,
         guess_dataset=dataset_guesser(settings.aws_endpoint_url, settings.aws_region),

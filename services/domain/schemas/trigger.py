@@ -34,6 +34,11 @@ def trigger_schema(params_json_schema: Schema | None) -> Schema:
             "state": {"type": "string", "enum": list(TRIGGER_STATES), "default": "INACTIVE"},
             # Super ALL triggers keep the inputs seen so far here: {completed_trigger_id_times: {id: time}}.
             "extra_data": nullable("object", default=None, readonly=True),
+            # Scheduled triggers an operator paused (POST /trigger/{id}/pause): no fire until unpaused (issue 15).
+            "paused": nullable("boolean", default=None, readonly=True),
+            "pause_note": nullable("string", default=None, readonly=True),
+            # buffer_one: the last fire buffered per workflow id (waiting while its run has not started).
+            "last_buffered": nullable("object", default=None, readonly=True),
         },
         ["name", "trigger_type_name"],
     )

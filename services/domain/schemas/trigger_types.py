@@ -48,6 +48,21 @@ SCHEDULED = TriggerType(
                 "day-of-month month day-of-week year, with ? in day-of-month or day-of-week, UTC) "
                 "or standard 5-field cron",
             },
+            # issue 15: Temporal's schedule policies (services/domain/schedules.py).
+            "overlap_policy": {
+                "type": "string", "enum": ["skip", "buffer_one", "allow_all"],
+                "description": "When the workflow is at its concurrency: skip the fire (recorded), buffer_one (start "
+                "it when a run ends; one waits at most) or allow_all (start it beyond the concurrency); default skip",
+            },
+            "catchup_policy": {
+                "type": "string", "enum": ["latest", "none", "all"],
+                "description": "Times missed while dart was down: fire the latest only, none, or all (oldest first) "
+                "within catchup_window_seconds; default latest",
+            },
+            "catchup_window_seconds": {
+                "type": "integer", "minimum": 1, "maximum": 31_536_000,
+                "description": "With catchup_policy all: how late a missed time may still fire; default 86400 (a day)",
+            },
         },
         "additionalProperties": False,
         "required": ["cron_pattern"],

@@ -70,6 +70,8 @@ def workflow_instance_schema() -> Schema:
             "start_time": timestamp_field(),
             "end_time": timestamp_field(),
             "retry_num": {"type": "integer", "default": 0, "minimum": 0},
+            # The time a scheduled trigger's fire was for (its engines get it as DART_SCHEDULED_TIME).
+            "scheduled_time": timestamp_field(),
             # Which definition ran: the workflow's stream version at the start, and the commit `dart apply`
             # recorded on the workflow (null when not applied from git).
             "workflow_version": nullable("integer", default=None),
