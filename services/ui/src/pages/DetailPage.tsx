@@ -127,6 +127,8 @@ export default function DetailPage() {
         </div>
       )}
 
+      {kind.name === "workflow_instance" && <Gantt instanceId={id} asOf={asOf} />}
+
       {entity && !editing && (
         <table className="fields" aria-label="Fields">
           <tbody>
@@ -144,7 +146,6 @@ export default function DetailPage() {
       )}
       {changed.size > 0 && <p className="muted">Highlighted: changed by this version ({[...changed].join(", ")}).</p>}
 
-      {kind.name === "workflow_instance" && <Gantt instanceId={id} asOf={asOf} />}
       {kind.name === "workflow" && <Instances workflowId={id} />}
       {kind.name === "subscription" && <Elements subscriptionId={id} />}
 

@@ -33,7 +33,7 @@ export default function Gantt({ instanceId, asOf }: { instanceId: string; asOf: 
       <p className="muted">{when(new Date(chart.start).toISOString())} → {when(new Date(chart.end).toISOString())} ({((chart.end - chart.start) / 1000).toFixed(1)} s)</p>
       <ol>
         {chart.bars.map((b) => (
-          <li key={b.id} className="gantt-row" data-state={b.state}>
+          <li key={b.id} className="gantt-row" data-state={b.state} data-action={b.id}>
             <span className="gantt-label"><Link to={`/action/${b.id}`}>{b.label}</Link> <small>{b.state}</small></span>
             <span className="gantt-track">
               {b.waitWidth > 0 && <span className="gantt-wait" style={{ left: `${b.waitLeft}%`, width: `${b.waitWidth}%` }} title="queued" />}

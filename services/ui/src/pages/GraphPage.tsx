@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { Background, Controls, ReactFlow, type Edge, type Node } from "@xyflow/react";
+import { Background, Controls, Position, ReactFlow, type Edge, type Node } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { call, may, results } from "../api";
@@ -64,9 +64,16 @@ export default function GraphPage() {
   useEffect(() => { void load(); }, [load]);
   useLiveReload(dirty ? null : { prefix: "" }, load);
 
+  // laid out again when the set of nodes or edges changes (not for a change of state), and the view fitted to it
+  const shape = useMemo(() => graph ? JSON.stringify([graph.nodes.map((n) => nodeKey(n.entity_type, n.entity_id)), graph.edges]) : "", [graph]);
+  const [laidOut, setLaidOut] = useState("");
   useEffect(() => {
-    if (graph) layout(graph).then(setPositions, setError);
-  }, [graph]);
+    if (!shape || !graph) return;
+    let current = true;
+    layout(graph).then((at) => { if (current) { setPositions(at); setLaidOut(shape); } }, setError);
+    return () => { current = false; };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [shape]);
 
   const openMenu = async () => {
     setMenu(!menu);
@@ -131,6 +138,8 @@ export default function GraphPage() {
       position: positions[key] ?? { x: 0, y: 0 },
       data: { label: `${SHAPES[n.entity_type] ?? ""} ${n.entity_type}: ${name}${state ? ` (${state})` : ""}` },
       ariaLabel: `${n.entity_type} ${name} ${state}`,
+      sourcePosition: Position.Right,
+      targetPosition: Position.Left,
       className: `node node-${n.entity_type}`,
       style: { background: stateColour(state), color: "white", width: WIDTH, fontSize: 12, border: key === nodeKey(kind, id) ? "3px solid #000" : undefined },
     };
@@ -170,7 +179,7 @@ export default function GraphPage() {
       <ErrorBox error={error} />
       <div className="graph-layout">
         <div className="graph-canvas" aria-label="Graph canvas">
-          <ReactFlow nodes={nodes} edges={edges} fitView nodesDraggable={false} nodesConnectable={false}
+          {laidOut && <ReactFlow key={laidOut} nodes={nodes} edges={edges} fitView nodesDraggable={false} nodesConnectable={false}
             onNodeClick={(_, node) => {
               const found = graph?.nodes.find((n) => nodeKey(n.entity_type, n.entity_id) === node.id) ?? null;
               setSelected(found);
@@ -179,7 +188,7 @@ export default function GraphPage() {
             proOptions={{ hideAttribution: true }}>
             <Background />
             <Controls />
-          </ReactFlow>
+          </ReactFlow>}
         </div>
         <aside className="graph-side" aria-label="Selected">
           <h2>Nodes</h2>
