@@ -112,14 +112,19 @@ def terminate_datastore(context: ActionContext, client: DartClient) -> None:
 # -- steps ---------------------------------------------------------------------------------------------------
 
 
-def run(context: ActionContext, client: DartClient, plan: steps.Plan) -> None:
+def run_steps(context: ActionContext, client: DartClient, plan: steps.Plan) -> None:
     """Submit and follow the plan's steps, or with dry_run write them to the action."""
     if _dry_run(context):
         client.report_progress(context.action_id, 1.0, plan.as_extra_data())
         return
     cluster = emr_hook.cluster_id(context.datastore)
     StepRunner(emr_hook.client(), cluster, context, client).run(plan, s3_hook.client())
-    client.report_progress(context.action_id, 1.0)
+
+
+def run(context: ActionContext, client: DartClient, plan: steps.Plan) -> None:
+    run_steps(context, client, plan)
+    if not _dry_run(context):
+        client.report_progress(context.action_id, 1.0)
 
 
 def _script(build: Callable[[str, str, str], steps.Plan]) -> Callable[[ActionContext, DartClient], None]:
@@ -148,12 +153,9 @@ def consume_subscription(context: ActionContext, client: DartClient) -> None:
     try:
         dataset, elements = loads.subscription_files(client, context.action_id,
                                                      str(context.action_args["subscription_id"]))
-        if not elements:
-            log.info("no subscription elements are assigned to this action: nothing to load")
-            client.report_progress(context.action_id, 1.0, {"files": 0})
-        else:
-            run(context, client, load_plan(steps.steps_root(context.datastore), dataset, elements,
-                                           _args(context), context.action_id))
+        if elements:
+            run_steps(context, client, load_plan(steps.steps_root(context.datastore), dataset, elements,
+                                                 _args(context), context.action_id))
     except StepFailed as exc:
         if exc.considered_successful:
             context.consume_subscription_state = "SUCCESS"
@@ -165,7 +167,13 @@ def consume_subscription(context: ActionContext, client: DartClient) -> None:
     except ActionFailure as exc:
         raise ActionFailure("The following error occurred, and the subscription elements have been reverted "
                             f"to UNCONSUMED: {exc}") from exc
+    # Loaded: whatever happens from here (the report below failing), the elements are CONSUMED.
     context.consume_subscription_state = "SUCCESS"
+    if not elements:
+        log.info("no subscription elements are assigned to this action: nothing to load")
+        client.report_progress(context.action_id, 1.0, {"files": 0})
+    elif not _dry_run(context):
+        client.report_progress(context.action_id, 1.0)
 
 
 HANDLERS: dict[str, Callable[[ActionContext, DartClient], Any]] = {

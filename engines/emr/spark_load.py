@@ -1,7 +1,8 @@
 """The program the emr_engine's loads run on the cluster: ``spark-submit dart_spark_load.py <spec.json>``. It
 reads the spec (engines/emr/load.py writes it), reads the files, selects each column's expression, creates the
-target table if absent and writes it by the dataset's load type (append; overwrite for RELOAD_*; MERGE through
-a stage table). It imports only PySpark and the standard library: it is uploaded as it is."""
+target table if absent and writes it by the dataset's load type (append, skipping files an earlier append
+loaded; overwrite for RELOAD_*; MERGE through a stage table). It imports only PySpark and the standard
+library: it is uploaded as it is."""
 
 from __future__ import annotations
 
@@ -26,6 +27,26 @@ def read_files(spark: Any, spec: dict[str, Any]) -> Any:
 
     schema = StructType([StructField(name, StringType(), True) for name in source["columns"]])
     return spark.read.options(**source["options"]).schema(schema).csv(spec["files"])
+
+
+LOADED = "dart_loaded_files"  # (target, s3_path, action_id): what appends already brought into each table
+
+
+def not_loaded(spark: Any, spec: dict[str, Any]) -> list[str]:
+    """The spec's files no earlier append loaded into its table, so a re-run (a lost check-in, an element
+    assigned again) does not add their rows twice. RELOAD_* and MERGE are idempotent by themselves."""
+    if spec["mode"] != "append":
+        return list(spec["files"])
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {LOADED} (target STRING, s3_path STRING, action_id STRING) "
+              "STORED AS PARQUET")
+    done = {row.s3_path for row in spark.table(LOADED).where(f"target = '{spec['table']}'").collect()}
+    return [f for f in spec["files"] if f not in done]
+
+
+def record_loaded(spark: Any, spec: dict[str, Any], files: list[str]) -> None:
+    if spec["mode"] == "append":
+        rows = [(spec["table"], path, spec["action_id"]) for path in files]
+        spark.createDataFrame(rows, "target STRING, s3_path STRING, action_id STRING").write.insertInto(LOADED)
 
 
 def write(spark: Any, spec: dict[str, Any], rows: Any) -> None:
@@ -58,9 +79,13 @@ def main(argv: list[str]) -> int:
                         **spec["settings"]}.items():
         spark.sql(f"SET {name}={value}")
     spark.sql(spec["create_table"])
-    rows = read_files(spark, spec).selectExpr(*spec["select"])
-    write(spark, spec, rows)
-    print(f"dart: loaded {spec['table']} from {len(spec['files'])} file(s)")
+    files = not_loaded(spark, spec)
+    if files:
+        rows = read_files(spark, {**spec, "files": files}).selectExpr(*spec["select"])
+        write(spark, spec, rows)
+        record_loaded(spark, spec, files)
+    print(f"dart: loaded {spec['table']} from {len(files)} file(s) ({len(spec['files']) - len(files)} were "
+          "loaded before)")
     spark.stop()
     return 0
 
