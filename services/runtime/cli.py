@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 
     trigger_arguments(sub.add_parser("triggers", help="pause, unpause or backfill a scheduled trigger"))
 
+    from services.runtime.deploy.command import add_arguments as deploy_arguments  # argparse only
+
+    deploy_arguments(sub.add_parser("deploy", help="create, upgrade or delete an AWS environment (docs/deploy.md)"))
+
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
     db.add_parser("revision", help="print the current and newest migration")
@@ -139,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(settings, args)
         if args.command == "demo":
             return _demo(settings, args)
+        if args.command == "deploy":
+            from services.runtime.deploy.command import run_deploy
+
+            return run_deploy(settings, args)
         if args.command == "triggers":
             from services.runtime.cli_triggers import run_triggers
 
