@@ -43,6 +43,7 @@ export default function EntityForm({ schema, data, creating, submitLabel, onSubm
         showErrorList="top"
         disabled={busy}
         noHtml5Validate
+        onError={() => undefined /* shown on the fields; rjsf's default logs to the console */}
         onChange={(e) => setFormData(e.formData as Record<string, unknown>)}
         onSubmit={async (e) => {
           setBusy(true);

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { bars } from "./gantt";
+
+const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+
+describe("the Gantt timeline", () => {
+  it("places queued, running and finished actions on one axis", () => {
+    const now = Date.parse(t(100));
+    const chart = bars([
+      { id: "A", data: { name: "first", state: "COMPLETED", queued_time: t(0), start_time: t(10), end_time: t(50) } },
+      { id: "B", data: { name: "second", state: "FAILED", queued_time: t(50), start_time: t(60), end_time: t(100), error_message: "boom" } },
+    ], now);
+    expect(chart.start).toBe(Date.parse(t(0)));
+    expect(chart.end).toBe(Date.parse(t(100)));
+    const [a, b] = chart.bars;
+    expect([a.waitLeft, a.waitWidth, a.runLeft, a.runWidth]).toEqual([0, 10, 10, 40]);
+    expect([b.waitLeft, b.runLeft, b.runWidth]).toEqual([50, 60, 40]);
+    expect(b.error).toBe("boom");
+    expect(a.error).toBeNull();
+  });
+
+  it("draws a RUNNING action up to now with its progress, and a queued one waiting", () => {
+    const now = Date.parse(t(40));
+    const chart = bars([
+      { id: "A", data: { name: "running", state: "RUNNING", queued_time: t(0), start_time: t(20), progress: 30 } },
+      { id: "B", data: { name: "queued", state: "QUEUED", queued_time: t(10) } },
+    ], now);
+    const [a, b] = chart.bars;
+    expect(chart.end).toBe(now);
+    expect([a.runLeft, a.runWidth, a.progress]).toEqual([50, 50, 30]);
+    expect([b.waitLeft, b.waitWidth, b.runWidth]).toEqual([25, 75, 0]);
+  });
+
+  it("has an axis when nothing has started", () => {
+    const chart = bars([{ id: "A", data: { state: "HAS_NEVER_RUN" } }], 1000);
+    expect(chart.end - chart.start).toBe(1000);
+    expect(chart.bars[0].runWidth).toBe(0);
+  });
+});
