@@ -42,20 +42,26 @@ def _running_action(dart: RunningDart, instance_id: str) -> dict[str, Any]:
                                   if a["data"]["state"] == "RUNNING"), None), what="a RUNNING action")
 
 
+def _log_with(api: Any, action_id: str, needle: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found: dict[str, Any] = api.get(f"/action/{action_id}/logs")
+        return found if needle in found["text"] else None
+
+    return wait_for(check, what=f"{needle!r} in the action's log")
+
+
 def test_an_action_s_output_is_readable_while_it_runs_and_after(dart: RunningDart) -> None:
     api = dart.api()
     store = datastore(api, "ACTIVE", sleep=3)
     flow = workflow(api, store, [SUCCEEDS])
     action = _running_action(dart, _start(dart, flow))
-    running = wait_for(lambda: (lambda r: r if "checked out" in r["text"] or r["text"] else None)(
-        api.get(f"/action/{action['id']}/logs")), what="output of the running engine")
+    running = _log_with(api, action["id"], "--- dart: ")
     assert running["source"] == "local" and running["finished"] is False
-    assert running["text"].startswith(f"--- dart: ") and f"for action {action['id']} (attempt 1)" in running["text"]
+    assert running["text"].startswith("--- dart: ") and f"for action {action['id']} (attempt 1)" in running["text"]
     follow = _cli(dart, "logs", action["id"], "-f")  # returns once the action has ended
     assert follow.returncode == 0, follow.stderr
     finished(api, flow)
-    after = wait_for(lambda: (lambda r: r if "exited with code 0" in r["text"] else None)(
-        api.get(f"/action/{action['id']}/logs")), what="the engine's exit in its log")
+    after = _log_with(api, action["id"], "exited with code 0")
     assert after["finished"] is True and after["text"].startswith(running["text"])
     assert follow.stdout.startswith(running["text"])
     tail = api.get(f"/action/{action['id']}/logs", params={"offset": len(running["text"].encode())})
