@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from services.client.entities import Entities
-from services.client.entity import ApiKey, Entity, LoggedEvent
+from services.client.entity import Entity, LoggedEvent
 from services.client.errors import DartApiError, WaitTimeout
+from services.client.graph import Graph
+from services.client.keys import Keys
 from services.client.models import (
     ActionData,
     DatasetData,
@@ -61,6 +63,8 @@ class Dart:
         self.subscriptions = Entities(transport, "subscription", SubscriptionData)
         self.events = Entities(transport, "event", EventData)
         self.instances = Entities(transport, "workflow_instance", WorkflowInstanceData)
+        self.keys = Keys(transport)
+        self.graph = Graph(transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Dart:
@@ -108,15 +112,41 @@ class Dart:
         return list(self.actions.list(filters=[f"workflow_instance_id = {instance_id}"],
                                       order_by=["order_idx ASC"]))
 
-    def cancel_instance(self, instance_id: str, *, idempotency_key: str | bool = True) -> Any:
-        """Stop a running instance (``POST /workflow/instance/{id}/cancel``, operator)."""
-        return self.request("POST", f"/workflow/instance/{quote(instance_id)}/cancel",
-                            idempotency_key=idempotency_key)
+    def cancel_instance(self, instance_id: str, reason: str | None = None) -> dict[str, Any]:
+        """Stop a QUEUED or RUNNING instance (operator): its engines are stopped and its actions fail
+        "cancelled by <you>"; ``{workflow_instance_id, state, ...}``. A 400 names the state of an ended one."""
+        body = {"reason": reason} if reason is not None else None
+        return dict(self.request("POST", f"/workflow/instance/{quote(instance_id)}/cancel", body))
 
     def backfill(self, trigger_id: str, start: str, end: str, *, dry_run: bool = False) -> Any:
-        """Run a scheduled trigger's times between ``start`` and ``end`` (ISO); ``dry_run`` lists them."""
+        """Fire a scheduled trigger for its times from ``start`` to ``end`` (ISO 8601) not fired yet;
+        ``dry_run`` only lists them."""
         return self.request("POST", f"/trigger/{quote(trigger_id)}/backfill",
-                            {"start": start, "end": end, "dry_run": dry_run})
+                            {"start": start, "end": end, "dry_run": dry_run}).get("results")
+
+    def pause_trigger(self, trigger_id: str, reason: str | None = None) -> Any:
+        return self.request("POST", f"/trigger/{quote(trigger_id)}/pause",
+                            {"reason": reason} if reason is not None else None).get("results")
+
+    def unpause_trigger(self, trigger_id: str, reason: str | None = None) -> Any:
+        return self.request("POST", f"/trigger/{quote(trigger_id)}/unpause",
+                            {"reason": reason} if reason is not None else None).get("results")
+
+    def trigger_types(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "/trigger_type", params={"limit": 1000}).get("results") or [])
+
+    def action_logs(self, action_id: str, *, offset: int = 0) -> dict[str, Any]:
+        """The engine's output for an action from ``offset``: ``{text, offset, next_offset, finished, ...}``."""
+        return dict(self.request("GET", f"/action/{quote(action_id)}/logs", params={"offset": offset})["results"])
+
+    def follow_action_logs(self, action_id: str, *, offset: int = 0, timeout: float = 60.0) -> Iterator[str]:
+        """The action's output as it is written, line by line, until the action ends."""
+        yield from self.transport.lines(f"/action/{quote(action_id)}/logs",
+                                        params={"offset": offset, "follow": "true"}, timeout=timeout)
+
+    def guess_dataset(self, s3_path: str, max_lines: int | None = None) -> Any:
+        """A dataset guessed from the first object under an S3 prefix (editor)."""
+        return self.request("GET", "/dataset/guess", params={"s3_path": s3_path, "max_lines": max_lines})["results"]
 
     def fire_event(self, event_id: str, *, idempotency_key: str | bool = True) -> list[str]:
         """Fire every ACTIVE event trigger on the event; the ids of the triggers that fired."""
@@ -150,7 +180,7 @@ class Dart:
         instance_id = self.trigger_workflow(workflow_id)
         return self.wait_for_instance(instance_id, timeout=timeout, poll=poll, progress=progress)
 
-    # -- subscriptions and the graph -----------------------------------------------------------------
+    # -- subscriptions, schemas, probes ---------------------------------------------------------------
 
     def subscription_elements(self, subscription_id: str, *, state: str | None = None,
                               page_size: int = 1000) -> Iterator[dict[str, Any]]:
@@ -166,14 +196,21 @@ class Dart:
     def subscription_element_stats(self, subscription_id: str) -> Any:
         return self.request("GET", f"/subscription/{quote(subscription_id)}/element_stats").get("results")
 
-    def save_sub_graph(self, unsaved_entities: Mapping[str, Any],
-                       related_entity_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Create an entity map (``<type>-UNSAVED-<n>`` keys, placeholders in references) in one append;
-        ``{node key: created entity}``."""
-        body: dict[str, Any] = {"unsaved_entities": dict(unsaved_entities)}
-        if related_entity_data:
-            body["related_entity_data"] = dict(related_entity_data)
-        return dict(self.request("POST", "/graph/sub_graph", body).get("results") or {})
+    def subscription_element_history(self, subscription_id: str, s3_path: str) -> list[dict[str, Any]]:
+        """Every event that changed one element of a subscription."""
+        return list(self.request("GET", f"/subscription/{quote(subscription_id)}/element_history",
+                                 params={"s3_path": s3_path}).get("results") or [])
+
+    def health(self) -> bool:
+        """``/health`` and ``/ready`` answer 200 (they sit outside /api/1)."""
+        root = self.transport.api_url.rsplit("/api/", 1)[0]
+        probe = Transport(root, "probe:probe", retries=self.transport.retries, timeout=self.transport.timeout)
+        try:
+            probe.request("GET", "/health")
+            probe.request("GET", "/ready")
+        except DartApiError:
+            return False
+        return True
 
     def schema(self, path: str, **params: Any) -> Any:
         """A JSON schema the API validates with (``schema("workflow")``, ``schema("engine/x/datastore")``)."""
@@ -203,7 +240,8 @@ class Dart:
     def stream(self, *, after: int = 0, types: Sequence[str] | None = None,
                streams: Sequence[str] | None = None, idle_timeout: float = 60.0) -> Iterator[LoggedEvent]:
         """The log as it grows (``GET /log/stream``, Server-Sent Events), for ever: when the server ends a
-        stream (its lifetime, a restart) it reconnects after the last event seen, so none is lost or repeated."""
+        stream (its lifetime, a restart) it reconnects after the last event seen, so none is lost or repeated.
+        A server that stays unreachable past the retry policy raises Unreachable."""
         position = after
         params = {"type": ",".join(types) if types else None, "stream": ",".join(streams) if streams else None}
         while True:
@@ -215,35 +253,8 @@ class Dart:
                     if event is not None:
                         position = event.global_position
                         yield event
-            except DartApiError as exc:
-                if exc.status is not None:
-                    raise
             finally:
                 messages.close()
-
-    # -- API keys (admin) ----------------------------------------------------------------------------
-
-    def create_key(self, user_id: str, role: str = "editor", expires: str | None = None) -> ApiKey:
-        """A new key; its ``secret`` (and ``token``) only in this answer."""
-        data: dict[str, Any] = {"user_id": user_id, "role": role}
-        if expires is not None:
-            data["expires"] = expires
-        return ApiKey.from_json(self.request("POST", "/api_key", {"data": data})["results"])
-
-    def keys(self, *, page_size: int = 100) -> Iterator[ApiKey]:
-        offset = 0
-        while True:
-            page = self.request("GET", "/api_key", params={"limit": page_size, "offset": offset}).get("results")
-            yield from (ApiKey.from_json(raw) for raw in page or [])
-            if not page or len(page) < page_size:
-                return
-            offset += len(page)
-
-    def get_key(self, key: str) -> ApiKey:
-        return ApiKey.from_json(self.request("GET", f"/api_key/{quote(key)}")["results"])
-
-    def revoke_key(self, key: str) -> None:
-        self.request("DELETE", f"/api_key/{quote(key)}")
 
 
 def _logged(message: ServerSentEvent) -> LoggedEvent | None:

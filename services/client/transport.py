@@ -122,13 +122,28 @@ class Transport:
 
     def stream(self, path: str, params: Mapping[str, Any] | None = None,
                headers: Mapping[str, str] | None = None, timeout: float | None = None) -> Generator[ServerSentEvent, None, None]:
-        """``GET`` a Server-Sent Events path and yield its messages until the server ends the stream (the
-        connection is closed when the iterator is closed). ``timeout``: the longest silence tolerated."""
+        """``GET`` a Server-Sent Events path and yield its messages until the stream ends (the server ended it,
+        or the connection dropped; closed when the iterator is). ``timeout``: the longest silence tolerated."""
         url = self.api_url + "/" + path.lstrip("/") + query_string(params)
         sent = {**self.headers, "Accept": "text/event-stream", **(headers or {})}
         response = self._retrying("GET", path, lambda: self._open(url, sent, timeout))
         try:
             yield from _messages(response)
+        except (OSError, http.client.HTTPException) as exc:
+            # The connection dropped mid-stream: the stream ends here; a reader resumes after what it saw.
+            log.info("the stream %s ended: %s", path, exc)
+        finally:
+            response.close()
+
+    def lines(self, path: str, params: Mapping[str, Any] | None = None,
+              timeout: float | None = None) -> Generator[str, None, None]:
+        """``GET`` a streamed text path and yield its lines as they arrive."""
+        url = self.api_url + "/" + path.lstrip("/") + query_string(params)
+        response = self._retrying("GET", path, lambda: self._open(url, {**self.headers, "Accept": "text/plain"},
+                                                                  timeout))
+        try:
+            for raw in response:
+                yield raw.decode("utf-8", errors="replace").rstrip("\n")
         finally:
             response.close()
 
