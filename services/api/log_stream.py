@@ -68,7 +68,7 @@ class LogStream:
                 retry_after=5)
         _event_stream(resp)
         resp.set_header("X-Accel-Buffering", "no")  # a proxy in front must not hold the messages back
-        resp.stream = _Slot(self._messages(after, types, streams), self._slots)
+        resp.stream = StreamBody(self._messages(after, types, streams), self._slots)
 
     def _start(self, req: falcon.Request) -> int:
         """Where to start: after ``Last-Event-ID`` (a reconnecting client's) or else after ``after``."""
@@ -102,7 +102,7 @@ class LogStream:
             self.store.wait_for_append(position, max(wait, 0.01), types if not streams else None)
 
 
-class _Slot:
+class StreamBody:
     """The response body: the messages, holding one of the stream slots until the server closes it (at the
     end, or when the client went away), whether or not it was ever iterated."""
 

@@ -5,13 +5,16 @@ show (their names end in ``-no-show``, as in the original's graph acceptance tes
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from engines.no_op.definition import NO_OP_ENGINE
-from tests.api.conftest import Api, unique
+from tests.api.both_stores import started
+from tests.api.conftest import Api, InProcessDart, unique
+from tests.support.stores import BACKENDS
 
 
 @dataclass
@@ -22,6 +25,18 @@ class Chain:
 def _datastore(api: Api, name: str, state: str = "TEMPLATE") -> dict[str, Any]:
     return api.post("/datastore", {"data": {"name": name, "engine_name": "no_op_engine", "state": state,
                                             "args": {"action_sleep_time_in_seconds": 0}}})
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def dart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDart]:
+    """The app on SQLite, then on a fresh PostgreSQL database (the graph's queries differ by dialect)."""
+    with started(request.param, tmp_path_factory.mktemp(f"graph-{request.param}")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(dart: InProcessDart) -> Api:
+    return dart.api
 
 
 @pytest.fixture(scope="module")
