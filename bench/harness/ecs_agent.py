@@ -12,7 +12,9 @@ changes state only when this agent (or a test) says so.
 
 A task whose container overrides name a held action (``hold``) is left alone until ``release``: a task
 that exists but whose engine never starts. ``kill(action_id)`` SIGKILLs an engine (a lost container). A task
-stopped from outside (``stop_task`` by dart) has its processes killed.
+stopped from outside (``stop_task`` by dart) has its processes killed. A container whose task definition logs
+with the ``awslogs`` driver has its output put, line by line, into moto's CloudWatch Logs at the group and
+stream the driver would use (``<prefix>/<container>/<task id>``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +48,16 @@ def set_manual_transitions(endpoint: str, model_name: str = "ecs::task", times: 
     urllib.request.urlopen(request, timeout=10).read()
 
 
+def awslogs_target(container: dict[str, Any], task_arn: str) -> tuple[str, str] | None:
+    """(group, stream) the awslogs driver would write the container's output to, or None."""
+    config = container.get("logConfiguration") or {}
+    options = config.get("options") or {}
+    if config.get("logDriver") != "awslogs" or not options.get("awslogs-group"):
+        return None
+    prefix, task_id = options.get("awslogs-stream-prefix"), task_arn.rsplit("/", 1)[-1]
+    return options["awslogs-group"], f"{prefix}/{container['name']}/{task_id}" if prefix else task_id
+
+
 def ecs_client(endpoint: str, region: str = "us-east-1") -> Any:
     return boto3.client("ecs", region_name=region, endpoint_url=endpoint,
                         aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
@@ -58,6 +71,7 @@ class AgentTask:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     exit_codes: list[int] = field(default_factory=list)
     stopped: bool = False
+    stopped_outside: bool = False  # stop_task by dart, not by the agent after its containers exited
 
 
 class EcsAgent:
@@ -65,6 +79,7 @@ class EcsAgent:
                  commands: dict[str, list[str]] | None = None, poll_interval: float = 0.05,
                  log_dir: Path | None = None) -> None:
         self.endpoint = endpoint
+        self.region = region
         self.cluster = cluster
         self.client = ecs_client(endpoint, region)
         self.commands = {**IMAGE_COMMANDS, **(commands or {})}
@@ -162,6 +177,8 @@ class EcsAgent:
                     with self._lock:
                         known = self.tasks.get(task["taskArn"])
                         processes = list(known.processes) if known else []
+                        if known is not None:
+                            known.stopped_outside = True  # its stoppedReason is dart's: not overwritten
                     for process in processes:
                         if process.poll() is None:
                             process.kill()
@@ -200,9 +217,14 @@ class EcsAgent:
             if self.log_dir is not None:
                 # handed to the child, closed here right after Popen
                 out = open(self.log_dir / f"engine-{action_id or arn.rsplit('/', 1)[-1]}.log", "ab")  # noqa: SIM115
-            process = subprocess.Popen(command, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=subprocess.STDOUT)
-            if out is not subprocess.DEVNULL:
+            shipped = awslogs_target(container, arn)
+            process = subprocess.Popen(command, env=env, cwd=REPO, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE if shipped else out, stderr=subprocess.STDOUT)
+            if shipped:  # the awslogs driver: each line to CloudWatch Logs (and the log file)
+                shipper = threading.Thread(target=self._ship, args=(process, shipped, out), daemon=True)
+                self._watchers.append(shipper)
+                shipper.start()
+            elif out is not subprocess.DEVNULL:
                 out.close()
             with self._lock:
                 agent_task.processes.append(process)
@@ -213,12 +235,33 @@ class EcsAgent:
         with self._lock:
             self._changed.notify_all()
 
+    def _ship(self, process: subprocess.Popen[bytes], target: tuple[str, str], copy: Any) -> None:
+        group, stream = target
+        logs = boto3.client("logs", region_name=self.region, endpoint_url=self.endpoint,
+                            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        for create in (lambda: logs.create_log_group(logGroupName=group),
+                       lambda: logs.create_log_stream(logGroupName=group, logStreamName=stream)):
+            try:
+                create()
+            except logs.exceptions.ResourceAlreadyExistsException:
+                pass
+        assert process.stdout is not None
+        for line in process.stdout:
+            if copy is not subprocess.DEVNULL:
+                copy.write(line)
+                copy.flush()
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+                {"timestamp": int(time.time() * 1000), "message": line.decode(errors="replace").rstrip("\n")}])
+        if copy is not subprocess.DEVNULL:
+            copy.close()
+
     def _watch(self, task: AgentTask, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
         with self._lock:
             task.exit_codes.append(code)
             done = len(task.exit_codes) == len(task.processes)
-        if done:
+        if done and not task.stopped_outside:
             try:
                 self.client.stop_task(cluster=self.cluster, task=task.arn,
                                       reason=f"Essential container in task exited (code {code})")

@@ -27,7 +27,7 @@ from services.adapters.ecs_launcher import EcsLauncher
 from services.runtime.settings import load_settings
 from services.runtime.composition import Container, build
 from bench.harness.api_client import Api
-from tests.e2e.flows import datastore, name, register_no_op
+from tests.e2e.flows import datastore, name, register_no_op, workflow
 from tests.e2e.flows import wait_for as _wait_for
 from tests.e2e.stacks import CLUSTER, RunningDart
 from bench.harness.ecs_agent import EcsAgent, ecs_client
@@ -256,3 +256,41 @@ def test_stale_pending_with_a_task_is_failed_not_requeued(world: World) -> None:
     assert world.task(arn)["desiredStatus"] == "STOPPED"  # the launcher stopped the task
     assert world.tasks_for(action_id) == [arn]
     assert world.agent.task_of(action_id).processes == []
+
+
+def _running_ecs_action(world: World, action_id: str) -> str:
+    """Wait for the action to run on its task; the task's ARN."""
+    wait_for(lambda: world.action(action_id)["state"] == "RUNNING", what="the action RUNNING on ECS")
+    return str(world.action(action_id)["ecs_task_arn"])
+
+
+def test_a_cancel_stops_the_task_and_the_engine_s_output_comes_from_cloudwatch(world: World) -> None:
+    store = datastore(world.api, "ACTIVE", sleep=120)
+    flow = workflow(world.api, store, [SUCCEEDS])
+    started = world.api.ok("POST", f"/workflow/{flow['id']}/do-manual-trigger")
+    assert started == "OK"
+    [instance] = world.api.get(f"/workflow/{flow['id']}/instance")
+    action_id = wait_for(lambda: next((a["id"] for a in world.api.get(
+        "/action", params={"filters": [f"workflow_instance_id = {instance['id']}"]})), None), what="its action")
+    arn = _running_ecs_action(world, action_id)
+    logs = wait_for(lambda: (found := world.api.get(f"/action/{action_id}/logs"))["text"] and found,
+                    what="the engine's output in CloudWatch Logs")
+    assert logs["source"] == "cloudwatch" and f"checked out action {action_id}" in logs["text"]
+    done = world.api.post(f"/workflow/instance/{instance['id']}/cancel", None)
+    assert done == "OK"
+    wait_for(lambda: world.task(arn)["desiredStatus"] == "STOPPED", what="the task stopped")
+    assert world.task(arn)["stoppedReason"].startswith("dart: cancelled by ")
+    assert world.action(action_id)["state"] == "FAILED"
+    assert world.agent.wait_for(lambda: all(p.poll() is not None for p in world.agent.task_of(action_id).processes))
+
+
+def test_a_timed_out_ecs_action_fails_and_its_task_is_stopped(world: World) -> None:
+    store = datastore(world.api, "ACTIVE", sleep=120)
+    [action] = world.api.post(f"/datastore/{store['id']}/action", [{"data": {
+        "name": name("slow"), "action_type_name": SUCCEEDS, "engine_name": "no_op_engine", "timeout_seconds": 1,
+        "on_failure": "CONTINUE"}}])
+    arn = _running_ecs_action(world, action["id"])
+    wait_for(lambda: world.action(action["id"])["state"] == "FAILED", what="the timeout")
+    assert world.action(action["id"])["error_message"] == "timed out after 1 s"
+    wait_for(lambda: world.task(arn)["desiredStatus"] == "STOPPED", what="the task stopped")
+    assert world.task(arn)["stoppedReason"] == "dart: timed out after 1 s"
