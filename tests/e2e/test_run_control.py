@@ -4,10 +4,13 @@ actions, timeouts, retries with backoff, and a workflow's max_runtime_seconds.""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta
 from typing import Any
+
+import pytest
 
 from services.adapters.local_engines import engine_pids
 from tests.e2e.conftest import KEY, SECRET, RunningDart
@@ -154,3 +157,24 @@ def test_an_instance_past_its_max_runtime_is_stopped(dart: RunningDart) -> None:
     first = instance_actions(api, run)[0]
     wait_for(lambda: not engine_pids(first["id"]), timeout=30, what="the engine stopped")
     assert store["data"]["engine_name"] == NO_OP
+
+
+def test_an_engine_that_never_checks_out_is_failed_after_the_datastore_s_launch_timeout(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    stuck = {"stuck_engine": [sys.executable, "-c", "import time; time.sleep(120)"]}
+    dart = RunningDart(tmp_path_factory.mktemp("stuck"), None, DART_LOCAL_ENGINES=json.dumps(stuck))
+    try:
+        api = dart.api()
+        api.post("/engine", {"data": {"name": "stuck_engine", "supported_action_types": [
+            {"name": "wait", "description": "never checks out", "params_json_schema": None}]}})
+        store = api.post("/datastore", {"data": {"name": "stuck", "engine_name": "stuck_engine", "state": "ACTIVE",
+                                                 "launch_timeout_seconds": 1}})
+        [action] = api.post(f"/datastore/{store['id']}/action", [{"data": {
+            "name": "w", "action_type_name": "wait", "engine_name": "stuck_engine", "on_failure": "CONTINUE"}}])
+        wait_for(lambda: engine_pids(action["id"]), what="the engine process")
+        failed = wait_for(lambda: (a := api.get(f"/action/{action['id']}")["data"])["state"] == "FAILED" and a,
+                          what="the launch timeout")
+        assert failed["error_message"] == "its engine did not start within 1 s (launch_timeout_seconds)"
+        wait_for(lambda: not engine_pids(action["id"]), timeout=30, what="the stuck engine stopped")
+    finally:
+        dart.stop()
