@@ -71,6 +71,9 @@ class Loader:
     def run(self, files: Sequence[tuple[str, int]]) -> dict[str, Any]:
         files = list(files)[-1:] if self.dataset.load_type == "RELOAD_LAST" else list(files)
         description = self.table.require()
+        if description["TableStatus"] != "ACTIVE":  # just created, or still updating: writes need it ACTIVE
+            self.table.wait(lambda t: t is not None and t["TableStatus"] == "ACTIVE", "ACTIVE")
+            description = self.table.require()
         builder = ItemBuilder(self.dataset.load_columns, key_types_of(description))
         plan = plan_capacity(self.table, description, self.args, bool(files))
         arn = description["TableArn"]

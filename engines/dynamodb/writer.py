@@ -124,14 +124,15 @@ class BatchWriter:
         return self.stats
 
     def abort(self) -> None:
+        """Stop: the threads finish the batch in hand (a retry loop gives up) and drop what is queued."""
         self.stopping.set()
         for q in self.queues:
             try:
-                q.put_nowait(None)
+                q.put(None, timeout=60)  # the threads are draining, so there is room soon
             except queue.Full:
-                pass
+                log.warning("a DynamoDB writer thread did not drain its queue")
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=60)
 
     def _run(self, batches: queue.Queue[list[Item] | None]) -> None:
         while (batch := batches.get()) is not None:
@@ -146,7 +147,7 @@ class BatchWriter:
         """One batch, its UnprocessedItems retried with exponential backoff until none is left."""
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in batch]
         attempt = 0
-        while requests:
+        while requests and not self.stopping.is_set():
             self.pacer.take(len(requests))  # every put costs at least one unit
             try:
                 answer = self.dynamodb.batch_write_item(RequestItems={self.table: requests},
