@@ -74,16 +74,18 @@ def apply_files(dart: Dart, targets: Iterable[str], *, dry_run: bool = False, pr
     return 0 if applied.error is None else 1
 
 
-def commits(files: Iterable[str]) -> dict[str, str]:
-    """Each file's git commit (``<sha>-dirty`` when the file differs from it); files outside git are left out."""
-    found: dict[str, str] = {}
+def commits(files: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Each file in a git checkout: (its commit, ``<sha>-dirty`` when the file differs from it; its path in the
+    repository). Files outside git are left out."""
+    found: dict[str, tuple[str, str]] = {}
     for file in files:
-        folder = Path(file).resolve().parent
-        head = _git(folder, "rev-parse", "HEAD")
-        if head is None:
+        path = Path(file).resolve()
+        head = _git(path.parent, "rev-parse", "HEAD")
+        top = _git(path.parent, "rev-parse", "--show-toplevel")
+        if head is None or top is None:
             continue
-        dirty = _git(folder, "status", "--porcelain", "--", str(Path(file).resolve()))
-        found[file] = f"{head}-dirty" if dirty else head
+        dirty = _git(path.parent, "status", "--porcelain", "--", str(path))
+        found[file] = (f"{head}-dirty" if dirty else head, str(path.relative_to(Path(top).resolve())))
     return found
 
 
@@ -114,14 +116,15 @@ class Applied:
 class Applier:
     """Runs a plan: the creates in one append, then updates and deletes in order."""
 
-    def __init__(self, dart: Dart, file_commits: dict[str, str]) -> None:
+    def __init__(self, dart: Dart, in_git: dict[str, tuple[str, str]]) -> None:
         self.dart = dart
-        self.commits = file_commits
+        self.commits = {file: commit for file, (commit, _) in in_git.items()}
+        self.names = {file: name for file, (_, name) in in_git.items()}  # a file's path in its repository
         self.ids: dict[str, str] = {}  # placeholder -> the id the server gave
 
     def source(self, files: Iterable[str | None]) -> str:
         named = sorted({f for f in files if f})
-        text = f"{SOURCE_PREFIX} file={','.join(named) or '-'}"
+        text = f"{SOURCE_PREFIX} file={','.join(self.names.get(f, f) for f in named) or '-'}"
         found = sorted({self.commits[f] for f in named if f in self.commits})
         return text + (f" commit={','.join(found)}" if found else "")
 

@@ -11,7 +11,7 @@ WEBLOGS = {
     "compression": "GZIP",
 }
 
-datasets = [WEBLOGS]
+datasets = [WEBLOGS, {**WEBLOGS, "name": "apply-weblogs-daily", "location": "s3://apply-bucket/daily"}]
 subscriptions = [{"name": "apply-weblogs-new", "dataset": "apply-weblogs"}]
 events = [{"name": "apply-logs-arrived", "description": "an upstream system says new logs landed"}]
 workflows = [{
