@@ -30,7 +30,6 @@ def test_seed_demo_reaches_completed_for_both_workflows(page: Page, api: Api) ->
 
     page.get_by_role("navigation", name="Entities").get_by_role("link", name="Datastores").click()
     expect(page.get_by_role("table", name="Datastores").get_by_role("link", name=store_id)).to_be_visible()
-    screenshot(page, "entity-list")
 
     page.get_by_role("table", name="Datastores").get_by_role("link", name=store_id).click()
     page.get_by_role("link", name="Graph").click()
@@ -72,3 +71,10 @@ def test_seed_demo_reaches_completed_for_both_workflows(page: Page, api: Api) ->
         if action["data"]["state"] == "FAILED":
             expect(row.locator(".gantt-error")).to_contain_text(action["data"]["error_message"].splitlines()[0])
     screenshot(page, "gantt")
+
+    page.get_by_role("navigation", name="Entities").get_by_role("link", name="Actions").click()
+    listed = page.get_by_role("table", name="Actions").locator("tbody tr")
+    every = api.get("/action?limit=100")  # the templates and both runs' actions
+    expect(listed).to_have_count(min(20, len(every)))  # a page of the server's paging
+    expect(page.get_by_role("navigation", name="Pages")).to_contain_text(f"of {len(every)}")
+    screenshot(page, "entity-list")

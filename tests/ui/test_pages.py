@@ -32,6 +32,7 @@ def test_edit_a_datastore_through_its_form_with_a_refusal_on_its_field(page: Pag
     console.allow(r"status of 400")  # the refusal's response, as the browser reports every 4xx
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#root_state__error")).to_contain_text("a datastore can be set to ACTIVE, INACTIVE or DONE, not TEMPLATE")
+    screenshot(page, "form-refusal")
     assert api.get(f"/datastore/{store['id']}")["data"]["state"] == "INACTIVE"
 
     page.locator("#root_state").select_option("ACTIVE")
@@ -85,6 +86,7 @@ def test_the_log_follows_live_and_filters(page: Page, api: Api) -> None:
     expect(table.get_by_role("link", name=f"event-{later['id']}")).to_be_visible()
     datastore(api, "not_an_event")
     expect(table.locator("tbody tr")).to_have_count(2)
+    screenshot(page, "log")
     types = table.locator("tbody tr td:nth-child(3)").all_inner_texts()
     assert set(types) == {"EventCreated"}, types
 
@@ -121,3 +123,11 @@ def test_a_viewer_is_not_offered_what_it_may_not_do(page: Page, api: Api, consol
     expect(page.get_by_role("table", name="Datastores")).to_be_visible()
     expect(page.get_by_role("link", name="New datastore")).to_have_count(0)
     expect(page.get_by_role("link", name="Log")).to_have_count(0)
+
+
+def test_api_docs_are_served_from_the_bundle(page: Page) -> None:
+    sign_in(page, "/apidocs")
+    expect(page.get_by_role("heading", name="API docs")).to_be_visible()
+    operation = page.locator(".opblock-summary-path", has_text="/api/1/graph/sub_graph").first
+    expect(operation).to_be_visible(timeout=30_000)  # Swagger UI rendered /api/1/openapi.json
+    expect(page.locator(".opblock-summary-path", has_text="/api/1/datastore/{entity_id}").first).to_be_visible()

@@ -44,7 +44,12 @@ export default function Gantt({ instanceId, asOf }: { instanceId: string; asOf: 
                 </span>
               )}
             </span>
-            {b.error && <span className="error gantt-error">{b.error}</span>}
+            {b.error && (
+              <details className="error gantt-error">
+                <summary>{b.error.split("\n")[0].split(" Traceback (")[0]}</summary>
+                <pre>{b.error}</pre>
+              </details>
+            )}
           </li>
         ))}
       </ol>
