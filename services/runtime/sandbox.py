@@ -104,7 +104,8 @@ def point_at(settings: Settings, aws: LocalAws) -> Settings:
     """dart's settings and this process's environment (which local engines inherit the AWS_ part of) aimed at
     the local server, with throwaway credentials."""
     os.environ.update({**CREDENTIALS, "AWS_ENDPOINT_URL": aws.url})
-    return settings.model_copy(update={"aws_endpoint_url": aws.url, "aws_region": CREDENTIALS["AWS_DEFAULT_REGION"]})
+    return settings.model_copy(update={"aws_endpoint_url": aws.url, "aws_region": CREDENTIALS["AWS_DEFAULT_REGION"],
+                                       "action_logs_s3": "on"})  # each action's log also under s3_logs_path
 
 
 def s3_client(endpoint: str) -> Any:
@@ -115,9 +116,15 @@ def s3_client(endpoint: str) -> Any:
                         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
-def seed(endpoint: str, lines: int = DEFAULT_LINES) -> int:
-    """Today's (UTC) sample logs in the bucket; the number of lines the day holds."""
-    return seed_bucket(s3_client(endpoint), datetime.now(UTC).date(), lines)
+def seed(endpoint: str, lines: int = DEFAULT_LINES, datastores_root: str = "s3://dart/datastores") -> int:
+    """Today's (UTC) sample logs in the bucket, and the bucket of datastores' artifacts and logs; the number of
+    lines the day holds."""
+    s3 = s3_client(endpoint)
+    try:
+        s3.create_bucket(Bucket=datastores_root.removeprefix("s3://").split("/", 1)[0])
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return seed_bucket(s3, datetime.now(UTC).date(), lines)
 
 
 def record(home: Path, endpoint: str, lines: int, ready: bool) -> None:
@@ -256,7 +263,7 @@ def sandbox_command(settings: Settings, client: RestClient, wait: bool) -> int:
     and with ``wait`` followed to its end and the published report printed."""
     where = state(settings.home)
     try:
-        lines = seed(where["aws_endpoint_url"], int(where.get("lines") or DEFAULT_LINES))
+        lines = seed(where["aws_endpoint_url"], int(where.get("lines") or DEFAULT_LINES), settings.s3_datastores_root)
         ids = create_chain(client)
     except (DemoError, OSError) as exc:
         raise SandboxError(f"{exc} (is `dart up --sandbox` running?)") from None
@@ -281,7 +288,7 @@ def sandbox_command(settings: Settings, client: RestClient, wait: bool) -> int:
 def prepare_sandbox(settings: Settings, aws: LocalAws, api_url: str, lines: int) -> None:
     """At ``dart up --sandbox``'s start (its API serving): the sample data and the chain's entities."""
     try:
-        total = seed(aws.url, lines)
+        total = seed(aws.url, lines, settings.s3_datastores_root)
         client = RestClient(api_url, api_key(None, settings.bootstrap_api_key, settings.home))
         create_chain(client)
         record(settings.home, aws.url, lines, ready=True)

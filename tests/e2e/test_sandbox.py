@@ -6,6 +6,7 @@ the sandbox is refused next to a PostgreSQL database URL."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.harness.stacks import _base_env, free_port
+from services.runtime.sandbox import s3_client
 from tests.e2e.conftest import KEY, SECRET, RunningDart
 
 LINES = 24_000
@@ -77,3 +79,17 @@ def test_the_sandbox_is_refused_next_to_a_postgresql_database(tmp_path) -> None:
                            str(free_port())], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "refused with a PostgreSQL database URL" in done.stderr and "--force-sandbox" in done.stderr
+
+
+def test_each_action_s_log_is_kept_and_uploaded_to_the_sandbox_s3(sandbox: RunningDart) -> None:
+    api = sandbox.api()
+    [chain] = api.get("/workflow", params={"filters": ["name = sandbox-weblogs"]})
+    [run, *_] = api.get(f"/workflow/{chain['id']}/instance")
+    [load] = api.get("/action", params={"filters": [f"workflow_instance_id = {run['id']}", "name = load_logs"]})
+    text = api.get(f"/action/{load['id']}/logs")["text"]
+    assert f"checked in action {load['id']}: SUCCESS" in text and "exited with code 0" in text
+    store = api.get(f"/datastore/{load['data']['datastore_id']}")["data"]
+    bucket, key = store["s3_logs_path"].removeprefix("s3://").split("/", 1)
+    endpoint = json.loads((sandbox.home / "sandbox.json").read_text())["aws_endpoint_url"]
+    uploaded = s3_client(endpoint).get_object(Bucket=bucket, Key=f"{key}/{load['id']}.log")["Body"].read().decode()
+    assert uploaded == text
