@@ -60,6 +60,19 @@ def pending_load_bytes(context: ActionContext, client: DartClient) -> int:
     return total
 
 
+def _live_cluster(emr: Any, context: ActionContext) -> str | None:
+    """The cluster an earlier run of start_datastore created and that still runs: a re-run (its check-in was
+    lost, the launcher started it again) waits for that one instead of paying for a second."""
+    found = (context.datastore["data"].get("extra_data") or {}).get("cluster_id")
+    if not found:
+        return None
+    state = (emr_hook.describe(emr, str(found)).get("Status") or {}).get("State")
+    if state in (*emr_hook.STARTING_STATES, "WAITING"):
+        log.info("EMR cluster %s of this datastore is %s: not creating another", found, state)
+        return str(found)
+    return None
+
+
 def start_datastore(context: ActionContext, client: DartClient) -> None:
     args = context.action_args
     cores = emr_hook.core_nodes(context.datastore_args, lambda: pending_load_bytes(context, client))
@@ -75,12 +88,14 @@ def start_datastore(context: ActionContext, client: DartClient) -> None:
         client.report_progress(context.action_id, 1.0, {"run_job_flow": request})
         return
     client.report_progress(context.action_id, 0.0, {"run_job_flow": request})
-    upload(s3_hook.client(), artifacts)
     emr = emr_hook.client()
-    cluster = emr_hook.create(emr, request)
-    log.info("created EMR cluster %s (%s)", cluster, request["Name"])
-    client.patch_datastore(context.datastore_id, extra_data={
-        **(context.datastore["data"].get("extra_data") or {}), "cluster_id": cluster})
+    cluster = _live_cluster(emr, context)
+    if cluster is None:
+        upload(s3_hook.client(), artifacts)
+        cluster = emr_hook.create(emr, request)
+        log.info("created EMR cluster %s (%s)", cluster, request["Name"])
+        client.patch_datastore(context.datastore_id, extra_data={
+            **(context.datastore["data"].get("extra_data") or {}), "cluster_id": cluster})
     client.report_progress(context.action_id, 0.1)
 
     def tick(state: str) -> None:

@@ -157,6 +157,13 @@ def test_start_sizes_the_cluster_from_the_pending_loads_and_publishes_its_endpoi
     assert dart.patches == [{"extra_data": {"cluster_id": cluster_id}},
                             {"host": host, "port": 10000, "connection_url": f"jdbc:hive2://{host}:10000/default"}]
     assert dart.progress[-1] == (1.0, None)
+    assert [a["Name"] for a in cluster["Applications"]] == ["Hadoop", "Hive", "Spark"]
+    clusters = len(emr.list_clusters()["Clusters"])
+    again = Dart(dart.entities, pending)
+    _run(_context(aws, "start_datastore", {}, cluster_id, data_to_freespace_ratio=1e-10, core_node_limit=40),
+         again)  # a re-run of a start whose cluster still runs waits for it rather than creating another
+    assert again.patches == dart.patches[1:]
+    assert len(emr.list_clusters()["Clusters"]) == clusters
 
 
 def test_start_waits_out_bootstrapping_and_fails_a_cluster_that_never_becomes_waiting(aws: dict[str, Any]) -> None:
