@@ -24,12 +24,13 @@ from bench.harness.api_client import Api
 from bench.harness.moto import AWS_ENV
 from bench.harness.stacks import RunningDart
 from services.adapters.local_engines import engine_pids
+from tests.engines import emr_support
 from tests.engines.conftest import dataset_for
 from tests.engines.emr_agent import HOLD, SPARK, StepAgent, wait_for
-from tests.engines.test_emr_engine import emr_url  # noqa: F401 - the session's EMR moto server
 from tests.engines.test_end_to_end import _finished, _states
 
 pytestmark = pytest.mark.slow
+emr_url = emr_support.emr_url  # the fixture: the EMR moto server
 COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "STRING"}]
 WORD_COUNT = """\
 from pyspark.sql import SparkSession, functions as F
@@ -44,14 +45,14 @@ spark.stop()
 
 
 @pytest.fixture(scope="module")
-def bucket(emr_url: str) -> str:  # noqa: F811
+def bucket(emr_url: str) -> str:
     name = f"dart-emr-{uuid.uuid4().hex[:10]}"
     _s3(emr_url).create_bucket(Bucket=name)
     return name
 
 
 @pytest.fixture(scope="module")
-def dart(emr_url: str, bucket: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:  # noqa: F811
+def dart(emr_url: str, bucket: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
     env: dict[str, Any] = {
         "DART_LOCAL_ENGINES": json.dumps({"emr_engine": [sys.executable, "-m", "engines.emr"]}),
         "DART_AWS_ENDPOINT_URL": emr_url, "DART_S3_DATASTORES_ROOT": f"s3://{bucket}/datastores",
@@ -108,7 +109,7 @@ def _by_action(step: dict[str, Any]) -> str:
     return str(step["Name"].split("action_id=", 1)[1].split(",", 1)[0])
 
 
-def test_every_action_type_through_dart_with_one_real_pyspark_run(api: Api, emr_url: str,  # noqa: F811
+def test_every_action_type_through_dart_with_one_real_pyspark_run(api: Api, emr_url: str,
                                                                    bucket: str) -> None:
     s3, emr = _s3(emr_url), _emr(emr_url)
     dataset, subscription = _feed(api, s3, bucket, "sales", [50, 80])
@@ -177,7 +178,7 @@ def test_every_action_type_through_dart_with_one_real_pyspark_run(api: Api, emr_
     assert sorted(text.splitlines()[3:]) == ["is,1", "not,1", "or,1", "question,1", "that,1", "the,1"]
 
 
-def test_failure_partial_success_and_a_stopped_engine_through_dart(api: Api, emr_url: str,  # noqa: F811
+def test_failure_partial_success_and_a_stopped_engine_through_dart(api: Api, emr_url: str,
                                                                    bucket: str) -> None:
     s3, emr = _s3(emr_url), _emr(emr_url)
     _, subscription = _feed(api, s3, bucket, "clicks", [10, 20])
