@@ -14,8 +14,8 @@ import pytest
 
 from events.streams.workflow_instance import WorkflowInstanceCompleted
 from events.types import Metadata, NewEvent, StreamAppend
-from services.commands.schedules import backfill, scheduled_time_environment, set_paused
 from services.commands.scheduler import Scheduler
+from services.commands.schedules import backfill, scheduled_time_environment, set_paused
 from services.domain import schedules
 from services.domain.errors import BadRequest
 from tests.support.world import SUCCEEDS
@@ -158,7 +158,7 @@ def test_overlap_skip_buffer_one_and_allow_all(world: World) -> None:
     assert [r["data"]["scheduled_time"] for r in world.runs(flow)] == times[:1]
     assert len(world.events(skip, "TriggerFireSkipped")) == 2
 
-    flow, allow_all = outcome["allow_all"]
+    flow, _ = outcome["allow_all"]
     assert [r["data"]["scheduled_time"] for r in world.runs(flow)] == times  # beyond the concurrency of 1
 
     flow, buffer_one = outcome["buffer_one"]
