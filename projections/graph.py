@@ -1,8 +1,9 @@
 """The entity graph the UI draws (reference §3.13, §5.10): from one entity, everything linked to it through the
 original's relationships, plus its workflows' latest instances and its datastores' recent one-off actions.
 
-Read from the inline read models level by level: each level of the walk is a handful of set-based queries
-(one per relationship kind, ids in batches), each with a LIMIT, and the walk stops at ``MAX_NODES`` nodes as the
+Read from the inline read models: the definitions the relationships run through are read once and followed in
+memory (projections/graph_index.py); past its cap, level by level, each level a handful of set-based queries
+(one per relationship kind, ids in batches), each with a LIMIT. The walk stops at ``MAX_NODES`` nodes as the
 original's recursive query did (``LIMIT 1000``). A datastore's workflows are followed only from the datastore
 the walk starts at, as the original's ``dart_depth < 1`` did, so a graph never leaks through a shared datastore
 into unrelated workflows (reference §15.4).
@@ -18,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from events.store import EventStore
+from projections.graph_index import DefinitionIndex
 from projections.reads import TABLES
 from services.domain.completion import parse_timedelta
 from services.domain.errors import NotFound
@@ -113,14 +115,32 @@ class GraphReader:
             walk.add(entity_type, entity_id, root[entity_id])
             frontier: dict[str, dict[str, dict[str, Any]]] = {entity_type: dict(root)}
             root_datastore = entity_id if entity_type == "datastore" else None
+            index = DefinitionIndex.load(conn)
             while frontier and not walk.full():
                 found = _Found()
                 for kind, members in frontier.items():
-                    getattr(self, f"_from_{kind}")(conn, members, found, root_datastore)
+                    if index is None:
+                        getattr(self, f"_from_{kind}")(conn, members, found, root_datastore)
+                    else:
+                        self._from_index(conn, index, kind, members, found, root_datastore)
                 frontier = found.into(walk)
             self._instances(conn, walk)
             self._one_off_actions(conn, walk)
         return walk.as_dict()
+
+    def _from_index(self, conn: sa.Connection, index: DefinitionIndex, kind: str, members: dict[str, dict[str, Any]],
+                    found: _Found, root_datastore: str | None) -> None:
+        if kind == "workflow":
+            pairs = index.from_workflow(members, found)
+            stores = self._by_id(conn, "datastore", {store for _, store in pairs})
+            for wid, store in pairs:
+                if store in stores:
+                    found.add("datastore", store, stores[store], ("datastore", store, "workflow", wid))
+        elif kind == "datastore":
+            if root_datastore in members:
+                index.from_datastore(root_datastore, found)
+        else:
+            getattr(index, f"from_{kind}")(members, found)
 
     # Each ``_from_<type>`` adds what the original's recursive query related to entities of that type.
     def _from_dataset(self, conn: sa.Connection, members: dict[str, dict[str, Any]], found: _Found,

@@ -250,7 +250,7 @@ def _request_body(op: dict[str, Any], route: Route, method: str, engines: Sequen
         for content in op["requestBody"]["content"].values():
             content["schema"] = without_nul(content["schema"])
         return
-    graph_body = openapi_graph.request_body(route.shape, engines) if method == "POST" else None
+    graph_body = openapi_graph.request_body(route.shape, engines, request_data) if method == "POST" else None
     graph_body = graph_body or (openapi_run_control.request_body(route.shape) if method == "POST" else None)
     if graph_body is not None:
         op["requestBody"] = graph_body

@@ -4,9 +4,11 @@ asks here for the route shapes it does not know: ``identifiers``, ``graph``, ``s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from services.api.openapi_params import without_nul
 from services.domain import schemas
 from services.domain.graph import GRAPH_TYPES
 from services.domain.sub_graph_recipes import subgraph_definition_schema
@@ -72,27 +74,50 @@ def ok_response(shape: str, method: str) -> dict[str, Any]:
     return {"description": "OK", "content": {"application/json": {"schema": ok_schema(shape, method)}}}
 
 
-def request_body(shape: str, engines: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+RequestData = Callable[[str, Sequence[dict[str, Any]]], dict[str, Any]]
+# The references a saved entity must have (a workflow its datastore ...): its own create takes them from the path.
+REQUIRED_REFERENCES = {"workflow": ("datastore_id",), "subscription": ("dataset_id",)}
+
+
+def request_body(shape: str, engines: Sequence[dict[str, Any]], request_data: RequestData) -> dict[str, Any] | None:
     if shape == "sub_graph":
-        return {"required": True, "content": {"application/json": {"schema": sub_graph_request()}}}
+        return {"required": True, "content": {"application/json": {
+            "schema": sub_graph_request(engines, request_data)}}}
     if shape == "definitions":
         return {"required": True, "content": {"application/json": {"schema": definition_request(engines)}}}
     return None
 
 
-def sub_graph_request() -> dict[str, Any]:
-    """An entity map. Each entity's ``data`` is what its own create takes (documented at its route), with its
-    references (``datastore_id``, ``workflow_id``, ``args.dataset_id`` …) naming saved entities or the map's
-    placeholders; the server refuses, naming the entity's key and the field, what its kind's rules refuse."""
-    entity = {"type": "object", "required": ["data"], "additionalProperties": False, "properties": {
-        "id": {}, "version_id": {}, "created": {}, "updated": {}, "data": {"type": "object"}}}
+def sub_graph_request(engines: Sequence[dict[str, Any]], request_data: RequestData) -> dict[str, Any]:
+    """An entity map: each ``<type>-UNSAVED-<id>`` entity's ``data`` is what its own create takes, with the
+    references its create takes from the path (a workflow's datastore_id ...) naming saved entities or the
+    map's placeholders; a ``PARENT-…``/``CHILD-…`` entity stands for the selected entity and is not saved. The
+    server refuses, naming the entity's key and the field, what its kind's rules refuse against what it holds."""
+    def envelope(data: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "required": ["data"], "additionalProperties": False, "properties": {
+            "id": {}, "version_id": {}, "created": {}, "updated": {}, "data": data}}
+
+    def data_of(entity_type: str) -> dict[str, Any]:
+        data = copy.deepcopy(request_data(entity_type, engines))
+        needed = REQUIRED_REFERENCES.get(entity_type)
+        if needed:
+            data = {"allOf": [data, {"type": "object", "required": list(needed),
+                                     "properties": {f: {"type": "string"} for f in needed}}]}
+        if entity_type == "action":
+            data = {"allOf": [data, {"anyOf": [{"type": "object", "required": [f], "properties": {f: {"type": "string"}}}
+                                               for f in ("workflow_id", "datastore_id")]}]}
+        return without_nul(data)  # type: ignore[no-any-return]
+
+    kinds = "|".join(GRAPH_TYPES)
+    entities = {f"^{t}-UNSAVED-": envelope(data_of(t)) for t in GRAPH_TYPES}
+    entities[f"^({kinds})-(PARENT|CHILD)-"] = envelope({"type": "object"})
     related = {"type": "object", "required": ["entity_type", "entity_id"], "properties": {
         "entity_type": {"type": "string"}, "entity_id": {"type": "string"},
         "relationship": {"enum": ["PARENT", "CHILD", None]},
         "edge": {"anyOf": [{"type": "null"}, EDGE]}}}
     return {"type": "object", "additionalProperties": False, "required": ["unsaved_entities"], "properties": {
         "unsaved_entities": {"type": "object", "maxProperties": 1000, "propertyNames": {"pattern": NODE_KEY},
-                             "additionalProperties": entity},
+                             "patternProperties": entities},
         "related_entity_data": {"anyOf": [{"type": "null"},
                                           {"type": "object", "additionalProperties": related}]}}}
 
