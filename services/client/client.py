@@ -216,6 +216,10 @@ class Dart:
         """A JSON schema the API validates with (``schema("workflow")``, ``schema("engine/x/datastore")``)."""
         return self.request("GET", f"/schema/{path.lstrip('/')}", params=params or None).get("results")
 
+    def whoami(self) -> dict[str, Any]:
+        """The calling key: ``{key, user_id, role}``."""
+        return dict(self.request("GET", "/whoami")["results"])
+
     def openapi(self) -> dict[str, Any]:
         return dict(self.request("GET", "/openapi.json"))
 

@@ -90,6 +90,7 @@ class WorkflowData(EntityData):
     on_started_email: list[str] | None = None
     on_success_email: list[str] | None = None
     retries_on_failure: int | None = None
+    sla_seconds: int | None = None
     state: str | None = None
     tags: list[str] | None = None
     user_id: str | None = None
@@ -198,6 +199,7 @@ class WorkflowInstanceData(EntityData):
     queued_time: str | None = None
     retry_num: int | None = None
     scheduled_time: str | None = None
+    sla_missed_time: str | None = None
     start_time: str | None = None
     state: str | None = None
     tags: list[str] | None = None
@@ -212,12 +214,12 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "engine": ('description', 'ecs_task_definition', 'ecs_task_definition_arn', 'name', 'options_json_schema', 'supported_action_types', 'tags', 'user_id'),
     "dataset": ('batch_merge_sort_keys', 'columns', 'compression', 'data_format', 'description', 'distribution_keys', 'hive_compatible_partition_folders', 'load_type', 'location', 'merge_keys', 'name', 'partitions', 'primary_keys', 'sort_keys', 'table_name', 'tags', 'user_id'),
     "datastore": ('action_timeout_seconds', 'args', 'concurrency', 'connection_url', 'engine_name', 'extra_data', 'host', 'launch_timeout_seconds', 'name', 'port', 's3_artifacts_path', 's3_logs_path', 'state', 'tags', 'user_id', 'workflow_datastore_id', 'workflow_id', 'workflow_instance_id'),
-    "workflow": ('avg_runtime', 'concurrency', 'datastore_id', 'definition_commit', 'engine_name', 'max_runtime_seconds', 'name', 'on_failure', 'on_failure_email', 'on_started_email', 'on_success_email', 'retries_on_failure', 'state', 'tags', 'user_id'),
+    "workflow": ('avg_runtime', 'concurrency', 'datastore_id', 'definition_commit', 'engine_name', 'max_runtime_seconds', 'name', 'on_failure', 'on_failure_email', 'on_started_email', 'on_success_email', 'retries_on_failure', 'sla_seconds', 'state', 'tags', 'user_id'),
     "action": ('action_type_name', 'args', 'attempt', 'avg_runtime', 'completed_runs', 'datastore_id', 'ecs_task_arn', 'end_time', 'engine_name', 'error_message', 'extra_data', 'first_in_workflow', 'last_in_workflow', 'name', 'not_before', 'on_failure', 'on_failure_email', 'on_success_email', 'order_idx', 'progress', 'queued_time', 'retries', 'retry_backoff_rate', 'retry_delay_seconds', 'retry_jitter', 'retry_max_delay_seconds', 'retry_of', 'start_time', 'state', 'tags', 'timeout_seconds', 'user_id', 'workflow_action_id', 'workflow_id', 'workflow_instance_id'),
     "trigger": ('args', 'extra_data', 'last_buffered', 'name', 'pause_note', 'paused', 'state', 'tags', 'trigger_type_name', 'user_id', 'workflow_ids'),
     "subscription": ('dataset_id', 'failed_time', 'generating_time', 'initial_active_time', 'message_id', 'name', 'on_failure_email', 'on_success_email', 'queued_time', 's3_path_end_prefix_exclusive', 's3_path_regex_filter', 's3_path_start_prefix_inclusive', 'state', 'tags', 'user_id'),
     "event": ('description', 'name', 'state', 'tags', 'user_id'),
-    "workflow_instance": ('cancelled_by', 'datastore_id', 'definition_commit', 'end_time', 'engine_name', 'error_message', 'queued_time', 'retry_num', 'scheduled_time', 'start_time', 'state', 'tags', 'trigger_id', 'trigger_type', 'user_id', 'workflow_id', 'workflow_version'),
+    "workflow_instance": ('cancelled_by', 'datastore_id', 'definition_commit', 'end_time', 'engine_name', 'error_message', 'queued_time', 'retry_num', 'scheduled_time', 'sla_missed_time', 'start_time', 'state', 'tags', 'trigger_id', 'trigger_type', 'user_id', 'workflow_id', 'workflow_version'),
 }
 DATA_CLASSES: dict[str, type[EntityData]] = {
     "engine": EngineData,

@@ -201,3 +201,25 @@ def test_in_a_git_checkout_events_and_runs_carry_the_commit(dart: RunningDart, c
     assert next(client.workflows.history(flow.id)).metadata["source"] == f"dart apply file=flow.yaml commit={sha}"
     run = client.run_and_wait(flow.id, timeout=60, poll=0.2)
     assert run.data.definition_commit == sha and run.data.workflow_version is not None
+
+
+def test_a_refused_update_stops_the_apply_with_a_report_of_what_was_done(dart: RunningDart, client: Dart,
+                                                                         folder: Path, applied: dict[str, Any],
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # An operator may change a workflow's state but not an action: the first update goes, the second is refused.
+    chaining = folder / "chaining.yaml"
+    text = chaining.read_text().replace("  - name: apply-wf2\n    datastore: apply-demo\n    state: ACTIVE",
+                                        "  - name: apply-wf2\n    datastore: apply-demo\n    state: INACTIVE")
+    chaining.write_text(text.replace("{name: wf2-step1, action_type_name: fake_action_that_succeeds}",
+                                     "{name: wf2-step1, action_type_name: fake_action_that_succeeds, "
+                                     "on_failure: CONTINUE}"))
+    operator = client.keys.create("apply-operator@example.com", role="operator")
+    code = cli.main(["apply", "-f", str(folder), "--api-url", f"{dart.base}/api/1", "--key", operator.token])
+    out, _ = capsys.readouterr()
+    assert code == 1 and "2 to update" in out, out
+    assert "applied: 1 change(s)\n  ~ workflow apply-wf2: state: 'ACTIVE' -> 'INACTIVE'" in out
+    assert "STOPPED: ~ action apply-wf2/wf2-step1 (#1): on_failure:" in out and "HTTP 403" in out
+    assert "not applied (1):" in out
+    assert client.workflows.find("apply-wf2").data.state == "INACTIVE"  # type: ignore[union-attr]
+    step = next(client.actions.list(filters=["name = wf2-step1", "state = TEMPLATE"]))
+    assert step.data.on_failure != "CONTINUE"

@@ -218,6 +218,7 @@ def test_the_graph_and_the_schemas(client: Dart, store: Any) -> None:
     assert workflow.id in {n["entity_id"] for n in graph["nodes"]}
     assert client.schema("workflow")["properties"]["data"]["properties"]["definition_commit"]
     assert client.health() is True
+    assert client.whoami()["role"] == "admin"
 
 
 class _Flaky(BaseHTTPRequestHandler):

@@ -46,7 +46,7 @@ COVERED = {
     "POST /workflow/instance/{id}/cancel": "Dart.cancel_instance", "GET /action/{id}/logs": "Dart.action_logs",
     "POST /trigger/{id}/pause": "Dart.pause_trigger", "POST /trigger/{id}/unpause": "Dart.unpause_trigger",
     "POST /trigger/{id}/backfill": "Dart.backfill", "POST /event/{id}/fire": "Dart.fire_event",
-    "GET /health": "Dart.health", "GET /ready": "Dart.health",
+    "GET /whoami": "Dart.whoami", "GET /health": "Dart.health", "GET /ready": "Dart.health",
 }
 KINDS = ("engine", "dataset", "datastore", "action", "workflow/instance", "workflow", "trigger", "subscription",
          "event")
