@@ -38,6 +38,7 @@ from services.api.subscription_resources import (
     ElementStats,
     SubscriptionElements,
 )
+from services.api.whoami import WhoAmI
 from services.api.workflow_resources import ManualTrigger, TriggerTypes, WorkflowInstances
 from services.domain.graph import GRAPH_TYPES
 from services.domain.roles import (
@@ -185,6 +186,9 @@ ROUTES: list[Route] = [
           "workflow_instance", "list", ("limit", "offset", "filters"), access={"GET": VIEW, "DELETE": EDIT}),
     Route("/trigger_type", lambda c: TriggerTypes(), {"GET": "the built-in trigger types"}, None, "list",
           ("limit", "offset"), access={"GET": VIEW}),
+    # The caller's own key: the web UI (services/ui) asks it which actions to offer.
+    Route("/whoami", lambda c: WhoAmI(), {"GET": "the calling key: its user and role"}, None, "schema",
+          access={"GET": VIEW}),
     Route("/log", lambda c: Log(c.entities), {"GET": "the global event log"}, None, "log",
           ("after", "limit", "type", "stream"), access={"GET": ADMINISTER}),
     Route("/log/stream", lambda c: LogStream(c.entities.store), {"GET": "the global event log as it grows, as "

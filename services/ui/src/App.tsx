@@ -1,6 +1,7 @@
 import { lazy, Suspense, useEffect, useState, type FormEvent } from "react";
 import { Link, NavLink, Route, Routes } from "react-router-dom";
-import { ApiError, detectRole, may, storedKey, storeKey, type Role } from "./api";
+import { ApiError, detectRole, may, storedKey, storeKey } from "./api";
+import { setLogAccess } from "./live";
 import { KINDS } from "./entities";
 import { SessionContext, useSession, type Session } from "./session";
 import ListPage from "./pages/ListPage";
@@ -62,9 +63,10 @@ export default function App() {
     setError(undefined);
     setChecking(true);
     try {
-      const role: Role = await detectRole(key);
+      const { role, user } = await detectRole(key);
       storeKey(key);
-      const next: Session = { key, role, user: key.split(":")[0], signOut: () => { storeKey(null); setSession(null); } };
+      setLogAccess(role === "admin");
+      const next: Session = { key, role, user, signOut: () => { storeKey(null); setSession(null); } };
       setSession(next);
     } catch (e) {
       storeKey(null);

@@ -94,24 +94,10 @@ export function may(role: Role | null, least: Role): boolean {
   return role !== null && ROLES.indexOf(role) >= ROLES.indexOf(least);
 }
 
-const NO_ID = "ZZZZZZZZZZ"; // no entity has this id: the probes below change nothing
-
-/** The key's role, from what the API lets it do: the log is admin's; an editor's empty create is a 400 (its
- * body refused) where a lesser role's is a 403 (its role refused, before the body is read); an operator's manual
- * run of no workflow is a 404 where a viewer's is a 403. A wrong key is a 401 (ApiError). */
-export async function detectRole(key: string): Promise<Role> {
-  await call("/engine", { query: { limit: 1 }, key });
-  const status = async (path: string, method: string, body?: unknown, query?: Query) => {
-    try {
-      await call(path, { method, body, key, query });
-      return 200;
-    } catch (e) {
-      if (e instanceof ApiError) return e.status;
-      throw e;
-    }
-  };
-  if ((await status("/log", "GET", undefined, { limit: 1 })) === 200) return "admin";
-  if ((await status("/event", "POST", {})) !== 403) return "editor";
-  if ((await status(`/workflow/${NO_ID}/do-manual-trigger`, "POST", {})) !== 403) return "operator";
-  return "viewer";
+/** The key's user and role (GET /whoami); a wrong key is a 401 (ApiError). A launch token or a key without a
+ * role is treated as a viewer. */
+export async function detectRole(key: string): Promise<{ role: Role; user: string }> {
+  const me = await results<{ user_id: string; role: string | null }>("/whoami", { key });
+  const role = (ROLES as string[]).includes(me.role ?? "") ? (me.role as Role) : "viewer";
+  return { role, user: me.user_id };
 }

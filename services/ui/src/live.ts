@@ -43,6 +43,13 @@ export async function headPosition(): Promise<number> {
   return Number(body.head_position ?? 0);
 }
 
+// Whether the signed-in key may read the log (admins): others are told to reload every few seconds, without
+// asking for what they would be refused.
+let logAccess = true;
+export function setLogAccess(allowed: boolean): void {
+  logAccess = allowed;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class Hub {
@@ -75,6 +82,10 @@ class Hub {
   }
 
   private async run(generation: number): Promise<void> {
+    while (!logAccess && this.alive(generation)) {
+      await sleep(5000);
+      if (this.alive(generation)) this.dispatch(null);
+    }
     if (this.position < 0) {
       try {
         this.position = await headPosition();
