@@ -85,40 +85,48 @@ class StepRunner:
         total = len(plan.steps)
         with stop_on_sigterm():
             for number, (step, request) in enumerate(zip(plan.steps, plan.requests(), strict=True), 1):
-                step_id = self.submit(request)
-                state, details = self.follow(step_id)
+                before = len(self.submitted)
+                try:
+                    step_id = self.submit(request)
+                    state, details = self.follow(step_id)
+                except Stopped as exc:
+                    # Whenever the stop came, even between AddJobFlowSteps and the first poll, the step that
+                    # was added is cancelled.
+                    added = self.submitted[before:]
+                    if not added:
+                        raise ActionFailure(str(exc)) from exc
+                    self.cancel(added[0]["step_id"])
+                    raise ActionFailure(f"{exc}: step {added[0]['step_id']} was cancelled") from exc
                 if state != "COMPLETED":
                     raise StepFailed(self.failure(number, total, step.title, step_id, state, details),
                                      step.considered_successful)
-                self.client.report_progress(self.context.action_id, round(number / total, 4))
+                if number < total:  # the caller reports 1.0 when the action's work is all done
+                    self.client.report_progress(self.context.action_id, round(number / total, 4))
 
     def submit(self, request: dict[str, Any]) -> str:
         try:
             answer = self.emr.add_job_flow_steps(JobFlowId=self.cluster, Steps=[request])
+            step_id = str(answer["StepIds"][0])
+            self.submitted.append({"step_id": step_id, "name": request["Name"]})
         except ClientError as exc:
             raise ActionFailure(f"cannot add a step to EMR cluster {self.cluster}: {reason(exc)}") from exc
-        step_id = str(answer["StepIds"][0])
-        self.submitted.append({"step_id": step_id, "name": request["Name"]})
         self.client.report_progress(self.context.action_id,
                                     extra_data={"cluster_id": self.cluster, "steps": self.submitted})
         log.info("added step %s: %s", step_id, request["Name"])
         return step_id
 
     def follow(self, step_id: str) -> tuple[str, dict[str, Any]]:
-        """Poll the step until it ends; returns its state and failure details."""
-        try:
-            while True:
-                status = self.describe(step_id)
-                state = str(status.get("State"))
-                if state not in ACTIVE:
-                    return state, dict(status.get("FailureDetails") or {})
-                ended = action_ended(self.client, self.context.action_id)
-                if ended:
-                    raise Stopped(ended)
-                self.sleep(poll_seconds())
-        except Stopped as exc:
-            self.cancel(step_id)
-            raise ActionFailure(f"{exc}: step {step_id} was cancelled") from exc
+        """Poll the step until it ends; returns its state and failure details. Raises Stopped when the action
+        ended elsewhere."""
+        while True:
+            status = self.describe(step_id)
+            state = str(status.get("State"))
+            if state not in ACTIVE:
+                return state, dict(status.get("FailureDetails") or {})
+            ended = action_ended(self.client, self.context.action_id)
+            if ended:
+                raise Stopped(ended)
+            self.sleep(poll_seconds())
 
     def describe(self, step_id: str) -> dict[str, Any]:
         try:
