@@ -132,7 +132,9 @@ class GraphReader:
                     found: _Found, root_datastore: str | None) -> None:
         if kind == "workflow":
             pairs = index.from_workflow(members, found)
-            stores = self._by_id(conn, "datastore", {store for _, store in pairs})
+            wanted = {store for _, store in pairs} - index.datastores.keys()
+            index.datastores.update(self._by_id(conn, "datastore", wanted))  # a chain's workflows share theirs
+            stores = index.datastores
             for wid, store in pairs:
                 if store in stores:
                     found.add("datastore", store, stores[store], ("datastore", store, "workflow", wid))

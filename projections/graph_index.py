@@ -41,6 +41,7 @@ class DefinitionIndex:
 
     def __init__(self, rows: dict[str, dict[str, dict[str, Any]]]) -> None:
         self.rows = rows
+        self.datastores: dict[str, dict[str, Any]] = {}  # read by id as the walk meets them
         self.by: dict[str, defaultdict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for aid, d in rows["action"].items():
             for name, ref in (("action.dataset", _args(d).get("dataset_id")),
