@@ -23,6 +23,7 @@ HIVE_TYPES = {"STRING": "STRING", "VARCHAR": "STRING", "BIGINT": "BIGINT", "INT"
               "TIMESTAMP": "TIMESTAMP"}
 TEXT_CODECS = {"GZIP": "org.apache.hadoop.io.compress.GzipCodec", "BZ2": "org.apache.hadoop.io.compress.BZip2Codec",
                "SNAPPY": "org.apache.hadoop.io.compress.SnappyCodec"}
+EXTENSIONS = {"GZIP": ".gz", "BZ2": ".bz2", "SNAPPY": ".snappy"}
 PARQUET_CODECS = {"NONE": "uncompressed", "GZIP": "gzip", "SNAPPY": "snappy"}
 
 
@@ -145,6 +146,12 @@ def spec(dataset: Dataset, files: Files, args: dict[str, Any], action_id: str) -
     chosen = files_to_load(dataset, files) if files else []
     if not chosen:
         raise ActionFailure(f"no files to load for dataset {dataset.name}")
+    suffix = EXTENSIONS.get(dataset.compression)
+    if suffix and dataset.file_format != "PARQUET":
+        odd = next((path for path, _ in chosen if not path.endswith(suffix)), None)
+        if odd:
+            raise ActionFailure(f"dataset {dataset.name} is {dataset.compression} but {odd} does not end in "
+                                f"{suffix}: Hadoop picks a file's codec by its extension")
     table = args.get("target_table_name") or dataset.table_name
     reader, raw = source(dataset)
     expressions = [f"{cast(c, r)} AS {_quote(c.name)}" for c, r in zip(dataset.columns, raw, strict=True)]

@@ -155,5 +155,8 @@ def test_the_load_spec_reads_every_format_and_maps_each_load_type() -> None:
         _spec("CSV", data_format={"file_format": "RCFILE", "row_format": "NONE"})
     with pytest.raises(ActionFailure, match="target_compression BZ2 is not one Parquet offers"):
         _spec("CSV", args={"target_file_format": "PARQUET", "target_compression": "BZ2"})
+    with pytest.raises(ActionFailure, match="is GZIP but s3://b/in/a does not end in .gz: Hadoop picks a file's "
+                                            "codec by its extension"):
+        _spec("CSV", "GZIP")
     with pytest.raises(ValueError, match="is MERGE but has neither merge_keys nor primary_keys"):
         _spec("CSV", load_type="MERGE")
