@@ -20,7 +20,6 @@ from engines.sdk import ActionContext, ActionFailure, DartClient
 
 log = logging.getLogger("dart.engine.emr")
 HIVE_PORT = 10000  # HiveServer2, which every EMR release with Hive runs on the master (Impala is not shipped)
-LOAD_TYPES = ("load_dataset", "consume_subscription")
 
 
 def _args(context: ActionContext) -> dict[str, Any]:
