@@ -14,6 +14,7 @@ from services.domain.errors import BadRequest
 from services.domain.graph import GRAPH_TYPES, split_node_id
 from services.domain.sub_graph_recipes import (
     Recipes,
+    datastore_recipe,
     definition_recipe,
     engine_recipes,
     engineless_recipes,
@@ -53,7 +54,7 @@ class SubGraphs:
                   if d["data"].get("related_type") == related_type]
         per_engine: list[tuple[str | None, list[dict[str, Any]]]] = []
         if related_type is None:
-            per_engine = [(e["data"]["name"], engine_recipes(e["data"], None)) for e in reader.find_by("engine")]
+            per_engine = [(e["data"]["name"], [datastore_recipe(e["data"]["name"])]) for e in reader.find_by("engine")]
         return {name: [_served(r) for r in items] for name, items in merge(static, stored, per_engine).items()}
 
     def _engine_of(self, related_type: str | None, related_id: str) -> str | None:

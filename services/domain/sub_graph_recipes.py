@@ -66,8 +66,6 @@ def engine_recipes(engine: dict[str, Any], related_type: str | None) -> list[dic
     """The recipes of one engine (its ``data``) for a selected entity of ``related_type``."""
     engine_name = engine.get("name")
     action_types = [t for t in engine.get("supported_action_types") or [] if isinstance(t, dict)]
-    if related_type is None:
-        return [datastore_recipe(str(engine_name))]
     recipes: list[dict[str, Any]] = []
     if related_type == "workflow":
         for action_type in action_types:

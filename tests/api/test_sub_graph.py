@@ -71,6 +71,8 @@ def test_recipes_for_nothing_selected_a_dataset_and_a_workflow(api: Api, engine:
     top = api.get("/graph/sub_graph")
     assert {r["name"] for r in top["null"]} == {"dataset", "event"}
     assert [r["name"] for r in top["no_op_engine"]] == ["datastore"]
+    assert [r["name"] for r in api.get("/graph/sub_graph", params={"engine_name": "no_op_engine"})["no_op_engine"]] \
+        == ["datastore"]  # once, with the engine named too
     event = top["null"][1]
     (key, entity), = event["entity_map"].items()
     assert key.startswith("event-UNSAVED-") and entity["id"] == key.split("-", 1)[1]
