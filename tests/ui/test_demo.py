@@ -38,11 +38,17 @@ def test_seed_demo_reaches_completed_for_both_workflows(page: Page, api: Api) ->
     page.get_by_role("button", name="Add").click()
     page.get_by_role("group", name="no_op_engine").get_by_role("menuitem", name="workflow chaining demo").click()
     expect(page.locator(".node-list li[data-state='UNSAVED']").first).to_be_visible()
+    # a new entity's form before the save: the second workflow renamed
+    page.locator(".node-list li[data-node^='workflow-']").filter(has_text="wf2").get_by_role("button").click()
+    page.get_by_role("complementary", name="Selected").get_by_role("button", name="Edit").click()
+    page.locator("#root_name").fill("demo-wf2-renamed")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".node-list li[data-node^='workflow-']").filter(has_text="demo-wf2-renamed")).to_have_count(1)
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Saved")
     expect(page.locator(".node-list li[data-state='UNSAVED']")).to_have_count(0)
     workflows = api.get(f"/workflow?filters=%5B%22datastore_id%20%3D%20{store_id}%22%5D")
-    assert len(workflows) == 2, workflows
+    assert sorted(w["data"]["name"] for w in workflows) == ["demo-wf2-renamed", "no-op-workflow-chaining-wf1"]
 
     first = page.locator(".node-list li[data-node^='workflow-']").filter(has_text="wf1")
     first.get_by_role("button").click()
