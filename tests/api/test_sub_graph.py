@@ -234,3 +234,19 @@ def test_saving_needs_an_editor_and_reading_a_viewer(api: Api, dart: InProcessDa
     assert operator.request("POST", "/graph/sub_graph", body)[0] == 403
     saved = editor.post("/graph/sub_graph", body)
     assert saved["event-UNSAVED-e"]["data"]["user_id"] == "editor2@x"
+
+
+def test_a_child_recipe_and_a_top_level_recipe_save_as_their_creates_would(api: Api, datastore: dict[str, Any]) -> None:
+    flow = api.post(f"/datastore/{datastore['id']}/workflow", {"data": {"name": unique("wf")}})
+    scheduled = recipe(api, "scheduled trigger", related_type="workflow", related_id=flow["id"])
+    ((key, trigger),) = scheduled["entity_map"].items()
+    trigger["data"].update(state="ACTIVE", args={"cron_pattern": "0 12 ? * 2 *"})
+    saved = api.post("/graph/sub_graph", {"unsaved_entities": scheduled["entity_map"],
+                                          "related_entity_data": parent_of("workflow", flow["id"], scheduled)})
+    assert saved[key]["data"]["workflow_ids"] == [flow["id"]] and saved[key]["data"]["state"] == "ACTIVE"
+    top = recipe(api, "datastore", engine_name="no_op_engine")
+    ((key, store),) = top["entity_map"].items()
+    store["data"]["args"] = {"action_sleep_time_in_seconds": 0}
+    created = api.post("/graph/sub_graph", {"unsaved_entities": top["entity_map"]})[key]
+    assert created["data"]["s3_artifacts_path"].endswith(f"/artifacts/{created['id']}")  # as POST /datastore sets
+    assert api.get(f"/datastore/{created['id']}") == created
