@@ -87,6 +87,21 @@ class Network(Strict):
             raise ValueError("must be a 10.x.0.0/16 block (the stack cuts four /20 subnets from it)")
         return value
 
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, value: str) -> str:
+        if value and not re.fullmatch(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", value):
+            raise ValueError("must be a VPC id such as vpc-0123456789abcdef0")
+        return value
+
+    @field_validator("public_subnets", "task_subnets", "database_subnets")
+    @classmethod
+    def _subnet_ids(cls, value: list[str]) -> list[str]:
+        for subnet in value:
+            if not re.fullmatch(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", subnet):
+                raise ValueError(f"{subnet!r} is not a subnet id such as subnet-0123456789abcdef0")
+        return value
+
     @model_validator(mode="after")
     def _existing_needs_subnets(self) -> Network:
         if self.vpc_id:

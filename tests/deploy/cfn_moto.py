@@ -1,0 +1,103 @@
+"""moto's server with two fixes its CloudFormation needs for ``dart deploy``'s tests (moto 5.2.1):
+``python -m tests.deploy.cfn_moto -H 127.0.0.1 -p PORT`` runs the real moto server with
+
+- an **updated** ``AWS::ECS::TaskDefinition`` registered with camelCase container definitions, as a created one
+  is (moto's update passes CloudFormation's PascalCase keys through: ``describe_task_definition`` then answers
+  ``Image`` instead of ``image`` and every reader of the new revision breaks);
+- ``AWS::EC2::VPCGatewayAttachment`` and ``AWS::EC2::RouteTable`` deletable: deleting the attachment detaches
+  the internet gateway, a route table is deleted once its subnets are (moto has no delete for either, so a
+  stack that created its VPC could never be deleted: the gateway and the tables kept the VPC).
+
+Everything else is moto's own CloudFormation, ECS, EC2, SQS, IAM ... over the real wire protocol."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def patch() -> None:
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.route_tables import RouteTable
+    from moto.ec2.models.vpn_gateway import VPCGatewayAttachment
+    from moto.ecs.models import TaskDefinition
+
+    update = TaskDefinition.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def update_camelcase(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+                         account_id: str, region_name: str) -> Any:
+        properties = dict(cloudformation_json["Properties"])
+        for key in ("ContainerDefinitions", "Volumes"):
+            if key in properties:
+                properties[key] = remap_nested_keys(properties[key], pascal_to_camelcase)
+        return update(cls, original_resource, new_resource_name, {**cloudformation_json, "Properties": properties},
+                      account_id, region_name)
+
+    TaskDefinition.update_from_cloudformation_json = classmethod(update_camelcase)  # type: ignore[method-assign,assignment]
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        if self.gateway_id and self.gateway_id.startswith("igw-"):
+            ec2_backends[account_id][region_name].detach_internet_gateway(self.gateway_id, self.vpc_id)
+
+    VPCGatewayAttachment.delete = delete  # type: ignore[attr-defined]
+
+    def delete_table(self: Any, account_id: str, region_name: str) -> None:
+        ec2_backends[account_id][region_name].delete_route_table(self.id)
+
+    RouteTable.delete = delete_table  # type: ignore[attr-defined]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def cfn_moto_server() -> Iterator[str]:
+    """This module's server on a free port; yields its endpoint URL."""
+    from bench.harness.moto import AWS_ENV
+
+    port = _free_port()
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.deploy.cfn_moto", "-H", "127.0.0.1", "-p", str(port)],
+                            cwd=repo, env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the CloudFormation moto server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(argv: list[str]) -> None:
+    patch()
+    from moto.server import main as moto_main
+
+    moto_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
