@@ -1,7 +1,7 @@
 import { lazy, Suspense, useEffect, useState, type FormEvent } from "react";
 import { Link, NavLink, Route, Routes } from "react-router-dom";
 import { ApiError, detectRole, may, storedKey, storeKey } from "./api";
-import { setLogAccess } from "./live";
+import { setLogAccess, stopFollowing } from "./live";
 import { KINDS } from "./entities";
 import { SessionContext, useSession, type Session } from "./session";
 import ListPage from "./pages/ListPage";
@@ -66,7 +66,7 @@ export default function App() {
       const { role, user } = await detectRole(key);
       storeKey(key);
       setLogAccess(role === "admin");
-      const next: Session = { key, role, user, signOut: () => { storeKey(null); setSession(null); } };
+      const next: Session = { key, role, user, signOut: () => { storeKey(null); stopFollowing(); setSession(null); } };
       setSession(next);
     } catch (e) {
       storeKey(null);

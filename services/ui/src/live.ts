@@ -47,6 +47,7 @@ export async function headPosition(): Promise<number> {
 // asking for what they would be refused.
 let logAccess = true;
 export function setLogAccess(allowed: boolean): void {
+  if (allowed !== logAccess) hub.stop(); // the next listener starts the right way
   logAccess = allowed;
 }
 
@@ -56,21 +57,30 @@ class Hub {
   private subs = new Set<{ filter: Filter; listener: Listener }>();
   private abort: AbortController | null = null;
   private generation = 0;
+  private started = false;
   position = -1;
 
   subscribe(filter: Filter, listener: Listener): () => void {
     const sub = { filter, listener };
     this.subs.add(sub);
-    if (this.subs.size === 1) void this.run(++this.generation);
+    if (!this.started) {
+      this.started = true;
+      void this.run(++this.generation);
+    }
     return () => {
+      // the stream stays open for the next page's listeners: a server notices a closed stream only at its
+      // next write (a keep-alive), and until then the stream holds one of the few it serves
       this.subs.delete(sub);
-      if (this.subs.size === 0) {
-        this.generation++;
-        this.abort?.abort();
-        this.abort = null;
-        this.position = -1; // the next listener starts from its own now
-      }
     };
+  }
+
+  /** Close the stream (signing out). */
+  stop(): void {
+    this.generation++;
+    this.abort?.abort();
+    this.abort = null;
+    this.position = -1;
+    this.started = false;
   }
 
   private dispatch(event: LogEvent | null): void {
@@ -166,4 +176,9 @@ const hub = new Hub();
  * ``null`` event means "something may have changed" (a key that cannot read the log). */
 export function follow(filter: Filter, listener: Listener): () => void {
   return hub.subscribe(filter, listener);
+}
+
+/** Stop following the log (the key is gone). */
+export function stopFollowing(): void {
+  hub.stop();
 }
