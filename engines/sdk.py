@@ -130,6 +130,17 @@ def _pointer(segment: str) -> str:
     return segment.replace("~", "~0").replace("/", "~1")
 
 
+def run_headers(env: Mapping[str, str]) -> dict[str, str]:
+    """The run's trace and correlation the launcher handed the engine (``TRACEPARENT``, ``DART_CORRELATION_ID``),
+    sent back on every request so the engine's check-out, progress and check-in join the run's trace."""
+    headers = {}
+    if env.get("TRACEPARENT"):
+        headers["traceparent"] = env["TRACEPARENT"]
+    if env.get("DART_CORRELATION_ID"):
+        headers["X-Dart-Correlation-Id"] = env["DART_CORRELATION_ID"]
+    return headers
+
+
 class DartClient:
     """A small client of dart's REST API, speaking as an engine (Basic auth with ``key:secret``)."""
 
@@ -141,7 +152,8 @@ class DartClient:
         # an engine that cannot check in loses its action's result, so it rides out any server error.
         timing = {k: v for k, v in (("sleep", sleep), ("clock", clock)) if v is not None}
         self.transport = Transport(api_url, token, timeout=timeout, retries=retries,
-                                   retry_statuses=ALL_SERVER_ERRORS, **timing)  # type: ignore[arg-type]
+                                   retry_statuses=ALL_SERVER_ERRORS, headers=run_headers(os.environ),
+                                   **timing)  # type: ignore[arg-type]
         self.api_url = self.transport.api_url
         self.timeout = timeout
         self.retries = self.transport.retries

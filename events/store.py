@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from events.context import CORRELATION_ID, TRACEPARENT
 from events.errors import ConcurrencyError, EventSchemaError, IdempotencyConflict
 from events.registry import EventRegistry
 from events.types import Expected, ExpectedVersion, RecordedEvent, StreamAppend, recorded_event
@@ -243,6 +244,10 @@ class EventStore(ABC):
     def _pending_rows(self, appends: Sequence[StreamAppend]) -> list[PendingRow]:
         rows: list[PendingRow] = []
         seen_streams: set[str] = set()
+        # The ambient correlation id and trace parent (events/context.py) go into every event whose own
+        # metadata leaves them unset: read once per append, nothing added when neither is set.
+        correlation_id, traceparent = CORRELATION_ID.get(), TRACEPARENT.get()
+        ambient = correlation_id is not None or traceparent is not None
         for part in appends:
             if part.stream_id in seen_streams:
                 raise ValueError(f"stream {part.stream_id!r} appears twice in one append")
@@ -259,6 +264,7 @@ class EventStore(ABC):
                     raise EventSchemaError(type_name, {"stream_id": f"{type_name} belongs in {category}-* streams, "
                                                                     f"not {part.stream_id!r}"})
                 data_json = _encode_json(data)
+                metadata = new.metadata.within(correlation_id, traceparent) if ambient else new.metadata
                 if "\\u0000" in data_json and _has_nul(data):  # PostgreSQL text and jsonb cannot hold NUL
                     raise EventSchemaError(type_name, {"<payload>": "strings must not contain NUL (\\u0000)"})
                 rows.append(
@@ -271,8 +277,8 @@ class EventStore(ABC):
                         schema_version=version,
                         data=data,
                         data_json=data_json,
-                        metadata=new.metadata.as_dict(),
-                        metadata_json=new.metadata.as_json(),
+                        metadata=metadata.as_dict(),
+                        metadata_json=metadata.as_json(),
                     )
                 )
         return rows

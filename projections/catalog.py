@@ -7,11 +7,12 @@ from events.streams import CATEGORIES
 from projections.base import Projection
 from projections.elements import ElementProjection
 from projections.entities import EntityProjection
+from projections.run_stats import RunStats
 from projections.stats import EventTypeCounts
 
 
 def all_projections() -> list[Projection]:
-    return [*(EntityProjection(c) for c in CATEGORIES), ElementProjection(), EventTypeCounts()]
+    return [*(EntityProjection(c) for c in CATEGORIES), ElementProjection(), EventTypeCounts(), RunStats()]
 
 
 def by_name(names: list[str] | None = None) -> list[Projection]:

@@ -64,6 +64,20 @@ class WorkflowInstanceCancelled(EntityUpdated):
     category = CATEGORY
 
 
+@dataclass(frozen=True)
+class WorkflowInstanceLate(Event):
+    """Still live ``sla_seconds`` after it was queued (its workflow's SLA): the "running late" mail is sent for
+    this event, so once per instance whatever restarts (issue 15)."""
+
+    type_name = "WorkflowInstanceLate"
+    category = CATEGORY
+    sla_seconds: int
+    late_time: str
+
+    def evolve(self, state: State) -> State:
+        return None if state is None else {**state, "sla_missed_time": self.late_time}
+
+
 EVENTS = (
     WorkflowInstanceCreated,
     WorkflowInstanceUpdated,
@@ -72,4 +86,5 @@ EVENTS = (
     WorkflowInstanceCompleted,
     WorkflowInstanceFailed,
     WorkflowInstanceCancelled,
+    WorkflowInstanceLate,
 )

@@ -14,6 +14,7 @@ from services.api.body import DEFAULT_MAX_BODY_BYTES, BodyLimit, JsonBody
 from services.api.listing import SchemaCache
 from services.api.metrics import RequestMetrics
 from services.api.middleware import Authenticate, AuthMiddleware, QueryCheck
+from services.api.request_trace import RequestTrace
 from services.api.route import Collaborators, GuessDataset, LogReader
 from services.api.routes import OPEN_PATHS, add_routes
 from services.api.ui_assets import add_ui
@@ -37,7 +38,7 @@ def create_app(
     """The REST API over ``entities.store``: every route of services/api/routes.py, errors mapped once."""
     counters = RequestMetrics()
     parts = Collaborators(entities, orchestration, projections, secrets, guess_dataset, schema_cache, counters, logs)
-    middleware: list[Any] = [counters, BodyLimit(max_body_bytes),
+    middleware: list[Any] = [RequestTrace(), counters, BodyLimit(max_body_bytes),
                              AuthMiddleware(authenticate, entities.reader, OPEN_PATHS), QueryCheck()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True

@@ -1,9 +1,10 @@
-"""``/metrics`` through prometheus_client: requests by method and status, request time, the log's head and
-each async projection's lag. Under gunicorn (PROMETHEUS_MULTIPROC_DIR set before prometheus_client is first
-imported) every worker writes its counts to that directory and any worker's ``/metrics`` adds them all up."""
+"""``/metrics`` through prometheus_client: requests by method and status, request time, the log's head,
+each async projection's lag, and the run metrics of services/api/run_metrics.py. Under gunicorn
+(PROMETHEUS_MULTIPROC_DIR set before prometheus_client is first imported) every worker writes its counts to that directory and any worker's ``/metrics`` adds them all up."""
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 from events.checkpoints import all_checkpoints
 from events.store import EventStore
 from projections.base import Projection
+from services.api.run_metrics import RunCollector
 
 # A label value per method a client may invent would grow the series without bound: the rest are "other".
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -74,6 +76,15 @@ class StoreCollector(Collector):
         yield lag
 
 
+class _WorkersCollector(MultiProcessCollector):
+    """Every worker's counts, skipping a file a worker is creating at that instant: prometheus_client opens a
+    worker's file before it sizes it, and reading it empty raised (struct.error) and failed the whole scrape."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = [path for path in glob.glob(os.path.join(self._path, "*.db")) if os.path.getsize(path) > 0]
+        return self.merge(files, accumulate=True)  # type: ignore[no-any-return]
+
+
 class Metrics:
     """``GET /metrics``: this process's counters, or under gunicorn every worker's, and the store's gauges."""
 
@@ -83,8 +94,10 @@ class Metrics:
             self.registry = counters.registry
         else:  # every worker's counts, read from the shared directory at each scrape
             self.registry = CollectorRegistry()
-            MultiProcessCollector(self.registry, path=directory)
+            _WorkersCollector(self.registry, path=directory)
+        projections = list(projections)
         self.registry.register(StoreCollector(store, projections))
+        self.registry.register(RunCollector(store, projections))  # runs, histograms, lags, slots (issue 15)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         encoder, content_type = exposition.choose_encoder(req.get_header("Accept") or "")

@@ -43,6 +43,7 @@ from events.types import Metadata, NewEvent, RecordedEvent, StreamAppend
 from services.commands import elements
 from services.commands.context import Orchestration, derived_event_id
 from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
+from services.commands.tracing import handling
 from services.domain.s3_range import ListingError, Range, chunks, list_page, pages
 
 log = logging.getLogger("dart.subscriptions")
@@ -89,15 +90,19 @@ class SubscriptionWorker:
 
     def handle(self, batch: Sequence[RecordedEvent]) -> None:
         for event in batch:
-            if event.type == "SubscriptionCreated":
-                self.start(event.entity_id, event.event_id)
-            elif event.type == "SubscriptionGenerationStarted":
+            with handling(self.name, event):
+                self._handle(event)
+
+    def _handle(self, event: RecordedEvent) -> None:
+        if event.type == "SubscriptionCreated":
+            self.start(event.entity_id, event.event_id)
+        elif event.type == "SubscriptionGenerationStarted":
+            self.step(event.entity_id, event.event_id)
+        elif event.type == "SubscriptionElementsAdded":
+            if event.data.get("source") == "listing" and event.data.get("more"):
                 self.step(event.entity_id, event.event_id)
-            elif event.type == "SubscriptionElementsAdded":
-                if event.data.get("source") == "listing" and event.data.get("more"):
-                    self.step(event.entity_id, event.event_id)
-            elif event.type == "SubscriptionActivated":
-                self.close_gap(event.entity_id, event.event_id)
+        elif event.type == "SubscriptionActivated":
+            self.close_gap(event.entity_id, event.event_id)
 
     # ------------------------------------------------------------------------------------- the chain
     def start(self, subscription_id: str, cause: uuid.UUID) -> None:

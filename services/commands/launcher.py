@@ -20,12 +20,14 @@ from typing import Any, ClassVar
 from events.streams.api_key import ApiKeyRevoked
 from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
 from projections.reads import TABLES
+from services.commands import tracing
 from services.commands.actions import complete_read
 from services.commands.auth import create_api_key, new_api_key
 from services.commands.context import Orchestration, json_field
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.run_limits import RetryTimer, RunLimits
 from services.commands.schedules import scheduled_time_environment
+from services.commands.tracing import handling, launching
 from services.domain import slots
 from services.domain.slots import BUSY
 
@@ -82,26 +84,29 @@ class Launcher:
 
     # ------------------------------------------------------------------------------------- consumer
     def handle(self, events: Sequence[RecordedEvent]) -> None:
-        datastores: list[str] = []
+        datastores: dict[str, RecordedEvent] = {}  # -> the first event that led to it
         for event in events:
-            if event.type == "ActionCreated":  # only a retry's next attempt matters here: when it is due
-                self.retry_timer.note(event)
-                continue
-            if event.type == "ActionCancelled":
-                self._stop_cancelled(event)
-            if event.type in TOKEN_ENDS:
-                revoke_action_tokens(self.orch, event.entity_id, event.recorded_at, event.event_id)
-            datastore_id: str | None
-            if event.category == "datastore":
-                datastore_id = event.entity_id
-            else:
-                row = self.orch.reader.row("action", event.entity_id)
-                datastore_id = row.data.get("datastore_id") if row is not None else None
+            with handling(self.name, event):
+                datastore_id = self._datastore_to_try(event)
             if datastore_id and datastore_id not in datastores:
-                datastores.append(datastore_id)
-        for datastore_id in datastores:
+                datastores[datastore_id] = event
+        for datastore_id, event in datastores.items():
             if self.may_launch_on(datastore_id):
-                self.launch_ready(datastore_id)
+                with handling(self.name, event, "slots"):
+                    self.launch_ready(datastore_id)
+
+    def _datastore_to_try(self, event: RecordedEvent) -> str | None:
+        if event.type == "ActionCreated":  # only a retry's next attempt matters here: when it is due
+            self.retry_timer.note(event)
+            return None
+        if event.type == "ActionCancelled":
+            self._stop_cancelled(event)
+        if event.type in TOKEN_ENDS:
+            revoke_action_tokens(self.orch, event.entity_id, event.recorded_at, event.event_id)
+        if event.category == "datastore":
+            return event.entity_id
+        row = self.orch.reader.row("action", event.entity_id)
+        return row.data.get("datastore_id") if row is not None else None
 
     def may_launch_on(self, datastore_id: str) -> bool:
         """False while launches on this datastore are held back (e.g. ECS had no capacity a moment ago)."""
@@ -143,7 +148,8 @@ class Launcher:
         pending, datastore = self.take_slots(datastore_id)
         for action in pending:
             try:
-                self.launch(action, datastore)
+                with launching(self.orch.store, action):  # in the action's run: its trace, its correlation
+                    self.launch(action, datastore)
             except Exception:
                 # The intent is recorded: the stale-PENDING check re-queues or fails the action later.
                 log.exception("launching action %s failed", action["id"])
@@ -178,6 +184,7 @@ class Launcher:
             "DART_API_URL": self.api_url,
             "DART_API_TOKEN": action.get("_token") or self.token_factory(action_id, str(action.get("engine_name"))),
             **scheduled_time_environment(self.orch, action),  # DART_SCHEDULED_TIME for a schedule's run
+            **tracing.engine_environment(),  # TRACEPARENT and DART_CORRELATION_ID of the action's run
         }
 
     def _actions_in(self, *states: str) -> list[Any]:

@@ -1,6 +1,7 @@
 """The notifier consumer: the emails of reference §14, sent when §8.4 says.
 
-Kinds: action failed or completed; workflow started, failed or completed; subscription completed or failed.
+Kinds: action failed or completed; workflow started, failed, completed or running late (past its workflow's
+``sla_seconds``, issue 15); subscription completed or failed.
 The subject is ``[<env_name>] dart: <what> <entity name> (<id>)``. Recipients are the entity's lists
 (``on_failure_email``, ``on_success_email``, ``on_started_email``). Error mails cc ``cc_on_error``, or go
 to it alone when the entity's list is empty; other mails are sent only when their list is set.
@@ -29,7 +30,9 @@ from events.streams import subscription as subscription_events
 from events.timestamps import UTCDateTime
 from events.types import RecordedEvent
 from projections.reads import EntityReader, fold
+from services.commands.tracing import handling
 from services.domain.mail import Mail, Mailer
+from services.domain.sla import late_message
 
 log = logging.getLogger("dart.notifier")
 
@@ -47,7 +50,7 @@ notifications_sent = sa.Table(
     sa.Column("sent_at", UTCDateTime(), nullable=True),
 )
 
-ERROR_KINDS = ("action failed", "workflow failed", "subscription failed")
+ERROR_KINDS = ("action failed", "workflow failed", "workflow running late", "subscription failed")
 
 
 class MailInProgress(Exception):
@@ -92,6 +95,7 @@ class Notifier:
         "WorkflowInstanceStarted",
         "WorkflowInstanceCompleted",
         "WorkflowInstanceFailed",
+        "WorkflowInstanceLate",  # past its workflow's sla_seconds (issue 15)
         "SubscriptionUpdated",
         "SubscriptionActivated",
         "SubscriptionGenerationFailed",
@@ -114,17 +118,21 @@ class Notifier:
     # ------------------------------------------------------------------------------------ handling
     def handle(self, events: Sequence[RecordedEvent]) -> None:
         for event in events:
-            if self.max_age is not None and self.clock() - event.recorded_at > self.max_age:
-                log.info("no mail for %s %s: older than %s", event.type, event.event_id, self.max_age)
-                continue
-            draft = self.draft(event)
-            if draft is None:
-                continue
-            mail = self.compose(event, draft)
-            if mail is None:
-                log.info("%s for %s %s: nobody to send it to", draft.kind, draft.category, draft.entity_id)
-                continue
-            self.deliver(event, draft.kind, mail)
+            with handling(self.name, event):
+                self._handle(event)
+
+    def _handle(self, event: RecordedEvent) -> None:
+        if self.max_age is not None and self.clock() - event.recorded_at > self.max_age:
+            log.info("no mail for %s %s: older than %s", event.type, event.event_id, self.max_age)
+            return
+        draft = self.draft(event)
+        if draft is None:
+            return
+        mail = self.compose(event, draft)
+        if mail is None:
+            log.info("%s for %s %s: nobody to send it to", draft.kind, draft.category, draft.entity_id)
+            return
+        self.deliver(event, draft.kind, mail)
 
     def draft(self, event: RecordedEvent) -> Draft | None:
         if event.type == "ActionCompleted":
@@ -174,6 +182,8 @@ class Notifier:
         elif event.type == "WorkflowInstanceFailed" or (event.type == "WorkflowInstanceCreated"
                                                          and instance.get("state") == "FAILED"):
             kind, field = "workflow failed", "on_failure_email"
+        elif event.type == "WorkflowInstanceLate":
+            kind, field = "workflow running late", "on_failure_email"
         else:
             return None
         workflow_id = str(instance.get("workflow_id") or "")
@@ -192,8 +202,11 @@ class Notifier:
             ("started", instance.get("start_time")),
             ("ended", instance.get("end_time")),
         ]
+        cause = instance.get("error_message") if kind == "workflow failed" else None
+        if kind == "workflow running late":
+            cause = late_message(event.data.get("sla_seconds"))
         return Draft(kind, recipients, "workflow", str(workflow.get("name") or workflow_id), workflow_id,
-                     lines, instance.get("error_message") if kind == "workflow failed" else None,
+                     lines, cause,
                      f"/api/1/workflow/instance/{event.entity_id}")
 
     def _subscription(self, event: RecordedEvent) -> Draft | None:

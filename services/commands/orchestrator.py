@@ -10,6 +10,7 @@ from events.types import RecordedEvent
 from services.commands import batches
 from services.commands.actions import complete_action, try_next_actions
 from services.commands.context import Orchestration
+from services.commands.tracing import handling
 from services.commands.triggers import on_instance_completed, on_trigger_fired
 
 log = logging.getLogger("dart.orchestrator")
@@ -123,4 +124,5 @@ class Orchestrator:
         for event in events:
             handler = HANDLERS.get(event.type)
             if handler is not None:
-                handler(self.orch, event)
+                with handling(self.name, event):
+                    handler(self.orch, event)

@@ -22,6 +22,7 @@ from projections.reads import TABLES
 from services.commands.actions import try_next_actions
 from services.commands.cancel import cancel_instance
 from services.commands.context import Orchestration, json_field
+from services.commands.sla import note_if_late
 from services.domain import run_control
 
 log = logging.getLogger("dart.limits")
@@ -116,6 +117,7 @@ class RunLimits:
             if workflow_id not in workflows:
                 found = self.orch.reader.row("workflow", workflow_id)
                 workflows[workflow_id] = found.data if found is not None else None
+            note_if_late(self.orch, row, workflows[workflow_id], now)  # sla_seconds: one "running late" mail
             limit = run_control.instance_timed_out(row.data, workflows[workflow_id], now)
             if limit is None:
                 continue

@@ -24,6 +24,7 @@ from kombu.mixins import ConsumerMixin
 
 from events.store import EventStore
 from events.types import RecordedEvent
+from services.commands.tracing import handling
 from services.delivery.backoff import Backoff, Failures
 from services.delivery.queues import (
     ATTEMPTS_HEADER,
@@ -364,6 +365,7 @@ class KombuConsumer(QueueWorker):
         if was_handled(self.store, self.consumer.name, event.event_id):
             self.counts["skipped"] += 1
             return
-        self.consumer.handle([event])
+        with handling(self.consumer.name, event):
+            self.consumer.handle([event])
         record_handled(self.store, self.consumer.name, event.event_id)
         self.counts["handled"] += 1

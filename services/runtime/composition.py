@@ -18,6 +18,7 @@ from events.streams import default_registry
 from events.subscription import CatchUpSubscription
 from projections.base import Projection
 from projections.catalog import all_projections
+from projections.runner import AsyncProjectionRunner
 from services.adapters.action_logs import ActionLogs
 from services.adapters.aws import AwsClients
 from services.adapters.ecs import EcsTaskDefinitions
@@ -45,6 +46,7 @@ from services.runtime.email import notifier_from_settings
 from services.runtime.home import prepare_home
 from services.runtime.logs import add_log_file
 from services.runtime.settings import Settings, SettingsError
+from services.runtime.telemetry import configure_tracing
 
 log = logging.getLogger("dart.process")
 WORKERS = ("orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions")
@@ -69,6 +71,7 @@ class Container:
 
 
 def build(settings: Settings, migrate: bool = True) -> Container:
+    configure_tracing(settings)  # spans exported over OTLP when an endpoint is configured (issue 15)
     prepare_home(settings)  # 0700, and the SQLite file 0600 before it is opened
     store = open_store(settings.effective_database_url, default_registry(), migrate=migrate)
     projections = all_projections()
@@ -219,7 +222,14 @@ def run_relay(settings: Settings) -> int:
     relay = Relay(container.store, url, options, routes_for(consumers(container).values()), outside,
                   settings.queue_prefix, poll_interval=settings.relay_poll_interval)
     log.info("relay publishing to %s with prefix %s", url.split("@")[-1], settings.queue_prefix)
-    run_until_signalled(relay.run)
+    # The async projections (statistics: /metrics reads them) follow the log beside the relay, which runs once
+    # per database in production as they should (a second runner is harmless: checkpoints are compare-and-set).
+    projections = AsyncProjectionRunner(container.store, container.projections)
+    projections.start()
+    try:
+        run_until_signalled(relay.run)
+    finally:
+        projections.stop()
     return 0
 
 

@@ -14,8 +14,25 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from events.context import HANDLING
+
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
+
+
+CONTEXT_FIELDS = ("event_id", "stream_id", "correlation_id")
+
+
+def event_context(record: logging.LogRecord) -> dict[str, str]:
+    """The event a consumer's log line is about (issue 15): given with the line (``extra``), else the event
+    the logging thread is handling (events/context.py), else the one whose handling raised the logged error."""
+    given = {key: getattr(record, key) for key in CONTEXT_FIELDS if hasattr(record, key)}
+    if given:
+        return given
+    current = HANDLING.get()
+    if current is None and record.exc_info and record.exc_info[1] is not None:
+        current = getattr(record.exc_info[1], "dart_handling", None)
+    return dict(current) if current else {}
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,20 +43,28 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("event_id", "stream_id", "correlation_id"):
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
+        entry.update(event_context(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
+class TextFormatter(logging.Formatter):
+    """Readable lines for a terminal, ending with the handled event's fields when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        context = event_context(record)
+        return line + "".join(f" {key}={value}" for key, value in context.items()) if context else line
+
+
 def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if use_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     read_timeout_seconds: Annotated[int, Field(ge=1)] = 30  # dart up closes a connection silent this long
     bootstrap_api_key: str = Field(default="", repr=False)
     log_format: Literal["auto", "json", "text"] = "auto"
+    # OpenTelemetry traces over OTLP/HTTP (issue 15): the collector's base URL (spans go to <url>/v1/traces).
+    # Empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT if set, else no tracing at all.
+    otel_exporter_otlp_endpoint: str = ""
     local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
     # Variables of dart's own environment a local engine also gets (comma-separated names), beyond PATH, its
     # DART_* action variables and the AWS ones; nothing else of dart's environment reaches an engine.

@@ -47,6 +47,8 @@ def workflow_schema() -> Schema:
             "definition_commit": nullable("string", default=None, maxLength=100),
             # An instance running longer is stopped as a cancel by dart (issue 15).
             "max_runtime_seconds": nullable("integer", minimum=1),
+            # An instance not finished this long after it was queued sends one "running late" mail (issue 15).
+            "sla_seconds": nullable("integer", minimum=1),
         },
         ["name", "datastore_id"],
     )
@@ -80,6 +82,8 @@ def workflow_instance_schema() -> Schema:
             "tags": tags_field(),
             # Who stopped it, when it was cancelled (issue 15).
             "cancelled_by": nullable("string"),
+            # When it ran past its workflow's sla_seconds, the "running late" mail was sent (issue 15).
+            "sla_missed_time": timestamp_field(),
         },
         ["workflow_id", "datastore_id", "engine_name", "state", "trigger_type"],
         readonly=True,
