@@ -36,4 +36,16 @@ describe("the Gantt timeline", () => {
     expect(chart.end - chart.start).toBe(1000);
     expect(chart.bars[0].runWidth).toBe(0);
   });
+
+  it("shows each attempt of a retried action as its own bar, in order", () => {
+    const chart = bars([
+      { id: "R", data: { name: "load", state: "COMPLETED", order_idx: 1, attempt: 2, retry_of: "F", start_time: t(30), end_time: t(40) } },
+      { id: "F", data: { name: "load", state: "FAILED", order_idx: 1, start_time: t(10), end_time: t(20), error_message: "first try" } },
+      { id: "A", data: { name: "extract", state: "COMPLETED", order_idx: 0, start_time: t(0), end_time: t(10) } },
+    ], Date.parse(t(40)));
+    expect(chart.bars.map((b) => [b.id, b.label, b.state])).toEqual([
+      ["A", "extract", "COMPLETED"], ["F", "load", "FAILED"], ["R", "load (attempt 2)", "COMPLETED"],
+    ]);
+    expect(chart.bars[1].error).toBe("first try");
+  });
 });

@@ -20,7 +20,19 @@ function time(v: unknown): number | null {
   return isNaN(t) ? null : t;
 }
 
-export function bars(actions: { id: string; data: ActionData }[], now: number): { bars: Bar[]; start: number; end: number } {
+/** An action's attempt number: a retried action is a new action (``attempt`` 2, 3 …, ``retry_of`` the first). */
+export function attemptOf(data: ActionData): number {
+  return typeof data.attempt === "number" ? data.attempt : 1;
+}
+
+/** Actions in timeline order: by their place in the run, each one's attempts one after another. */
+export function ordered<T extends { data: ActionData }>(actions: T[]): T[] {
+  const idx = (a: T) => (typeof a.data.order_idx === "number" ? a.data.order_idx : 0);
+  return [...actions].sort((a, b) => idx(a) - idx(b) || attemptOf(a.data) - attemptOf(b.data));
+}
+
+export function bars(unordered: { id: string; data: ActionData }[], now: number): { bars: Bar[]; start: number; end: number } {
+  const actions = ordered(unordered);
   const times = actions.flatMap((a) => [time(a.data.queued_time), time(a.data.start_time), time(a.data.end_time)]).filter((t): t is number => t !== null);
   const running = actions.some((a) => time(a.data.start_time) !== null && time(a.data.end_time) === null);
   const start = times.length ? Math.min(...times) : now;
@@ -31,12 +43,13 @@ export function bars(actions: { id: string; data: ActionData }[], now: number): 
     const queued = time(a.data.queued_time);
     const began = time(a.data.start_time);
     const ended = time(a.data.end_time) ?? (began !== null ? now : null);
+    // a retry waits from its not_before's start (the failure it follows) until it is queued and started
     const waitFrom = queued ?? began;
     const waitTo = began ?? (queued !== null ? now : null);
     const progress = typeof a.data.progress === "number" ? a.data.progress : null;
     return {
       id: a.id,
-      label: String(a.data.name ?? a.data.action_type_name ?? a.id),
+      label: String(a.data.name ?? a.data.action_type_name ?? a.id) + (attemptOf(a.data) > 1 ? ` (attempt ${attemptOf(a.data)})` : ""),
       state: String(a.data.state ?? ""),
       waitLeft: waitFrom !== null ? pct(waitFrom) : 0,
       waitWidth: waitFrom !== null && waitTo !== null ? Math.max(0, pct(waitTo) - pct(waitFrom)) : 0,
