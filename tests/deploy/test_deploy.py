@@ -353,3 +353,22 @@ def role_policies(cfn: Any, iam: Any, stack: str) -> dict[str, str]:
                      for p in iam.list_role_policies(RoleName=name)["PolicyNames"]]
         found[resource["LogicalResourceId"]] = json.dumps(documents)
     return found
+
+
+def test_the_template_follows_the_production_wiring(tmp_path: Path) -> None:
+    """The stack's queues are the consumer groups the relay routes to (services.runtime.composition), its
+    worker services the CLI's workers, and every built-in engine has its IAM access declared."""
+    from services.runtime.composition import WORKERS, build, consumers
+    from services.runtime.deploy.environment import WORKERS as DEPLOYED_WORKERS
+    from services.runtime.deploy.iam import ENGINE_ACCESS
+    from services.runtime.deploy.names import CONSUMER_GROUPS
+    from services.runtime.settings import load_settings
+
+    settings = load_settings({"DART_HOME": str(tmp_path)})
+    container = build(settings)
+    try:
+        assert sorted(consumers(container)) == sorted(CONSUMER_GROUPS)
+    finally:
+        container.store.close()
+    assert sorted(DEPLOYED_WORKERS) == sorted(WORKERS)
+    assert {e.name for e in BUILT_IN_ENGINES} <= set(ENGINE_ACCESS)

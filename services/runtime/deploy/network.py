@@ -73,19 +73,24 @@ def _create_vpc(t: Template, env: Environment) -> tuple[Any, list[Any], list[Any
 
 
 def _security_groups(t: Template, env: Environment, vpc: Any) -> tuple[Any, Any, Any, Any]:
-    """The load balancer takes HTTP(S) from ``api.allowed_cidr``; the API takes its port from the load balancer
-    only; other tasks take nothing; the database takes PostgreSQL from dart's tasks only."""
+    """The load balancer takes HTTP(S) from ``api.allowed_cidr`` and from dart's tasks (engines call the API);
+    the API takes its port from the load balancer only; other tasks take nothing; the database takes
+    PostgreSQL from dart's tasks only."""
     port = 443 if env.api.certificate_arn else 80
+    tasks = t.add_resource(ec2.SecurityGroup(
+        "TaskGroup", GroupDescription=f"dart {env.name}: relay, workers, engines (no inbound)", VpcId=vpc))
     alb = t.add_resource(ec2.SecurityGroup(
         "LoadBalancerGroup", GroupDescription=f"dart {env.name}: the API load balancer", VpcId=vpc,
-        SecurityGroupIngress=[ec2.SecurityGroupRule(IpProtocol="tcp", FromPort=port, ToPort=port,
-                                                    CidrIp=env.api.allowed_cidr)]))
+        SecurityGroupIngress=[
+            ec2.SecurityGroupRule(IpProtocol="tcp", FromPort=port, ToPort=port, CidrIp=env.api.allowed_cidr),
+            # engines call the API through it (inside the VPC when the load balancer is internal)
+            ec2.SecurityGroupRule(IpProtocol="tcp", FromPort=port, ToPort=port,
+                                  SourceSecurityGroupId=GetAtt(tasks, "GroupId")),
+        ]))
     api = t.add_resource(ec2.SecurityGroup(
         "ApiGroup", GroupDescription=f"dart {env.name}: the API tasks", VpcId=vpc,
         SecurityGroupIngress=[ec2.SecurityGroupRule(IpProtocol="tcp", FromPort=API_PORT, ToPort=API_PORT,
                                                     SourceSecurityGroupId=GetAtt(alb, "GroupId"))]))
-    tasks = t.add_resource(ec2.SecurityGroup(
-        "TaskGroup", GroupDescription=f"dart {env.name}: relay, workers, engines (no inbound)", VpcId=vpc))
     database = t.add_resource(ec2.SecurityGroup(
         "DatabaseGroup", GroupDescription=f"dart {env.name}: PostgreSQL", VpcId=vpc,
         SecurityGroupIngress=[
