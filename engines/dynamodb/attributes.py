@@ -197,6 +197,7 @@ def key_converter(column: Column, table_type: str) -> Convert:
                 raise ValueError(f'invalid value "{value}" for the table\'s number key') from None
             if not number.is_finite():
                 raise _invalid(value)
+            text = str(number)  # " 12 " is a number to Decimal, not to DynamoDB
         elif table_type == "S" and text == "":
             raise ValueError("a key attribute cannot be an empty string")
         return {table_type: text}

@@ -59,7 +59,8 @@ SUPPORTED_ACTION_TYPES: list[dict[str, Any]] = [
                                         "changed it); leave blank to avoid changing this value"},
          "write_capacity_utilization_percent": {
              "type": ["number", "null"], "default": 0.5, "minimum": 0.1, "maximum": 1.5,
-             "description": "the percentage of write capacity units to utilize"},
+             "description": "the percentage of write capacity units to utilize, as a fraction (0.5 is "
+                            "half; above 1 spends the table's burst capacity)"},
      }, "additionalProperties": False, "required": []}},
 ]
 

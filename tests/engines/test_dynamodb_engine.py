@@ -269,6 +269,10 @@ def test_the_type_mapping() -> None:
     # A BOOLEAN key is N 1/0 (the original's mapping); a number column fills an S key as its text.
     as_keys = ItemBuilder(columns, {"b": "N", "i": "S"})
     assert as_keys.build(["k", "42", None, None, None, None, "true", None, None, None, "x"], 2, "p")[0] == ("1", "42")
+    text_as_number = ItemBuilder(columns, {"k": "N"})  # a VARCHAR column fills an N key with its number
+    assert text_as_number.build([" 12 ", *[None] * 9, "x"], 2, "p")[1]["k"] == {"N": "12"}
+    with pytest.raises(RowError, match=r'column "k" \(VARCHAR\(2\)\): invalid value "ab" for the table\'s number key'):
+        text_as_number.build(["ab", *[None] * 9, "x"], 2, "p")
     with pytest.raises(ValueError, match=r"^the table's key attribute\(s\) nope are not columns of the dataset"):
         ItemBuilder(columns, {"nope": "S"})
 
