@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ from services.commands.context import Orchestration
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.schedule_buffer import start_waiting
 from services.commands.triggers import fire_trigger
-from services.domain import schedules
+from services.domain import schedules, trigger_rules
 from services.domain.cron import CronError, CronSchedule, parse_cron, validate_cron_args
 
 log = logging.getLogger("dart.scheduler")
@@ -101,6 +101,20 @@ def fire_scheduled(orch: Orchestration, trigger_id: str, scheduled: datetime, us
         return False
 
 
+def fired_times(orch: Orchestration, trigger_id: str, times: Sequence[datetime]) -> set[datetime]:
+    """Which of these scheduled times have a fire (or a refused fire) recorded: one read per 500 times."""
+    ids: dict[uuid.UUID, datetime] = {}
+    for t in times:
+        cause = fire_cause(trigger_id, t)
+        ids[trigger_rules.fired_event_id(cause, trigger_id)] = t
+        ids[trigger_rules.skipped_fire_id(cause, trigger_id)] = t
+    found: set[datetime] = set()
+    chunk = list(ids)
+    for i in range(0, len(chunk), 1000):
+        found.update(ids[e.event_id] for e in orch.store.read_by_ids(chunk[i:i + 1000]))
+    return found
+
+
 def _as_utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
@@ -121,6 +135,7 @@ class Scheduler:
         self._handled: dict[str, datetime] = {}  # catch-up all: trigger id -> the last due time fired (or found fired)
         self._started: datetime | None = None  # the clock at the first tick (catch-up none: nothing before it)
         self._waiting = False  # a buffered fire waits for a run's end: wake on instances ending too
+        self._behind = False  # a catch-up (all) left missed times for the next tick
         self._bad_patterns: set[str] = set()  # logged once each
         self._seen: int | None = None  # the log position up to which trigger changes were looked for
         self.ticks = 0  # ticks run by ``run`` (a test waits for the first)
@@ -178,19 +193,32 @@ class Scheduler:
             except Exception:  # one broken trigger must not stop the others
                 log.exception("scheduled trigger %s failed to fire", row.id)
         self._waiting = waiting > 0
+        if self._behind:
+            self._behind = False
+            next_times.append(now)
         for gone in set(self._armed) - {r.id for r in rows}:  # deleted or deactivated: forget
             del self._armed[gone]
             self._handled.pop(gone, None)
         return fired, min(next_times, default=None)
 
     def _consider(self, row: Any, now: datetime) -> bool:
-        """Fire the trigger's due times not fired yet; whether any fired."""
-        any_fired = False
-        for t in self.due_times(row, now):
-            if fire_scheduled(self.orch, row.id, t, user_id=str(row.data.get("user_id") or "anonymous"),
-                              row=row):
-                any_fired = True
+        """Fire the trigger's due times not fired yet, oldest first, at most MAX_CATCHUP_PER_TICK of them (a
+        catch-up of more goes on at the next tick, at once); whether any fired."""
+        times = self.due_times(row, now)
+        done = fired_times(self.orch, row.id, times) if len(times) > 1 else set()
+        any_fired, count = False, 0
+        for t in times:
+            if t not in done:
+                if count == schedules.MAX_CATCHUP_PER_TICK:
+                    self._behind = True
+                    break
+                count += 1
+                if fire_scheduled(self.orch, row.id, t, user_id=str(row.data.get("user_id") or "anonymous"),
+                                  row=row):
+                    any_fired = True
             self._handled[row.id] = t
+        else:
+            self._behind = self._behind or len(times) >= schedules.MAX_CATCHUP_SCAN
         return any_fired
 
     def _schedule(self, row: Any) -> CronSchedule | None:

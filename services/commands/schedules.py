@@ -7,7 +7,6 @@ time is never fired twice, whoever fired it first. Also what an engine learns of
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,8 @@ from events.streams.trigger import TriggerBackfilled, TriggerPaused, TriggerUnpa
 from events.types import Metadata, NewEvent, StreamAppend
 from services.commands.context import Orchestration
 from services.commands.retry import retry_on_conflict
-from services.commands.scheduler import fire_cause, fire_scheduled
-from services.domain import schedules, trigger_rules
+from services.commands.scheduler import fire_scheduled, fired_times
+from services.domain import schedules
 from services.domain.cron import CronError, parse_cron
 from services.domain.errors import BadRequest, NotFound
 
@@ -73,9 +72,9 @@ def backfill(orch: Orchestration, trigger_id: str, request: schedules.BackfillRe
     except CronError as exc:
         raise BadRequest(str(exc)) from None
     times = schedules.backfill_times(schedule, request.start, request.end, schedules.utc(orch.clock()))
-    done = _fired_times(orch, trigger_id, times)
-    todo = [t for t in times if t.isoformat() not in done]
-    result = Backfill([t.isoformat() for t in todo], [t.isoformat() for t in times if t.isoformat() in done])
+    done = fired_times(orch, trigger_id, times)
+    todo = [t for t in times if t not in done]
+    result = Backfill([t.isoformat() for t in todo], [t.isoformat() for t in times if t in done])
     if request.dry_run or not todo:
         return result
     overlap = request.overlap or schedules.policy(row.data.get("args")).overlap
@@ -94,20 +93,6 @@ def _record(orch: Orchestration, trigger_id: str, note: dict[str, Any], actor: s
             TriggerBackfilled(note), Metadata(actor=actor))]))
 
     retry_on_conflict(attempt, what=f"trigger {trigger_id}")
-
-
-def _fired_times(orch: Orchestration, trigger_id: str, times: list[Any]) -> set[str]:
-    """Which of these scheduled times have a fire (or a refused fire) recorded: one read of their event ids."""
-    ids: dict[uuid.UUID, str] = {}
-    for t in times:
-        cause = fire_cause(trigger_id, t)
-        ids[trigger_rules.fired_event_id(cause, trigger_id)] = t.isoformat()
-        ids[trigger_rules.skipped_fire_id(cause, trigger_id)] = t.isoformat()
-    found: set[str] = set()
-    chunk = list(ids)
-    for i in range(0, len(chunk), 500):
-        found.update(ids[e.event_id] for e in orch.store.read_by_ids(chunk[i:i + 500]))
-    return found
 
 
 def scheduled_time_environment(orch: Orchestration, action: dict[str, Any]) -> dict[str, str]:

@@ -30,6 +30,7 @@ CATCHUP_POLICIES = ("latest", "none", "all")
 DEFAULT_CATCHUP_WINDOW = 86_400
 MAX_CATCHUP_WINDOW = 31_536_000  # a year, Temporal's default window
 MAX_CATCHUP_PER_TICK = 100  # a tick fires at most this many missed times; the next tick goes on
+MAX_CATCHUP_SCAN = 1000  # and looks at most at this many (fired already or not) to find them
 MAX_BACKFILL_TIMES = 1000  # the times one backfill request may run (a request that would run more is a 400)
 MAX_REASON_CHARS = 1000
 SCHEDULED_KEY = "scheduled:"  # a scheduled fire's key: "scheduled:<time, ISO 8601 UTC>"
@@ -69,10 +70,11 @@ def scheduled_time_of(key: str | None) -> str | None:
 
 # ------------------------------------------------------------------------------------------------ catch-up
 def due_times(schedule: CronSchedule, rule: Policy, armed: datetime | None, now: datetime,
-              started: datetime, after: datetime | None = None) -> list[datetime]:
+              started: datetime, after: datetime | None = None, limit: int = MAX_CATCHUP_SCAN) -> list[datetime]:
     """The scheduled times to fire at ``now``, oldest first, fired already or not: none before ``armed`` (None:
     not armed, nothing fires); for ``none`` none before the scheduler ``started``; for ``all`` every time in the
-    window after ``after`` (the last time this scheduler already handled, to save enumerating it again)."""
+    window after ``after`` (the last time this scheduler already handled, to save enumerating it again), at most
+    ``limit`` of them."""
     if armed is None:
         return []
     latest = schedule.prev_at_or_before(now)
@@ -88,7 +90,7 @@ def due_times(schedule: CronSchedule, rule: Policy, armed: datetime | None, now:
     t = schedule.next_after(cursor) if cursor is not None else schedule.prev_at_or_before(floor)
     if t is not None and t < floor:
         t = schedule.next_after(t)
-    while t is not None and t <= now and len(times) < MAX_CATCHUP_PER_TICK:
+    while t is not None and t <= now and len(times) < limit:
         times.append(t)
         t = schedule.next_after(t)
     return times

@@ -108,6 +108,20 @@ def test_all_keeps_to_its_catch_up_window(world: World) -> None:
     assert world.fired(trigger_id) == [iso(h1 + timedelta(hours=1)), iso(h1 + timedelta(hours=2))]
 
 
+def test_all_catches_up_a_long_downtime_over_several_ticks(world: World) -> None:
+    trigger_id = world.trigger("scheduled", {"cron_pattern": "* * * * ? *", "catchup_policy": "all",
+                                             "catchup_window_seconds": 3 * 3600}, [])
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    clock = Clock(start + timedelta(hours=5, seconds=30))  # 300 minutes missed, 180 of them in the window
+    scheduler = Scheduler(world.orch, clock)
+    assert scheduler.tick() == [trigger_id] and len(world.fired(trigger_id)) == schedules.MAX_CATCHUP_PER_TICK
+    assert Scheduler(world.orch, clock).tick() == [trigger_id]  # a restarted scheduler goes on with the rest
+    assert scheduler.tick() == [] and Scheduler(world.orch, clock).tick() == []
+    fired = world.fired(trigger_id)
+    assert len(fired) == len(set(fired)) == 180  # the minutes of the last three hours, each once
+    assert fired == sorted(fired) and fired[0] == iso(start + timedelta(hours=2, minutes=1))
+
+
 def test_pause_stops_fires_and_unpause_resumes_without_a_burst(world: World) -> None:
     flow = world.flow(concurrency=10)
     trigger_id = world.scheduled(flow, catchup_policy="all")

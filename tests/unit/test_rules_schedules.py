@@ -54,11 +54,12 @@ def test_all_keeps_to_its_window() -> None:
     assert schedules.due_times(HOURLY, rule("all", 3 * 3600), armed, now, now) == [T0, T0 + hours(1), T0 + hours(2)]
 
 
-def test_all_fires_a_bounded_number_of_times_per_tick() -> None:
+def test_all_looks_at_a_bounded_number_of_times_per_tick() -> None:
     minutely = parse_cron("* * * * ? *")
-    armed, now = T0, T0 + hours(5)
+    armed, now = T0, T0 + hours(20)
     times = schedules.due_times(minutely, rule("all"), armed, now, now)
-    assert len(times) == schedules.MAX_CATCHUP_PER_TICK and times[0] == T0
+    assert len(times) == schedules.MAX_CATCHUP_SCAN and times[0] == T0
+    assert len(schedules.due_times(minutely, rule("all"), armed, now, now, limit=7)) == 7
 
 
 def test_none_fires_no_time_from_before_the_scheduler_started() -> None:
