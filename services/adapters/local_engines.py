@@ -25,6 +25,8 @@ from events.errors import ConcurrencyError
 from events.streams.action import ActionLaunched, ActionRequeued
 from events.types import NewEvent, StreamAppend
 from services.adapters.action_logs import ActionLogs
+from services.adapters.engine_processes import engine_alive, engine_pids
+from services.adapters.warm_engines import EngineProcess, WarmPool, WarmStartFailed
 from services.commands.actions import complete_action
 from services.commands.context import Orchestration
 from services.commands.launcher import META, Clock, Launcher, TokenFactory
@@ -34,6 +36,11 @@ from services.commands.scheduler import offset_clock
 log = logging.getLogger("dart.launcher")
 # Every built-in engine (engines/catalog.py) runs as ``python -m <its module>`` of this interpreter.
 BUILT_IN = {engine.name: [sys.executable, "-m", engine.module] for engine in BUILT_IN_ENGINES}
+# The engines a warm parent can fork (issue 16): the SDK-based built-ins, by module; a DART_LOCAL_ENGINES
+# command (any program) always starts cold.
+WARM_MODULES = {engine.name: engine.module for engine in BUILT_IN_ENGINES}
+
+__all__ = ["BUILT_IN", "LocalLauncher", "engine_alive", "engine_pids", "local_engine_commands"]
 
 
 def local_engine_commands(raw: str = "") -> dict[str, list[str]]:
@@ -54,47 +61,6 @@ def _local_pid(task: Any) -> int | None:
     return None
 
 
-def engine_pids(action_id: str) -> list[int]:
-    """Processes of this machine whose environment names the action (DART_ACTION_ID): its engine, whichever
-    process started it. Empty where /proc cannot be read."""
-    needle = f"DART_ACTION_ID={action_id}".encode()
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if entry.isdigit() and _environ_has(int(entry), needle):
-            found.append(int(entry))
-    return found
-
-
-def _environ_has(pid: int, needle: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return needle in f.read().split(b"\0")
-    except OSError:
-        return False
-
-
-def engine_alive(pid: int, action_id: str) -> bool:
-    """Whether ``pid`` is still the action's engine: a live process (not a zombie) whose environment, where
-    /proc shows it, names the action (a pid reused by another process is not the engine)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: alive, and /proc tells whose
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
-                return False
-    except OSError:
-        return not os.path.isdir("/proc")  # gone meanwhile; without /proc, the signal test is all there is
-    return _environ_has(pid, f"DART_ACTION_ID={action_id}".encode())
-
-
 class LocalLauncher(Launcher):
     """Engines as supervised child processes of this one.
 
@@ -107,18 +73,25 @@ class LocalLauncher(Launcher):
                  stale_after: float = 120.0, token_factory: TokenFactory | None = None,
                  passed_env: Iterable[str] = (), aws_env: Mapping[str, str] | None = None,
                  data_dir: Path | None = None, stop_grace: float = 10.0, clock: Clock | None = None,
-                 logs: ActionLogs | None = None) -> None:
+                 logs: ActionLogs | None = None, warm: bool = False) -> None:
         super().__init__(orch, api_url, stale_after, token_factory, clock)
         self.commands = commands or local_engine_commands()
         self.passed_env = tuple(passed_env)  # DART_LOCAL_ENGINE_ENV: more of dart's variables an engine gets
         self.aws_env = dict(aws_env or {})  # DART_AWS_ENDPOINT_URL, DART_AWS_REGION as dart's settings say
         self.data_dir = data_dir  # DART_ENGINE_DATA_DIR: where engines keep data across actions
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.children: dict[str, EngineProcess] = {}
         self.adopted: dict[str, int] = {}  # action id -> pid of an engine a previous process started
         self._adopting = True  # the first check adopts
         self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL when an engine is stopped
         self.logs = logs  # where engines' stdout and stderr go (None: dart's own output, as before)
         self._lock = threading.Lock()
+        self.warm = WarmPool() if warm else None  # built-in engines forked from warm parents, not started cold
+
+    def warm_module(self, engine_name: str) -> str | None:
+        """The module a warm parent forks this engine from, or None when it starts cold."""
+        if self.warm is None or self.commands.get(engine_name) != BUILT_IN.get(engine_name):
+            return None
+        return WARM_MODULES.get(engine_name)
 
     def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
         action_id = action["id"]
@@ -134,11 +107,11 @@ class LocalLauncher(Launcher):
         output = self.logs.open_for(action_id) if self.logs is not None else None  # stdout and stderr
         try:
             if output is not None:
-                output.write(f"--- dart: {' '.join(command)} for action {action_id} (attempt "
+                how = "a warm fork of " if self.warm_module(str(action.get("engine_name"))) else ""
+                output.write(f"--- dart: {how}{' '.join(command)} for action {action_id} (attempt "
                              f"{action.get('attempt') or 1}), {self.clock().isoformat()}\n".encode())
                 output.flush()
-            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, cwd=folder / "work",
-                                     stdout=output, stderr=subprocess.STDOUT if output is not None else None)
+            child = self._start(str(action.get("engine_name")), command, env, folder, output, action_id)
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             if action.get("_token"):
@@ -153,6 +126,17 @@ class LocalLauncher(Launcher):
         self._record_launched(action_id, child.pid, action.get("_version"))
         threading.Thread(target=self._supervise, args=(action_id, child, folder), daemon=True,
                          name=f"engine:{action_id}").start()
+
+    def _start(self, engine_name: str, command: list[str], env: dict[str, str], folder: Path,
+               output: Any, action_id: str) -> EngineProcess:
+        module = self.warm_module(engine_name)
+        if module is not None and self.warm is not None:
+            try:
+                return self.warm.start(module, env, folder / "work", output, action_id)
+            except WarmStartFailed as exc:
+                log.warning("action %s: no warm start (%s); starting its engine cold", action_id, exc)
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, cwd=folder / "work",
+                                stdout=output, stderr=subprocess.STDOUT if output is not None else None)
 
     def process_environment(self, action: dict[str, Any], datastore: dict[str, Any], folder: Path) -> dict[str, str]:
         """All an engine process gets of the world (design.md §4): PATH, a private HOME, TMPDIR and working
@@ -196,19 +180,20 @@ class LocalLauncher(Launcher):
         except StillConflicting:
             log.error("could not record the engine (pid %d) of action %s", pid, action_id)
 
-    def _supervise(self, action_id: str, child: subprocess.Popen[bytes], folder: Path) -> None:
-        code = child.wait()
+    def _supervise(self, action_id: str, child: EngineProcess, folder: Path) -> None:
+        code = child.wait()  # None: a warm child whose parent died first, so its code is unknown
         shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
             self.children.pop(action_id, None)
         row = self.orch.reader.row("action", action_id)
         if row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
             complete_action(self.orch, action_id, "FAILED",
-                            f"the engine process exited with code {code} without checking in", None)
+                            f"the engine process exited with code {code} without checking in"
+                            if code is not None else "the engine process exited without checking in", None)
         if self.logs is not None:
             self._finish_log(action_id, code, row.data if row is not None else {})
 
-    def _finish_log(self, action_id: str, code: int, action: dict[str, Any]) -> None:
+    def _finish_log(self, action_id: str, code: int | None, action: dict[str, Any]) -> None:
         assert self.logs is not None
         try:
             with self.logs.open_for(action_id) as output:
@@ -325,6 +310,8 @@ class LocalLauncher(Launcher):
             children = list(self.children.values())
         for child in children:
             child.terminate()
+        if self.warm is not None:
+            self.warm.close()
 
 
 def _signal(pid: int, number: int) -> None:
@@ -344,4 +331,5 @@ def local_launcher_from_settings(orch: Orchestration, api_url: str, settings: An
     return LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines), settings.stale_pending_seconds,
                          passed_env=settings.local_engine_env, aws_env=aws, data_dir=settings.home / "engines",
                          stop_grace=settings.engine_stop_grace_seconds,
-                         clock=offset_clock(settings.clock_offset_seconds), logs=logs)
+                         clock=offset_clock(settings.clock_offset_seconds), logs=logs,
+                         warm=settings.local_engines_warm)

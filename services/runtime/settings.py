@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Variables of dart's own environment a local engine also gets (comma-separated names), beyond PATH, its
     # DART_* action variables and the AWS ones; nothing else of dart's environment reaches an engine.
     local_engine_env: Annotated[tuple[str, ...], NoDecode] = ()
+    # Built-in (SDK-based) local engines are forked from a warm parent per engine type, not started as a new
+    # interpreter (issue 16); off: every engine process starts cold. DART_LOCAL_ENGINES commands start cold.
+    local_engines_warm: bool = True
     # Where datastores' secret args are kept: "aws" (AWS Secrets Manager at aws_endpoint_url) or "local" (an
     # encrypted file in home); empty: aws when ecs_cluster is set (production), else local.
     secrets: Literal["", "local", "aws"] = ""
