@@ -136,10 +136,10 @@ def _client_side(schema: dict[str, Any], **fixed: Any) -> dict[str, Any]:
 
 def _responses(route: Route, method: str) -> dict[str, Any]:
     if route.shape in openapi_schedules.SHAPES:
-        out = {"200": openapi_schedules.ok_response(route.shape)}
+        schedule_out: dict[str, Any] = {"200": openapi_schedules.ok_response(route.shape)}
         for status, text in ERRORS.items():
-            out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
-        return out
+            schedule_out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+        return schedule_out
     if route.shape in openapi_run_control.SHAPES:
         answers: dict[str, Any] = {"200": openapi_run_control.ok_response(route.shape)}
         for status, text in ERRORS.items():
