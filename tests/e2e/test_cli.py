@@ -71,8 +71,9 @@ def test_up_serves_health_and_ready_then_stops_cleanly_on_sigterm(tmp_path: Path
         assert health == {"status": "ok"}
         ready = _get_json(f"http://127.0.0.1:{port}/ready")
         # The first admin key's event, then each built-in engine's name claim and creation (issue 11: dart up
-        # registers them at start).
-        assert ready["ready"] is True and ready["head_position"] == 1 + 2 * len(BUILT_IN_ENGINES)
+        # registers them at start) and its subgraph definitions (issue 14: the no_op engine's chaining demo).
+        definitions = sum(len(e.subgraph_definitions()) for e in BUILT_IN_ENGINES)
+        assert ready["ready"] is True and ready["head_position"] == 1 + 2 * len(BUILT_IN_ENGINES) + definitions
         assert (tmp_path / "dart.db").exists()
         credentials = tmp_path / "credentials"
         assert credentials.stat().st_mode & 0o777 == 0o600
