@@ -84,6 +84,7 @@ def test_the_log_follows_live_and_filters(page: Page, api: Api) -> None:
     expect(table.locator("tbody tr").first).to_be_visible()
     event = api.post("/event", {"data": {"name": "appended_while_watching"}})
     expect(table.get_by_role("link", name=f"event-{event['id']}")).to_be_visible()  # no reload: the stream
+    screenshot(page, "log")
     page.get_by_label("Types (comma-separated)").fill("EventCreated")
     page.get_by_role("button", name="Filter").click()
     expect(table.locator("tbody tr")).to_have_count(1)
@@ -91,7 +92,6 @@ def test_the_log_follows_live_and_filters(page: Page, api: Api) -> None:
     expect(table.get_by_role("link", name=f"event-{later['id']}")).to_be_visible()
     datastore(api, "not_an_event")
     expect(table.locator("tbody tr")).to_have_count(2)
-    screenshot(page, "log")
     types = table.locator("tbody tr td:nth-child(3)").all_inner_texts()
     assert set(types) == {"EventCreated"}, types
 
@@ -176,6 +176,16 @@ def test_the_server_serves_the_app_at_every_deep_link_and_its_assets_cached(dart
                                                             "role": "viewer"})
 
 
+UNLABELLED = """() => [...document.querySelectorAll("main input, main select, main textarea")]
+  .filter((e) => e.type !== "hidden" && !(e.labels && e.labels.length) && !e.getAttribute("aria-label"))
+  .map((e) => e.id || e.name || e.outerHTML.slice(0, 80))"""
+
+
+def unlabelled(page: Page) -> list[str]:
+    """Every input of the page has a label (usable with a screen reader and the keyboard)."""
+    return list(page.evaluate(UNLABELLED))
+
+
 LISTS = {"engine": "Engines", "dataset": "Datasets", "datastore": "Datastores", "action": "Actions",
          "workflow": "Workflows", "workflow_instance": "Workflow instances", "trigger": "Triggers",
          "subscription": "Subscriptions", "event": "Events"}
@@ -194,6 +204,7 @@ def test_every_list_and_create_form_renders(page: Page, api: Api) -> None:
         page.get_by_role("navigation", name="Entities").get_by_role("link", name=title, exact=True).click()
         expect(page.get_by_role("table", name=title)).to_be_visible()
         expect(page.get_by_role("navigation", name="Pages")).to_be_visible()
+        assert unlabelled(page) == [], kind
         new = page.get_by_role("link", name=f"New {kind}")
         if kind in ("action", "workflow_instance"):
             expect(new).to_have_count(0)  # created by their parents, not on their own
@@ -208,6 +219,7 @@ def test_every_list_and_create_form_renders(page: Page, api: Api) -> None:
             chooser.select_option(choice)
         expect(page.locator("#root_name")).to_be_visible()
         expect(page.get_by_role("button", name="Save")).to_be_visible()
+        assert unlabelled(page) == [], kind
     assert store["id"]
     page.goto("/trigger/new?trigger_type_name=scheduled")
     page.locator("#root_name").fill("nightly")
