@@ -32,6 +32,9 @@ from services.domain.errors import BadRequest
 from services.domain.roles import redact_key_event
 
 MAX_POSITION = 2**63 - 1
+# Streams one process serves at once, each holding a server thread: half of what a `dart api` worker has by
+# default (8 threads), a quarter of `dart up`'s 16, so requests always find threads.
+MAX_STREAMS = 4
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -43,7 +46,7 @@ def frame(event: RecordedEvent) -> bytes:
 
 class LogStream:
     def __init__(self, store: EventStore, *, keepalive: float = 15.0, poll: float = 1.0, lifetime: float = 300.0,
-                 max_streams: int = 8, batch: int = 200) -> None:
+                 max_streams: int = MAX_STREAMS, batch: int = 200) -> None:
         self.store = store
         self.keepalive = keepalive
         self.poll = poll

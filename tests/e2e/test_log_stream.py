@@ -22,6 +22,7 @@ import pytest
 
 from bench.harness.api_client import Api
 from bench.harness.stacks import _base_env, _terminate, _wait_healthy
+from services.api.log_stream import MAX_STREAMS
 from tests.e2e.stacks import KEY, SECRET, RunningDart, free_port
 
 AUTH = "Basic " + base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
@@ -173,7 +174,7 @@ def test_streams_under_gunicorn_see_another_processes_appends(up: RunningDart, g
 def test_clients_that_never_read_hold_up_no_append_and_streams_are_bounded(up: RunningDart) -> None:
     api = up.api()
     stalled = []
-    for _ in range(8):  # the most a process serves; none of them reads a byte
+    for _ in range(MAX_STREAMS):  # the most a process serves; none of them reads a byte
         sock = socket.create_connection(("127.0.0.1", up.port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(f"GET /api/1/log/stream?after=0 HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH}\r\n"
@@ -181,9 +182,9 @@ def test_clients_that_never_read_hold_up_no_append_and_streams_are_bounded(up: R
         stalled.append(sock)
     try:
         start = up.head_position()
-        wanted = names(150)
-        create_events(api, wanted)  # each answered while eight streams sit unread on a full log
-        assert up.head_position() >= start + 150
+        wanted = names(50)
+        create_events(api, wanted)  # each answered while the streams sit unread on a full log
+        assert up.head_position() >= start + 50
         status, body = api.request("GET", "/log/stream", headers={"Accept": "text/event-stream"})
         assert status == 503 and body["error_message"].startswith("stream:")
     finally:
