@@ -228,3 +228,13 @@ def test_every_list_and_create_form_renders(page: Page, api: Api) -> None:
     expect(page.get_by_role("heading", name=re.compile(r"trigger \w+ nightly"))).to_be_visible()
     trigger_id = page.url.rstrip("/").rsplit("/", 1)[1]
     assert api.get(f"/trigger/{trigger_id}")["data"]["args"] == {"cron_pattern": "0 3 * * ? *"}
+
+
+def test_find_an_entitys_graph_by_name(page: Page, api: Api) -> None:
+    store = datastore(api, "searchable_store")
+    sign_in(page)
+    page.get_by_label("Find an entity's graph").fill("searchable")
+    page.get_by_role("list", name="Found").get_by_role("link", name="datastore: searchable_store").click()
+    expect(page.get_by_role("heading", name=re.compile("Graph of datastore"))).to_be_visible()
+    assert page.url.endswith(f"/graph/datastore/{store['id']}")
+    expect(page.locator(f".node-list li[data-node='datastore-{store['id']}']")).to_have_attribute("data-state", "INACTIVE")

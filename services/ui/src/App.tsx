@@ -8,6 +8,7 @@ import ListPage from "./pages/ListPage";
 import DetailPage from "./pages/DetailPage";
 import CreatePage from "./pages/CreatePage";
 import LogPage from "./pages/LogPage";
+import EntitySearch from "./pages/EntitySearch";
 import GuessPage from "./pages/GuessPage";
 
 const GraphPage = lazy(() => import("./pages/GraphPage"));
@@ -48,6 +49,7 @@ function Home() {
         <li><Link to="/log">Log</Link></li>
         <li><Link to="/apidocs">API docs</Link></li>
       </ul>
+      <EntitySearch />
       <p>The seed demo: <Link to="/datastore">Datastores</Link> → create a <code>no_op_engine</code> datastore →
         its graph → Add › no_op_engine › workflow chaining demo → Save → open the first workflow → Run.</p>
     </section>

@@ -9,6 +9,7 @@ import { addRecipe, isPlaceholder, recipeEntities, nodeKey, type EntityMap, type
 import { useSession } from "../session";
 import { useLiveReload } from "../useLive";
 import EntityForm from "./EntityForm";
+import EntitySearch from "./EntitySearch";
 import { ErrorBox } from "./common";
 
 const elk = new ELK();
@@ -162,6 +163,7 @@ export default function GraphPage() {
           {editor && dirty && <button type="button" onClick={discard}>Discard</button>}
         </div>
       </div>
+      <EntitySearch />
       {menu && (
         <div className="menu" role="menu" aria-label="Recipes">
           {!recipes && <p>Loading recipes…</p>}
@@ -180,6 +182,10 @@ export default function GraphPage() {
       <div className="graph-layout">
         <div className="graph-canvas" aria-label="Graph canvas">
           {laidOut && <ReactFlow key={laidOut} nodes={nodes} edges={edges} fitView nodesDraggable={false} nodesConnectable={false}
+            onNodeDoubleClick={(_, node) => {
+              const found = graph?.nodes.find((n) => nodeKey(n.entity_type, n.entity_id) === node.id);
+              if (found && !isPlaceholder(found.entity_id)) navigate(`/${found.entity_type}/${found.entity_id}`);
+            }}
             onNodeClick={(_, node) => {
               const found = graph?.nodes.find((n) => nodeKey(n.entity_type, n.entity_id) === node.id) ?? null;
               setSelected(found);
