@@ -14,8 +14,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from events.context import CORRELATION_ID, ambient
 from events.types import StreamAppend
-from services.commands import schedule_buffer
+from services.commands import schedule_buffer, tracing
 from services.commands.context import Orchestration
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.runs import Fire, Started, record_skipped_fire, skipped_event_id, start_instance
@@ -28,7 +29,16 @@ def fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, 
                  extra: list[StreamAppend] | None = None, depth: int = 0, overlap: str | None = None) -> bool:
     """Record the fire and start each of its workflows; False when this cause already fired it, or the fire
     is refused (``depth``: how many fires led to this one; ``overlap``: a scheduled fire's overlap policy, the
-    trigger's own by default)."""
+    trigger's own by default). A span of the runs' trace (their root, for a cron fire), and the runs' correlation
+    id where none is set yet: the fire's cause, the same on every scheduler replica (issue 15)."""
+    kind = trigger.data.get("trigger_type_name", "?")
+    with (tracing.span(f"fire {kind} trigger", attributes={"dart.trigger_id": trigger.id, "dart.fire_key": key}),
+          ambient(correlation_id=None if CORRELATION_ID.get() else str(cause))):
+        return _fire_trigger(orch, trigger, cause, key, user_id, extra, depth, overlap)
+
+
+def _fire_trigger(orch: Orchestration, trigger: Any, cause: uuid.UUID, key: str, user_id: str,
+                  extra: list[StreamAppend] | None, depth: int, overlap: str | None) -> bool:
     fired_id = trigger_rules.fired_event_id(cause, trigger.id)
     kind = trigger.data.get("trigger_type_name", "?")
     scheduled_time = schedules.scheduled_time_of(key) if kind == "scheduled" else None
