@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engines.no_op.definition import NAME, no_op_engine
+from engines.no_op.definition import NAME, no_op_engine, subgraph_definitions
 from engines.sdk import ActionContext, DartClient, EngineEnvironment, run_action
 
 log = logging.getLogger("dart.engine.no_op")
@@ -84,4 +84,16 @@ def run(env: Mapping[str, str] | None = None) -> int:
 def register(api_url: str, token: str, **task_definition_settings: Any) -> dict[str, Any]:
     """Register the no_op engine, or update it if it is already registered; returns its envelope."""
     client = DartClient(api_url, token)
-    return client.register_engine(no_op_engine(**task_definition_settings))
+    engine = client.register_engine(no_op_engine(**task_definition_settings))
+    register_subgraph_definitions(client, engine["id"])
+    return engine
+
+
+def register_subgraph_definitions(client: DartClient, engine_id: str) -> None:
+    """The engine's UI recipes (the workflow chaining demo), each stored once by name, as the original's
+    ``add_sub_graphs.py`` posted them after the engine."""
+    path = f"/engine/{engine_id}/subgraph_definition"
+    stored = {d["data"]["name"] for d in client.get(path) or []}
+    for definition in subgraph_definitions():
+        if definition["name"] not in stored:
+            client.request("POST", path, {"data": definition})

@@ -4,13 +4,16 @@ workflow 1 started by hand, and both workflows run to COMPLETED (workflow 2 thro
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.stacks import RunningDart
+from tests.e2e.stacks import KEY, SECRET, RunningDart
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +60,21 @@ def _wait_for_runs(api: Any, workflow_ids: list[str], timeout: float = 60.0) -> 
         if all(s in ("COMPLETED", "FAILED") for s in states) or time.monotonic() > deadline:
             return states
         time.sleep(0.3)
+
+
+def test_the_engines_own_register_command_stores_its_definition_as_the_original_did(up: RunningDart) -> None:
+    api = up.api()
+    engine = api.ok("GET", "/engine", params={"filters": ["name = no_op_engine"]})[0]
+    [definition] = api.ok("GET", f"/engine/{engine['id']}/subgraph_definition")
+    api.ok("DELETE", f"/subgraph_definition/{definition['id']}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DART_")}
+    done = subprocess.run([sys.executable, "-m", "engines.no_op", "register", "--api-url", f"{up.base}/api/1",
+                           "--token", f"{KEY}:{SECRET}"], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert [d["data"]["name"] for d in api.ok("GET", f"/engine/{engine['id']}/subgraph_definition")] == [
+        "workflow chaining demo"]
+    again = subprocess.run([sys.executable, "-m", "engines.no_op", "register", "--api-url", f"{up.base}/api/1",
+                            "--token", f"{KEY}:{SECRET}"], env=env, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert again.returncode == 0 and len(api.ok("GET", f"/engine/{engine['id']}/subgraph_definition")) == 1
