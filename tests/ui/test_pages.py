@@ -238,3 +238,19 @@ def test_find_an_entitys_graph_by_name(page: Page, api: Api) -> None:
     expect(page.get_by_role("heading", name=re.compile("Graph of datastore"))).to_be_visible()
     assert page.url.endswith(f"/graph/datastore/{store['id']}")
     expect(page.locator(f".node-list li[data-node='datastore-{store['id']}']")).to_have_attribute("data-state", "INACTIVE")
+
+
+def test_an_operator_may_activate_and_run_but_not_edit(page: Page, api: Api) -> None:
+    created = api.post("/api_key", {"data": {"user_id": "operator_user", "role": "operator"}})
+    store = datastore(api, "operated", state="ACTIVE")
+    workflow = api.post(f"/datastore/{store['id']}/workflow", {"data": {"name": "operated_flow"}})
+    sign_in(page, f"/workflow/{workflow['id']}", key=f"{created['key']}:{created['secret']}")
+    expect(page.get_by_text("(operator)")).to_be_visible()
+    expect(page.get_by_role("button", name="Edit")).to_have_count(0)
+    expect(page.get_by_role("button", name="Run")).to_have_count(0)  # not while INACTIVE
+    page.get_by_role("button", name="Activate").click()
+    expect(page.get_by_role("status")).to_have_text("Activated.")
+    assert api.get(f"/workflow/{workflow['id']}")["data"]["state"] == "ACTIVE"
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_role("status")).to_contain_text("Started")
+    expect(page.get_by_role("table", name="Runs").locator("tbody tr")).to_have_count(1, timeout=20_000)

@@ -79,6 +79,15 @@ export default function DetailPage() {
       setError(e);
     }
   };
+  const setState = async (state: string) => {
+    try {
+      await call(`/${kind.path}/${id}`, { method: "PATCH", body: [{ op: "replace", path: "/data/state", value: state }] });
+      setNotice(state === "ACTIVE" ? "Activated." : "Deactivated.");
+      void load();
+    } catch (e) {
+      setError(e);
+    }
+  };
   const remove = async () => {
     if (!window.confirm(`Delete ${kind.name} ${id}?`)) return;
     await call(`/${kind.path}/${id}`, { method: "DELETE" });
@@ -97,6 +106,7 @@ export default function DetailPage() {
   const changed = entity && previous ? changedPaths(previous.data, entity.data) : new Set<string>();
   const rows = entity ? [...flatten(entity.data)] : [];
   const editable = kind.name !== "workflow_instance" && may(session.role, kind.least) && !asOf;
+  const activatable = (kind.name === "workflow" || kind.name === "trigger") && may(session.role, "operator") && !asOf;
   const canRun = kind.name === "workflow" && may(session.role, "operator") && !asOf && entity?.data.state === "ACTIVE";
 
   return (
@@ -106,6 +116,8 @@ export default function DetailPage() {
         <div className="actions">
           {kind.graph && <Link className="button" to={`/graph/${kind.name}/${id}`}>Graph</Link>}
           {canRun && <button type="button" onClick={run}>Run</button>}
+          {activatable && entity?.data.state === "INACTIVE" && <button type="button" onClick={() => void setState("ACTIVE")}>Activate</button>}
+          {activatable && entity?.data.state === "ACTIVE" && <button type="button" onClick={() => void setState("INACTIVE")}>Deactivate</button>}
           {editable && entity && !editing && <button type="button" onClick={() => void edit()}>Edit</button>}
           {editable && entity && <button type="button" onClick={() => void remove()}>Delete</button>}
         </div>
