@@ -254,3 +254,19 @@ def test_an_operator_may_activate_and_run_but_not_edit(page: Page, api: Api) -> 
     page.get_by_role("button", name="Run").click()
     expect(page.get_by_role("status")).to_contain_text("Started")
     expect(page.get_by_role("table", name="Runs").locator("tbody tr")).to_have_count(1, timeout=20_000)
+
+
+def test_a_runs_gantt_follows_it_live(page: Page, api: Api) -> None:
+    store = datastore(api, "live_store", state="ACTIVE", args={"action_sleep_time_in_seconds": 3})
+    workflow = api.post(f"/datastore/{store['id']}/workflow", {"data": {"name": "live_flow", "state": "ACTIVE"}})
+    api.post(f"/workflow/{workflow['id']}/action",
+             [{"data": {"name": f"step_{i}", "action_type_name": "fake_action_that_succeeds"}} for i in range(2)])
+    sign_in(page, f"/workflow/{workflow['id']}")
+    page.get_by_role("button", name="Run").click()
+    runs = page.get_by_role("table", name="Runs")
+    runs.get_by_role("link").first.click()  # the run, as soon as it is listed
+    timeline = page.get_by_role("region", name="Timeline")
+    # seen running (each step sleeps 3 s), then finished, on the same page: the log stream moved it
+    expect(timeline.locator(".gantt-row[data-state='RUNNING']")).to_have_count(1, timeout=30_000)
+    expect(timeline.locator(".gantt-row[data-state='COMPLETED']")).to_have_count(2, timeout=60_000)
+    expect(page.get_by_role("heading", name=re.compile(r"workflow_instance \w+ COMPLETED"))).to_be_visible()
