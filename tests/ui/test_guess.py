@@ -1,5 +1,6 @@
-"""The dataset guess form in a real browser: an S3 prefix (on a moto S3 server that `dart up` reads through
-DART_AWS_ENDPOINT_URL) in, the server's proposal out as an editable dataset form, saved as a new dataset."""
+"""The pages that read S3, in a real browser, on a moto S3 server that `dart up` reads through
+DART_AWS_ENDPOINT_URL: the dataset guess form (an S3 prefix in, the server's proposal out as an editable
+dataset form, saved as a new dataset) and a subscription's elements and stats."""
 
 from __future__ import annotations
 
@@ -50,3 +51,18 @@ def test_guess_a_dataset_edit_the_proposal_and_save_it(page: Page, api: Api) -> 
     saved = api.get(f"/dataset/{dataset_id}")["data"]
     assert saved["name"] == "guessed_sales"
     assert [c["name"] for c in saved["columns"]] == ["sale_id", "store", "amount", "sold_on"]
+
+
+def test_a_subscriptions_page_shows_its_elements_and_stats(page: Page, api: Api) -> None:
+    dataset = api.post("/dataset", {"data": {
+        "name": "subscribed_sales", "table_name": "t", "location": f"s3://{BUCKET}/sales", "load_type": "INSERT",
+        "data_format": {"file_format": "TEXTFILE", "row_format": "DELIMITED", "delimited_by": "COMMA",
+                        "num_header_rows": 1},
+        "columns": [{"name": "a", "data_type": "STRING"}], "compression": "NONE"}})
+    subscription = api.post(f"/dataset/{dataset['id']}/subscription", {"data": {"name": "sales_files"}})
+    sign_in(page, f"/subscription/{subscription['id']}")
+    stats = page.get_by_role("table", name="Element stats")
+    expect(stats.locator("tbody tr")).to_have_count(1, timeout=30_000)  # once the listing has run
+    expect(stats.locator("tbody tr")).to_contain_text("1")
+    expect(page.get_by_role("table", name="Elements")).to_contain_text(f"s3://{BUCKET}/sales/part-00000.csv")
+    expect(page.get_by_role("table", name="Elements")).to_contain_text(str(len(CSV)))

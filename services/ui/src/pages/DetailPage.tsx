@@ -159,7 +159,7 @@ export default function DetailPage() {
       {changed.size > 0 && <p className="muted">Highlighted: changed by this version ({[...changed].join(", ")}).</p>}
 
       {kind.name === "workflow" && <Instances workflowId={id} />}
-      {kind.name === "subscription" && <Elements subscriptionId={id} />}
+      {kind.name === "subscription" && <Elements subscriptionId={id} version={entity?.version_id} />}
 
       <h2>History</h2>
       <table className="list" aria-label="History">
@@ -212,13 +212,13 @@ function Instances({ workflowId }: { workflowId: string }) {
   );
 }
 
-function Elements({ subscriptionId }: { subscriptionId: string }) {
+function Elements({ subscriptionId, version }: { subscriptionId: string; version?: number }) {
   const [stats, setStats] = useState<{ state: string; count: number; file_size_sum: number }[]>([]);
   const [elements, setElements] = useState<Record<string, unknown>[]>([]);
   useEffect(() => {
     results<typeof stats>(`/subscription/${subscriptionId}/element_stats`).then(setStats, () => undefined);
     results<typeof elements>(`/subscription/${subscriptionId}/elements`, { query: { limit: 50 } }).then(setElements, () => undefined);
-  }, [subscriptionId]);
+  }, [subscriptionId, version]);  // again when the subscription changes (its listing's progress)
   return (
     <>
       <h2>Elements</h2>
