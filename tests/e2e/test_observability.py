@@ -6,8 +6,8 @@ running in this test, and the "running late" mail of a workflow's sla_seconds, s
 from __future__ import annotations
 
 import email
-import json
 import email.policy
+import json
 import signal
 import subprocess
 import sys
@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -47,10 +47,10 @@ LATE_TO = "late-owner@example.com"
 class Collector(BaseHTTPRequestHandler):
     """An OTLP/HTTP trace collector: every span POSTed to /v1/traces, decoded with opentelemetry-proto."""
 
-    spans: list[dict[str, Any]] = []
+    spans: ClassVar[list[dict[str, Any]]] = []  # one collector per test run: the class keeps what it received
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
@@ -78,7 +78,7 @@ class Inbox:
         self.mails: list[Any] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.mails.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         return "250 OK"
