@@ -256,7 +256,9 @@ class EcsLauncher(Launcher):
     def check_orphans(self, now: datetime | None = None) -> list[str]:
         """Fail PENDING/RUNNING actions whose task has STOPPED (or is unknown to ECS); returns their ids."""
         rows = self._actions_in("PENDING", "RUNNING")
-        watched = {str(r.data["ecs_task_arn"]): r.id for r in rows if r.data.get("ecs_task_arn")}
+        # ECS tasks only: an action on a warm engine worker (task warm:...) is watched by the workers.
+        watched = {str(r.data["ecs_task_arn"]): r.id for r in rows
+                   if str(r.data.get("ecs_task_arn") or "").startswith("arn:")}
         watched.update(self._find_unrecorded(rows, now))
         arns = list(watched)
         failed: list[str] = []
@@ -347,14 +349,16 @@ def _split(value: Any) -> list[str]:
 
 
 def ecs_launcher_from_settings(orch: Orchestration, api_url: str, settings: Any,
-                               token_factory: TokenFactory | None = None) -> EcsLauncher:
+                               token_factory: TokenFactory | None = None,
+                               launcher_class: type[EcsLauncher] | None = None, **extra: Any) -> EcsLauncher:
     """An EcsLauncher from dart's settings: ``ecs_cluster``, ``aws_region``, ``aws_endpoint_url`` (or
     ``ecs_endpoint_url``), ``stale_pending_seconds``; optional, when settings have them: ``ecs_launch_type``,
     ``ecs_subnets`` and ``ecs_security_groups`` (comma-separated), ``ecs_assign_public_ip``,
     ``ecs_platform_version``, ``orphan_check_seconds`` (default 10 poll intervals) and
-    ``ecs_resource_retry_seconds`` (default 10)."""
+    ``ecs_resource_retry_seconds`` (default 10). ``launcher_class`` and ``extra``: a subclass and its own
+    arguments (the warm engine workers' launcher)."""
     poll = float(getattr(settings, "poll_interval", 0.5) or 0.5)
-    return EcsLauncher(
+    return (launcher_class or EcsLauncher)(
         orch,
         api_url,
         settings.ecs_cluster,
@@ -369,4 +373,5 @@ def ecs_launcher_from_settings(orch: Orchestration, api_url: str, settings: Any,
         orphan_interval=float(getattr(settings, "orphan_check_seconds", 0) or poll * 10),
         resource_retry_after=float(getattr(settings, "ecs_resource_retry_seconds", 0) or 10.0),
         token_factory=token_factory,
+        **extra,
     )

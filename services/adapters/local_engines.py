@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class LocalLauncher(Launcher):
         self.logs = logs  # where engines' stdout and stderr go (None: dart's own output, as before)
         self._lock = threading.Lock()
         self.warm = WarmPool() if warm else None  # built-in engines forked from warm parents, not started cold
+        self.task_prefix = LOCAL_TASK  # how a launch is recorded: <prefix><pid> (an engine worker adds its own)
+        self.on_engine_exit: Callable[[str], None] | None = None  # told each action whose engine has ended
 
     def warm_module(self, engine_name: str) -> str | None:
         """The module a warm parent forks this engine from, or None when it starts cold."""
@@ -173,7 +175,7 @@ class LocalLauncher(Launcher):
                     return
                 version = row.version
             self.orch.store.append(StreamAppend(f"action-{action_id}", version, [NewEvent(
-                ActionLaunched({"ecs_task_arn": f"{LOCAL_TASK}{pid}"}), META)]))
+                ActionLaunched({"ecs_task_arn": f"{self.task_prefix}{pid}"}), META)]))
 
         try:
             retry_on_conflict(attempt, what=f"action {action_id}")
@@ -185,13 +187,17 @@ class LocalLauncher(Launcher):
         shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
             self.children.pop(action_id, None)
-        row = self.orch.reader.row("action", action_id)
-        if row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
-            complete_action(self.orch, action_id, "FAILED",
-                            f"the engine process exited with code {code} without checking in"
-                            if code is not None else "the engine process exited without checking in", None)
-        if self.logs is not None:
-            self._finish_log(action_id, code, row.data if row is not None else {})
+        try:
+            row = self.orch.reader.row("action", action_id)
+            if row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
+                complete_action(self.orch, action_id, "FAILED",
+                                f"the engine process exited with code {code} without checking in"
+                                if code is not None else "the engine process exited without checking in", None)
+            if self.logs is not None:
+                self._finish_log(action_id, code, row.data if row is not None else {})
+        finally:
+            if self.on_engine_exit is not None:
+                self.on_engine_exit(action_id)
 
     def _finish_log(self, action_id: str, code: int | None, action: dict[str, Any]) -> None:
         assert self.logs is not None

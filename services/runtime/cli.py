@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one worker process fed by the broker (production)")
     worker.add_argument("name", choices=["orchestrator", "launcher", "notifier", "inbox", "scheduler", "subscriptions"])
 
+    engine_worker = sub.add_parser("engine-worker", help="fork a built-in engine's actions from the broker "
+                                                         "(production warm engine workers)")
+    engine_worker.add_argument("--engine", required=True, help="the engine's name, e.g. no_op_engine")
+    engine_worker.add_argument("--concurrency", type=int, default=8, help="engines running at once (default 8)")
+
     logs = sub.add_parser("logs", help="an action's engine output (stdout and stderr), from a running dart")
     logs.add_argument("action_id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the action has ended")
@@ -139,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.runtime.composition import run_worker
 
             return run_worker(settings, args.name)
+        if args.command == "engine-worker":
+            from services.runtime.engine_workers import run_engine_worker
+
+            return run_engine_worker(settings, args.engine, args.concurrency)
         if args.command == "keys":
             return _keys(settings, args)
         if args.command == "demo":

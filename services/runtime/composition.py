@@ -22,7 +22,6 @@ from projections.runner import AsyncProjectionRunner
 from services.adapters.action_logs import ActionLogs
 from services.adapters.aws import AwsClients
 from services.adapters.ecs import EcsTaskDefinitions
-from services.adapters.ecs_launcher import ecs_launcher_from_settings
 from services.adapters.local_engines import local_launcher_from_settings
 from services.adapters.s3_sample import dataset_guesser
 from services.adapters.secrets import LocalSecrets
@@ -43,6 +42,7 @@ from services.delivery.kombu_consumer import ConsumerLoop, KombuConsumer
 from services.delivery.relay import Relay
 from services.delivery.s3_notifications import S3NotificationReader, notification_connection
 from services.runtime.email import notifier_from_settings
+from services.runtime.engine_workers import production_launcher
 from services.runtime.home import prepare_home
 from services.runtime.logs import add_log_file
 from services.runtime.settings import Settings, SettingsError
@@ -144,7 +144,7 @@ def start_workers(container: Container, api_url: str) -> Workers:
     orch = Orchestration(container.store, settings.s3_datastores_root)
     launcher: Launcher
     if settings.ecs_cluster:
-        launcher = ecs_launcher_from_settings(orch, api_url, settings)
+        launcher = production_launcher(orch, api_url, settings)  # ECS tasks, or warm engine workers
     else:
         launcher = local_launcher_from_settings(orch, api_url, settings, action_logs(container))
     threads = []
@@ -188,7 +188,7 @@ def consumers(container: Container) -> dict[str, Any]:
     settings = container.settings
     orch = Orchestration(container.store, settings.s3_datastores_root)
     launcher = (
-        ecs_launcher_from_settings(orch, _api_url(settings), settings) if settings.ecs_cluster
+        production_launcher(orch, _api_url(settings), settings) if settings.ecs_cluster
         else local_launcher_from_settings(orch, _api_url(settings), settings, action_logs(container))
     )
     return {"orchestrator": Orchestrator(orch), "launcher": launcher,

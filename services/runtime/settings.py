@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # Built-in (SDK-based) local engines are forked from a warm parent per engine type, not started as a new
     # interpreter (issue 16); off: every engine process starts cold. DART_LOCAL_ENGINES commands start cold.
     local_engines_warm: bool = True
+    # Engines (comma-separated names) whose actions go to warm engine workers (`dart engine-worker --engine
+    # NAME`) on the broker instead of an ECS task each (production, issue 16).
+    warm_worker_engines: str = ""
     # Where datastores' secret args are kept: "aws" (AWS Secrets Manager at aws_endpoint_url) or "local" (an
     # encrypted file in home); empty: aws when ecs_cluster is set (production), else local.
     secrets: Literal["", "local", "aws"] = ""
