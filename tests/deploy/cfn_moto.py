@@ -8,11 +8,15 @@
   the internet gateway, a route table is deleted once its subnets are (moto has no delete for either, so a
   stack that created its VPC could never be deleted: the gateway and the tables kept the VPC).
 
+- a task stopped with the reason ``... (code N)`` (what the tests' ECS agent says when a container exits)
+  reports exit code N for its containers, as ECS does; moto reports 0 whatever happened.
+
 Everything else is moto's own CloudFormation, ECS, EC2, SQS, IAM ... over the real wire protocol."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,7 +33,7 @@ def patch() -> None:
     from moto.ec2.models import ec2_backends
     from moto.ec2.models.route_tables import RouteTable
     from moto.ec2.models.vpn_gateway import VPCGatewayAttachment
-    from moto.ecs.models import TaskDefinition
+    from moto.ecs.models import EC2ContainerServiceBackend, TaskDefinition
 
     update = TaskDefinition.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
@@ -54,6 +58,18 @@ def patch() -> None:
         ec2_backends[account_id][region_name].delete_route_table(self.id)
 
     RouteTable.delete = delete_table  # type: ignore[attr-defined]
+
+    stop_task = EC2ContainerServiceBackend.stop_task
+
+    def stop_task_with_exit_code(self: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+        task = stop_task(self, cluster_str, task_str, reason)
+        found = re.search(r"\(code (-?\d+)\)", reason or "")
+        if found:
+            for container in task.containers:
+                container.exitCode = int(found.group(1))
+        return task
+
+    EC2ContainerServiceBackend.stop_task = stop_task_with_exit_code  # type: ignore[method-assign]
 
 
 def _free_port() -> int:

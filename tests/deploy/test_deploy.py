@@ -40,6 +40,7 @@ DART = str(Path(sys.executable).parent / "dart")
 NAME = "dart-ci"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dart:1.0"
 IMAGE_2 = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dart:1.1"
+IMAGE_3 = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dart:1.2"
 SUBNETS = [f"subnet-0123456789abcdef{i}" for i in range(4)]
 ENVIRONMENT = {
     "name": NAME, "region": "us-east-1", "image": IMAGE,
@@ -57,7 +58,8 @@ class ContainerAgent(EcsAgent):
     def __init__(self, endpoint: str, cluster: str, extra_env: dict[str, str], log_dir: Path) -> None:
         super().__init__(endpoint, cluster, log_dir=log_dir)
         self.extra_env = extra_env
-        self.started: list[tuple[str, str]] = []  # (the task's image, the API service's image) at its start
+        # (the task's image, the image of the API family's newest revision) when each task started
+        self.started: list[tuple[str, str]] = []
 
     def start(self) -> ContainerAgent:
         """Start (again, after a stop) without creating the cluster: the stack creates it."""
@@ -69,17 +71,20 @@ class ContainerAgent(EcsAgent):
 
     def _start_task(self, task: dict[str, Any]) -> None:
         image = self._definition(task["taskDefinitionArn"])["containerDefinitions"][0]["image"]
-        self.started.append((image, service_image(self.client, self.cluster, "api")))
+        self.started.append((image, family_image(self.client, f"dart-{self.cluster}-api")))
         super()._start_task(task)
 
     def _definition(self, arn: str) -> dict[str, Any]:
-        definition = super()._definition(arn)
-        for container in definition.get("containerDefinitions") or []:
-            entry = [sys.executable if part == "python" else part for part in container.get("entryPoint") or [DART]]
-            container["command"] = entry + list(container.get("command") or [])
-            container["environment"] = [*(container.get("environment") or []),
-                                        *({"name": k, "value": v} for k, v in self.extra_env.items())]
-        return definition
+        if arn not in self._definitions:
+            definition = self.client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            for container in definition.get("containerDefinitions") or []:
+                entry = [sys.executable if part == "python" else part
+                         for part in container.get("entryPoint") or [DART]]
+                container["command"] = entry + list(container.get("command") or [])
+                container["environment"] = [*(container.get("environment") or []),
+                                            *({"name": k, "value": v} for k, v in self.extra_env.items())]
+            self._definitions[arn] = definition
+        return self._definitions[arn]
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +99,10 @@ def run_dart(args: list[str], endpoint: str, home: Path, timeout: float = 60) ->
     return subprocess.run([DART, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def service_image(ecs: Any, cluster: str, service: str) -> str:
-    found = ecs.describe_services(cluster=cluster, services=[service])["services"]
-    if not found:
-        return ""
-    definition = ecs.describe_task_definition(taskDefinition=found[0]["taskDefinition"])["taskDefinition"]
+def family_image(ecs: Any, family: str) -> str:
+    """The image of a task family's newest revision: what its service runs once CloudFormation updated it
+    (moto does not hand the new revision on to the service itself)."""
+    definition = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     return str(definition["containerDefinitions"][0]["image"])
 
 
@@ -300,14 +304,30 @@ def test_deploy_creates_upgrades_and_deletes_and_a_second_run_changes_nothing(
     assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr + "\n".join(agent.errors)
     assert f"stack {NAME}: updated" in upgrade.stdout
     assert agent.started == [(IMAGE, IMAGE), (IMAGE_2, IMAGE)]  # migrations before the new processes
-    # (moto does not hand a replaced task definition on to the services that refer to it, as CloudFormation
-    # does: the API family's newest revision is checked)
-    assert ecs.describe_task_definition(taskDefinition=f"dart-{NAME}-api")["taskDefinition"][
-        "containerDefinitions"][0]["image"] == IMAGE_2
+    assert family_image(ecs, f"dart-{NAME}-api") == IMAGE_2
     assert ecs.describe_task_definition(taskDefinition=f"dart-{NAME}-s3_engine")["taskDefinition"][
         "containerDefinitions"][0]["image"] == IMAGE_2
     assert [t.exit_codes for t in agent.tasks.values()] == [[0], [0]], "".join(
         p.read_text() for p in tmp_path.glob("engine-*.log"))
+
+    # a migration that fails stops the upgrade: the services keep the running image; the next deploy runs the
+    # migration again (the services are not on the new image yet)
+    env_file.write_text(yaml.safe_dump({**ENVIRONMENT, "image": IMAGE_3}))
+    agent.extra_env["DART_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    with agent:
+        code, _, err = dart_in_process(["deploy", "-f", str(env_file), "--poll-seconds", "0.2"], capsys)
+    assert code == 1
+    assert "the migrate task failed (exit codes [1]" in err and "Traceback" not in err, err
+    parameters = {p["ParameterKey"]: p["ParameterValue"]
+                  for p in cfn.describe_stacks(StackName=NAME)["Stacks"][0]["Parameters"]}
+    assert (parameters["ServiceImage"], parameters["MigrationImage"]) == (IMAGE_2, IMAGE_3)
+    agent.extra_env["DART_DATABASE_URL"] = f"sqlite:///{database}"
+    agent._definitions.clear()  # (the agent's copies of the task definitions carry the environment)
+    with agent:
+        code, out, err = dart_in_process(["deploy", "-f", str(env_file), "--poll-seconds", "0.2"], capsys)
+    assert code == 0, err
+    assert "migrations applied" in out and "services running the new image" in out
+    assert agent.started[-1] == (IMAGE_3, IMAGE_2)
 
     # tear down
     code, out, err = dart_in_process(["deploy", "-f", str(env_file), "--delete", "--poll-seconds", "0.2"], capsys)

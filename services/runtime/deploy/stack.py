@@ -70,17 +70,19 @@ class Deployer:
             self._apply("CREATE", source, {SERVICE_IMAGE: image, MIGRATION_IMAGE: image, STATE: "stopped"})
             outcome.status = "created"
             outcome.steps.append("stack created with its services stopped")
-            previous_migration, was_stopped = "", True
+            running_image, was_stopped = "", True
         else:
             current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters") or []}
-            previous_migration = current.get(MIGRATION_IMAGE, "")
+            running_image = current.get(SERVICE_IMAGE, "")
             was_stopped = current.get(STATE) == "stopped"
             prepared = {SERVICE_IMAGE: current.get(SERVICE_IMAGE) or image, MIGRATION_IMAGE: image,
                         STATE: current.get(STATE) or "running"}
             if self._apply("UPDATE", source, prepared):
                 outcome.status = "updated"
                 outcome.steps.append("stack updated (the migrate task on the new image)")
-        if force_migrate or was_stopped or previous_migration != image:
+        # The services move to an image only after its migration succeeded: services not on this image yet
+        # (a new image, or a deploy whose migration failed) mean the migration is still to run.
+        if force_migrate or was_stopped or running_image != image:
             self.migrate()
             outcome.migrated = True
             outcome.status = outcome.status if outcome.status != "no changes" else "updated"
