@@ -10,7 +10,9 @@ Schema = dict[str, Any]
 
 NAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
 TAG_PATTERN = r"^[a-zA-Z0-9_]+$"
-EMAIL_PATTERN = r"^\S+@\S+$"
+# ``\S`` spelled out: Python's ``\s`` also matches \x1c-\x1f and \x85, ECMAScript's (the OpenAPI document's
+# regex dialect, which clients and schemathesis read) does not; with them named, both dialects agree.
+EMAIL_PATTERN = r"^[^\s\x1c-\x1f\x85]+@[^\s\x1c-\x1f\x85]+$"
 USER_ID_PATTERN = r"^[@.a-zA-Z0-9_-]+$"
 S3_PATH_PATTERN = r"^s3://.+$"
 
