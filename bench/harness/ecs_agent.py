@@ -251,8 +251,10 @@ class EcsAgent:
             if copy is not subprocess.DEVNULL:
                 copy.write(line)
                 copy.flush()
-            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
-                {"timestamp": int(time.time() * 1000), "message": line.decode(errors="replace").rstrip("\n")}])
+            message = line.decode(errors="replace").rstrip("\n")
+            if message:  # CloudWatch refuses an empty message; the awslogs driver skips blank lines too
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+                    {"timestamp": int(time.time() * 1000), "message": message}])
         if copy is not subprocess.DEVNULL:
             copy.close()
 

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     aws_endpoint_url: str = ""
     aws_region: str = "us-east-1"
     ecs_cluster: str = ""  # empty: engines run as local processes and no task definitions are registered
+    # How engine tasks are started (the ECS launcher): Fargate needs the awsvpc network's subnets (and security
+    # groups); comma-separated ids.
+    ecs_launch_type: Literal["FARGATE", "EC2"] = "FARGATE"
+    ecs_subnets: str = ""
+    ecs_security_groups: str = ""
+    ecs_assign_public_ip: bool = False
+    ecs_platform_version: str = ""
     max_task_memory_mb: int = 4000  # the original's engine_task_definition_max_total_memory_mb
     s3_datastores_root: str = "s3://dart/datastores"
     host: str = "127.0.0.1"
