@@ -12,10 +12,11 @@ xid8 alternative needs readers to order by (xid, position), which breaks the pla
 
 from __future__ import annotations
 
-import select
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -24,6 +25,15 @@ import sqlalchemy as sa
 from psycopg_pool import ConnectionPool
 
 from events.errors import ConcurrencyError
+from events.group_commit import GroupCommitter, Member
+from events.pg_connections import (
+    AppendConnection,
+    closed_by_server,
+    give_cursor,
+    replace_connections_closed_by_server,
+)
+from events.pg_listen import AppendListener
+from events.postgres_group import commit_group
 from events.registry import EventRegistry
 from events.store import ANY_RETRIES, EventStore, InlineProjection, PendingRow, expected_as_int
 from events.types import RecordedEvent, StreamAppend, recorded_event
@@ -51,7 +61,8 @@ FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(offs)b::int[], %(types)b::te
        AS r(event_id, stream_id, off, type, schema_version, data, metadata, ord)
 JOIN v ON v.stream_id = r.stream_id
 ORDER BY r.ord
-RETURNING event_id, stream_version, global_position, recorded_at
+RETURNING event_id, stream_version, global_position, recorded_at,
+          pg_notify('dart_events', global_position::text || ' ' || type)
 """
 
 # The common case, one event to one stream, without arrays or CTEs: the lock is the FROM item, so the
@@ -60,7 +71,7 @@ _INSERT_ONE = """
 INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
 SELECT %s, %s, dart_stream_version(%s, %s) + 1, %s, %s, %s::jsonb, %s::jsonb, clock_timestamp()
 FROM pg_advisory_xact_lock(%s)
-RETURNING event_id, stream_version, global_position, recorded_at
+RETURNING event_id, stream_version, global_position, recorded_at, pg_notify('dart_events', global_position::text || ' ' || type)
 """
 
 # One event at an exact expected version needs no function: the unique (stream_id, stream_version) index
@@ -72,7 +83,7 @@ INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, d
 SELECT %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, clock_timestamp()
 FROM pg_advisory_xact_lock(%s)
 WHERE %s = 0 OR EXISTS (SELECT 1 FROM events WHERE stream_id = %s AND stream_version = %s)
-RETURNING event_id, stream_version, global_position, recorded_at
+RETURNING event_id, stream_version, global_position, recorded_at, pg_notify('dart_events', global_position::text || ' ' || type)
 """
 
 # dart_stream_version() raises this SQLSTATE when a stream is not at its expected version.
@@ -83,46 +94,19 @@ class _VersionCheckFailed(Exception):
     """The statement's snapshot saw a stream at another version than expected; nothing was inserted."""
 
 
-_OK = psycopg.pq.ConnStatus.OK
+@dataclass(slots=True)
+class Work:
+    """One caller's append, as the group committer carries it."""
+
+    appends: tuple[StreamAppend, ...]
+    rows: list[PendingRow]
+    params: dict[str, Any]
+    projections: list[InlineProjection]
 
 
-def closed_by_server(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the server has closed, or is closing, this idle connection (a restart, ``pg_terminate_backend``,
-    an idle timeout), found without a round trip: one ``poll`` of the socket, ~1 us against ~150 us of wall
-    time for a ``SELECT 1`` ping here.
-
-    An idle connection is never sent anything (nothing LISTENs on these connections) but a server's last
-    words: a FATAL message and then the end of the stream. So anything to read means the connection is gone
-    or going. The message alone is enough: a terminated backend sends it, leaves pg_stat_activity and only
-    then closes its socket, so a check in between that waited for the end of the stream would pass a dying
-    connection. A connection whose peer vanished without a word (a dead network) still passes: an append
-    then retries once (see ``append``), a read fails.
-    """
-    pgconn = conn.pgconn
-    if pgconn.status != _OK:
-        return True
-    poller = select.poll()
-    poller.register(pgconn.socket, select.POLLIN)
-    return bool(poller.poll(0))  # readable, or POLLHUP / POLLERR, which poll reports unasked
-
-
-def _replace_connections_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """SQLAlchemy checkout hook: a connection the server closed while it sat in the pool is replaced
-    (SQLAlchemy reconnects it and runs the check again) instead of failing the caller's first statement."""
-    if closed_by_server(dbapi_connection):  # SQLAlchemy closes it before it reconnects
-        raise sa.exc.DisconnectionError("the server closed this idle connection")
-
-
-class _AppendConnection(psycopg.Connection[Any]):
-    """An autocommit append connection with the one cursor every append on it reuses: ``conn.execute``
-    makes a new cursor, with its own adapters and transformer, for every statement (~20 us of client CPU an
-    append, docs/benchmarks.md)."""
-
-    append_cursor: psycopg.Cursor[Any]
-
-
-def _give_cursor(conn: _AppendConnection) -> None:
-    conn.append_cursor = conn.cursor()
+def _group_params(work: Work) -> dict[str, Any]:
+    params = work.params if "ids" in work.params else _params(work.rows, work.appends)
+    return {k: v for k, v in params.items() if k != "lock"}
 
 
 class _ConnectionLost(Exception):
@@ -136,8 +120,8 @@ class _ConnectionLost(Exception):
 class PostgresEventStore(EventStore):
     def __init__(self, engine: sa.Engine, registry: EventRegistry, append_pool_size: int = APPEND_POOL_SIZE) -> None:
         super().__init__(engine, registry)
-        if not sa.event.contains(engine, "checkout", _replace_connections_closed_by_server):
-            sa.event.listen(engine, "checkout", _replace_connections_closed_by_server)
+        if not sa.event.contains(engine, "checkout", replace_connections_closed_by_server):
+            sa.event.listen(engine, "checkout", replace_connections_closed_by_server)
         # Appends no inline projection needs run in autocommit on these connections: one statement, one
         # round trip, without the SQLAlchemy checkout and reset work. The pool bounds them (an appender
         # beyond the bound waits up to `timeout` for one, then gets PoolTimeout, an OperationalError),
@@ -145,17 +129,32 @@ class PostgresEventStore(EventStore):
         # background, and shrinks back after 10 idle minutes. It runs no `check` of its own: it sleeps 1 s,
         # 2 s, 4 s ... between connections that fail one, which after a restart (every idle connection
         # dead) would stall the first append for seconds; `_borrow` checks without sleeping instead.
-        self._append_pool: ConnectionPool[_AppendConnection] = ConnectionPool(
-            engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-            connection_class=_AppendConnection, kwargs={"autocommit": True}, configure=_give_cursor,
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._append_pool: ConnectionPool[AppendConnection] = ConnectionPool(
+            self._conninfo,
+            connection_class=AppendConnection, kwargs={"autocommit": True}, configure=give_cursor,
             min_size=0, max_size=append_pool_size, open=True, name="dart-append", num_workers=1,
         )
+        self._committer: GroupCommitter[Work] = GroupCommitter(self._append_solo, self._commit_group)
+        self._listener: AppendListener | None = None
+        self._listener_lock = threading.Lock()
+
+    wakes_across_processes = True
+
+    def wait_for_append(self, after_position: int, timeout: float, types: Sequence[str] | None = None) -> bool:
+        if self._listener is None:  # the first reader to wait in this process starts the LISTEN connection
+            with self._listener_lock:
+                if self._listener is None:
+                    self._listener = AppendListener(self._conninfo, self._signal_remote)
+        return super().wait_for_append(after_position, timeout, types)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         self._append_pool.close()
         super().close()
 
-    def _borrow(self) -> _AppendConnection:
+    def _borrow(self) -> AppendConnection:
         """A pooled append connection the server has not closed. After a restart every idle connection is
         dead: each is found so in microseconds and handed back, and the pool replaces it in the background."""
         pool = self._append_pool
@@ -176,6 +175,13 @@ class PostgresEventStore(EventStore):
         # One event to one stream needs no arrays: skip building them.
         params = ({"part_expected": [expected_as_int(appends[0].expected_version)]}
                   if len(rows) == 1 and not projections else _params(rows, appends))
+        return self._committer.submit(Work(appends, rows, params, projections))
+
+    def _commit_group(self, members: Sequence[Member[Work]]) -> None:
+        commit_group(self, members, APPEND_LOCK_KEY, _group_params)
+
+    def _append_solo(self, work: Work) -> list[RecordedEvent]:
+        appends, rows, params, projections = work.appends, work.rows, work.params, work.projections
         reconnected = False
         for _attempt in range(ANY_RETRIES):
             try:
@@ -258,13 +264,13 @@ class PostgresEventStore(EventStore):
         if len(returned) != len(rows):
             raise _VersionCheckFailed()
         if len(rows) == 1:
-            row, (_, version, position, at) = rows[0], returned[0]
+            row, (_, version, position, at, _n) = rows[0], returned[0]
             return [recorded_event(row.event_id, row.stream_id, version, position, row.type, row.schema_version,
                                    row.data, row.metadata, at if at.tzinfo is UTC else at.astimezone(UTC))]
         by_id = {r[0]: r for r in returned}
         out = []
         for row in rows:
-            _, version, position, at = by_id[row.event_id]
+            _, version, position, at, _n = by_id[row.event_id]
             out.append(recorded_event(row.event_id, row.stream_id, version, position, row.type, row.schema_version,
                                       row.data, row.metadata, at if at.tzinfo is UTC else at.astimezone(UTC)))
         return out

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from events.group_commit import GroupCommitter, Member
 from events.registry import EventRegistry
 from events.store import EventStore, PendingRow
 from events.types import RecordedEvent, StreamAppend, recorded_event
@@ -69,45 +70,87 @@ class SqliteEventStore(EventStore):
         # sleeps of 1, 2, 5, 10, 15, 20 ... ms: a thread waiting behind a 1 ms write would lose tens of ms.
         # Other processes' writers still meet the busy handler.
         self._write_lock = threading.RLock()
+        self._committer: GroupCommitter[tuple[Sequence[StreamAppend], list[PendingRow]]] = GroupCommitter(
+            self._append_solo, self._commit_group)
 
     def append(self, *appends: StreamAppend) -> list[RecordedEvent]:
         rows = self._pending_rows(appends)
         if not rows:
             return []
-        projections = self._projections_for(rows)
+        return self._committer.submit((appends, rows))
+
+    def _append_solo(self, work: tuple[Sequence[StreamAppend], list[PendingRow]]) -> list[RecordedEvent]:
+        with self.transaction() as conn:
+            recorded = self._append_in(conn, *work)
+        self._signal_appended(recorded)
+        return recorded
+
+    def _commit_group(self, members: Sequence[Member[tuple[Sequence[StreamAppend], list[PendingRow]]]]) -> None:
+        """One write transaction (one fsync) for the group; each member in a savepoint, so a member refused
+        (ConcurrencyError, IdempotencyConflict) or failing (an inline projection) is rolled back and answered
+        alone. Under the write lock its checks are exact, so its error is final."""
+        done: list[tuple[Member[Any], list[RecordedEvent] | None, Exception | None]] = []
         with self.transaction() as conn:
             raw = _driver(conn)
-            stored = self._already_stored(raw, rows)
-            if stored is not None:
-                return stored
-            actual = self._versions(raw, [a.stream_id for a in appends])
-            self._raise_version_conflict(appends, actual)
-            now = datetime.now(UTC)
-            stamp = now.isoformat()
-            recorded: list[RecordedEvent] = []
-            for row in rows:
-                version = row.stream_version
-                if version is None:
-                    version = actual.get(row.stream_id, 0) + row.offset
-                (position,) = raw.execute(
-                    "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data,"
-                    " metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
-                    (
-                        str(row.event_id),
-                        row.stream_id,
-                        version,
-                        row.type,
-                        row.schema_version,
-                        row.data_json,
-                        row.metadata_json,
-                        stamp,
-                    ),
-                ).fetchone()
-                recorded.append(recorded_event(row.event_id, row.stream_id, version, position, row.type,
-                                               row.schema_version, row.data, row.metadata, now))
-            if projections:
-                self._apply_inline(conn, projections, recorded)
-        self._signal_appended(recorded)
+            for m in members:
+                raw.execute("SAVEPOINT dart_member")
+                try:
+                    recorded = self._append_in(conn, *m.work)
+                except sqlite3.Error:
+                    raise  # the database, not this member: the group fails and each member goes alone
+                except Exception as exc:  # noqa: BLE001 - this member's own error
+                    raw.execute("ROLLBACK TO SAVEPOINT dart_member")
+                    raw.execute("RELEASE SAVEPOINT dart_member")
+                    done.append((m, None, exc))
+                    continue
+                raw.execute("RELEASE SAVEPOINT dart_member")
+                done.append((m, recorded, None))
+        every: list[RecordedEvent] = []
+        for m, result, error in done:
+            if error is not None:
+                m.fail(error)
+            else:
+                m.answer(result)
+                every += result or []
+        if every:
+            every.sort(key=lambda e: e.global_position)
+            self._signal_appended(every)
+
+    def _append_in(self, conn: sa.Connection, appends: Sequence[StreamAppend],
+                   rows: list[PendingRow]) -> list[RecordedEvent]:
+        """The append's statements inside the caller's write transaction."""
+        projections = self._projections_for(rows)
+        raw = _driver(conn)
+        stored = self._already_stored(raw, rows)
+        if stored is not None:
+            return stored
+        actual = self._versions(raw, [a.stream_id for a in appends])
+        self._raise_version_conflict(appends, actual)
+        now = datetime.now(UTC)
+        stamp = now.isoformat()
+        recorded: list[RecordedEvent] = []
+        for row in rows:
+            version = row.stream_version
+            if version is None:
+                version = actual.get(row.stream_id, 0) + row.offset
+            (position,) = raw.execute(
+                "INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data,"
+                " metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING global_position",
+                (
+                    str(row.event_id),
+                    row.stream_id,
+                    version,
+                    row.type,
+                    row.schema_version,
+                    row.data_json,
+                    row.metadata_json,
+                    stamp,
+                ),
+            ).fetchone()
+            recorded.append(recorded_event(row.event_id, row.stream_id, version, position, row.type,
+                                           row.schema_version, row.data, row.metadata, now))
+        if projections:
+            self._apply_inline(conn, projections, recorded)
         return recorded
 
     @contextmanager

@@ -93,6 +93,7 @@ class EventStore(ABC):
         self._head_seen = 0
         self._type_heads: dict[str, int] = {}  # event type -> position of its latest append in this process
         self._waiting = 0  # threads inside wait_for_append: an append notifies only when there are some
+        self._any_head = 0  # a position known appended, types unknown (a LISTEN (re)connect): wakes every reader
 
     # ----------------------------------------------------------------------------------------- writes
     @abstractmethod
@@ -217,11 +218,33 @@ class EventStore(ABC):
             if self._waiting:
                 self._appended.notify_all()
 
+    def _signal_remote(self, position: int, types: Sequence[str] | None) -> None:
+        """Another process (or this one, heard back) committed events up to ``position`` of these types
+        (None: types unknown)."""
+        with self._append_lock:
+            if position > self._head_seen:  # noqa: PLR1730
+                self._head_seen = position
+            if types is None:
+                if position > self._any_head:  # noqa: PLR1730
+                    self._any_head = position
+            else:
+                heads = self._type_heads
+                for type_name in types:
+                    if position > heads.get(type_name, 0):
+                        heads[type_name] = position
+            if self._waiting:
+                self._appended.notify_all()
+
+    # Whether wait_for_append also wakes for other processes' appends (PostgreSQL LISTEN/NOTIFY); when it
+    # does, readers' polls are only a fallback and may be long.
+    wakes_across_processes = False
+
     def wait_for_append(self, after_position: int, timeout: float, types: Sequence[str] | None = None) -> bool:
-        """Block until this process appends past ``after_position`` (an event of one of ``types``, if given)
+        """Block until an append past ``after_position`` (an event of one of ``types``, if given) is known
         or the timeout passes. A reader that handles a few types is not woken by every other append.
 
-        Only appends made through this store object signal; readers still poll for other writers.
+        This process's appends signal on every store; other processes' only where ``wakes_across_processes``
+        (PostgreSQL: LISTEN/NOTIFY), and readers elsewhere poll for them.
         """
         if types is None:
             def arrived() -> bool:
@@ -230,7 +253,7 @@ class EventStore(ABC):
             heads = self._type_heads
 
             def arrived() -> bool:
-                return any(heads.get(t, 0) > after_position for t in types)
+                return self._any_head > after_position or any(heads.get(t, 0) > after_position for t in types)
         with self._appended:
             if arrived():
                 return True

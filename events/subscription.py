@@ -21,6 +21,11 @@ from events.types import RecordedEvent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[RecordedEvent]], None]
+
+# Where the store wakes readers for other processes' appends too (PostgreSQL LISTEN/NOTIFY), a reader's poll
+# is only a fallback (for a notification missed while the LISTEN connection was down) and may be this long.
+FALLBACK_POLL = 2.0
+STOP_CHECK = 0.25  # a waiting reader notices ``stop`` within this
 TransactionalHandler = Callable[[sa.Connection, Sequence[RecordedEvent]], None]
 
 
@@ -122,11 +127,23 @@ class CatchUpSubscription:
             if self.linger and 0 < handled < self.batch_size:  # caught up: let the next burst gather
                 stop.wait(self.linger)
             elif handled < self.batch_size:
-                self.store.wait_for_append(self._position or 0, self.poll_interval, self.types)
+                self._idle(stop)
         try:
             self.flush()
         except Exception:
             log.exception("subscription %s could not save its position on stop", self.name)
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait for an append past the position (this process's, or any process's where the store hears
+        them), or the poll interval."""
+        timeout = self.poll_interval
+        if self.store.wakes_across_processes:
+            timeout = max(timeout, FALLBACK_POLL)
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.store.wait_for_append(self._position or 0, min(left, STOP_CHECK), self.types):
+                return
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()

@@ -84,13 +84,18 @@ def transport_options_for(
     region: str = "us-east-1",
     is_secure: bool | None = None,
     visibility_timeout: int = 60,
-    wait_time_seconds: int = 10,
-    polling_interval: float = 0.1,
+    wait_time_seconds: int = 2,
+    polling_interval: float = 0.0,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """kombu transport options for ``url``: SQS gets region, TLS, long polling and a short visibility timeout
     (kombu's default is 1,800 s: a message whose worker died would wait half an hour); AMQP gets publisher
-    confirms, so a publish returns only once the broker has the message."""
+    confirms, so a publish returns only once the broker has the message.
+
+    SQS long polls return as soon as a message arrives, so the wait only bounds an idle poll: short (2 s), so
+    a consumer's stop and kombu's turn between queues come soon, with no client-side sleep after an empty
+    poll (``polling_interval`` 0: the long poll itself is the wait). An idle consumer makes one ReceiveMessage
+    call per 2 s. AMQP consumers are pushed (basic.consume): no poll at all."""
     if is_sqs(url):
         options: dict[str, Any] = {
             "region": region,

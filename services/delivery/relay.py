@@ -24,6 +24,7 @@ from kombu import Connection, Producer
 
 from events.checkpoints import advance_checkpoint, read_checkpoint
 from events.store import EventStore
+from events.subscription import FALLBACK_POLL, STOP_CHECK
 from events.types import RecordedEvent
 from services.delivery.backoff import Backoff, Failures
 from services.delivery.queues import QueueNames, connect, declare, is_sqs
@@ -288,10 +289,13 @@ class Relay:
                     continue
                 failures.reset()
                 if read < self.batch_size:
-                    deadline = time.monotonic() + self.poll_interval
+                    # On PostgreSQL every append's NOTIFY wakes the relay (events/pg_listen.py) and the poll is
+                    # a fallback; elsewhere only this process's appends signal and the poll finds the rest.
+                    interval = (max(self.poll_interval, FALLBACK_POLL) if self.store.wakes_across_processes
+                                else self.poll_interval)
+                    deadline = time.monotonic() + interval
                     while not stop.is_set() and time.monotonic() < deadline:
-                        # Only this process's appends signal; other writers are found by the next poll.
-                        if self.store.wait_for_append(self._seen, min(0.1, self.poll_interval)):
+                        if self.store.wait_for_append(self._seen, min(STOP_CHECK, interval), self._types):
                             break
         finally:
             self._disconnect()

@@ -64,8 +64,8 @@ def queue_name(queue: str) -> str:
     return queue.rstrip("/").rsplit("/", 1)[-1] if _is_url(queue) else queue
 
 
-def notification_connection(endpoint_url: str | None, region: str, queue: str, *, wait_time_seconds: int = 10,
-                            polling_interval: float = 0.1) -> tuple[str, dict[str, Any]]:
+def notification_connection(endpoint_url: str | None, region: str, queue: str, *, wait_time_seconds: int = 2,
+                            polling_interval: float = 0.0) -> tuple[str, dict[str, Any]]:
     """The kombu URL and transport options that reach ``queue`` on SQS at ``endpoint_url`` (None: AWS), with
     boto3's usual credentials. A queue given by URL is predefined, so kombu uses that URL as it is."""
     endpoint = urlsplit(endpoint_url) if endpoint_url else None

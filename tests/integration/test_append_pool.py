@@ -95,9 +95,10 @@ def append_while_the_lock_is_held(
     store: PostgresEventStore, server_url: str, appends: list[StreamAppend], in_server_at_once: int,
     while_blocked: Callable[[], None] = lambda: None,
 ) -> list[list[RecordedEvent]]:
-    """Run each append in its own thread while this test holds the store's ordering lock, so every append
-    holds an append connection at the same time; release the lock once ``in_server_at_once`` of them wait
-    for it inside the server (and ``while_blocked`` has run), and return what each append returned."""
+    """Run each append in its own thread while this test holds the store's ordering lock; release the lock
+    once ``in_server_at_once`` of them wait for it inside the server and the others wait in the store's
+    group committer (group commit: one append, or one group, of a process in the server at a time), and
+    ``while_blocked`` has run; return what each append returned."""
     db = database_name(str(store.engine.url))
     results: list[list[RecordedEvent] | BaseException | None] = [None] * len(appends)
 
@@ -111,8 +112,9 @@ def append_while_the_lock_is_held(
     with store.exclusive_transaction():
         for t in threads:
             t.start()
-        await_condition(lambda: count_rows(server_url, _WAITING_ON_APPEND_LOCK, db) >= in_server_at_once,
-                        f"{in_server_at_once} appends wait for the ordering lock")
+        await_condition(lambda: count_rows(server_url, _WAITING_ON_APPEND_LOCK, db) >= in_server_at_once
+                        and store._committer.waiting() >= len(appends) - in_server_at_once,
+                        f"{in_server_at_once} appends wait for the ordering lock, the rest in the process")
         while_blocked()
     for t in threads:
         t.join(TIMEOUT)
@@ -136,11 +138,11 @@ def test_appends_and_reads_after_every_server_connection_was_terminated_succeed_
 ) -> None:
     store = open_store_with(make_store, pg_url, registry, path)
     db = database_name(pg_url)
-    # Several idle connections in the append pool (four appends held in the server at once), and idle
-    # connections in the engine's pool (reads).
+    # Idle connections in the append pool and in the engine's pool (one append alone, then the three that
+    # queued behind it as one group; reads).
     before = append_while_the_lock_is_held(
         store, pg_server_url,
-        [StreamAppend(f"cart-warm{i}", ExpectedVersion.NO_STREAM, [added(i)]) for i in range(4)], 4,
+        [StreamAppend(f"cart-warm{i}", ExpectedVersion.NO_STREAM, [added(i)]) for i in range(4)], 1,
     )
     assert len(before) == 4
     assert [e.stream_version for e in store.read_stream("cart-warm0")] == [1]
@@ -196,7 +198,7 @@ def test_an_append_whose_connection_dies_while_it_waits_in_the_server_is_applied
     assert_projected_once_each(store, path)
 
 
-def test_concurrent_appenders_never_hold_more_connections_than_the_append_pool_allows(
+def test_concurrent_appenders_of_one_process_wait_in_the_process_and_commit_as_groups(
     pg_url: str, pg_server_url: str, registry: EventRegistry, make_store
 ) -> None:
     store = make_store(pg_url, registry)
@@ -206,20 +208,21 @@ def test_concurrent_appenders_never_hold_more_connections_than_the_append_pool_a
     peak = 0
 
     def watch_the_bound() -> None:
-        # Every append borrowed a connection and blocks on the lock we hold; those beyond the pool's bound
-        # must wait in the client, not open a connection. Watch a while for any that got through.
+        # One append blocks on the lock we hold; the others must wait in the process (for the group commit
+        # that follows), not each in a connection of its own. Watch a while for any that got through.
         nonlocal peak
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             peak = max(peak, count_rows(pg_server_url, _WAITING_ON_APPEND_LOCK, db))
-            assert peak <= APPEND_POOL_SIZE, f"{peak} append connections, more than {APPEND_POOL_SIZE}"
+            assert peak <= 1, f"{peak} appends of one process wait in the server"
 
     results = append_while_the_lock_is_held(
         store, pg_server_url,
         [StreamAppend(f"cart-{i}", ExpectedVersion.ANY, [added(i)]) for i in range(appenders)],
-        APPEND_POOL_SIZE, watch_the_bound,
+        1, watch_the_bound,
     )
-    assert peak == APPEND_POOL_SIZE
+    assert peak == 1
+    assert store._committer.groups >= 1, "the appends that queued were not committed as a group"
     assert len(results) == appenders
     assert store.count() == appenders
     positions = sorted(e.global_position for r in results for e in r)

@@ -1,6 +1,7 @@
 """Global order a catch-up reader can trust, on PostgreSQL under concurrent writers (design.md §3).
 
-A reader tails ``read_all(after_position=last_seen)`` while 8 writers append a couple of thousand events.
+A reader tails ``read_all(after_position=last_seen)`` while 8 or 32 writers append a couple of thousand events
+(writers sharing one store commit in groups: events/group_commit.py).
 Afterwards the positions it saw must be exactly the table's positions in order: nothing skipped (a late
 commit below a position already seen), nothing seen twice. A control shows why this needs the store's advisory lock: the same tailing on a
 plain bigserial table with concurrent inserts skips rows (reported, not asserted: it is timing-dependent).
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.postgres
 
 WRITERS = 8
 STREAMS = [f"cart-{i}" for i in range(12)]  # few enough that writers keep meeting on the same streams
-EVENTS_PER_WRITER = 260  # about 2,100 events: a couple of seconds of contention on this machine kind
+EVENTS = 2_080  # a couple of seconds of contention on this machine kind, shared by the writers
+EVENTS_PER_WRITER = EVENTS // WRITERS  # the control's 8 writers
 READ_LIMIT = 50
 JOIN_TIMEOUT = 60.0
 
@@ -71,19 +73,21 @@ def table_positions(url: str, sql: str) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("writers", [WRITERS, 32])
 @pytest.mark.parametrize("sharing", ["shared-store", "store-per-writer"])
 def test_tailing_reader_sees_every_position_once_in_order_under_concurrent_writers(
-    pg_url: str, registry: EventRegistry, make_store, sharing: str
+    pg_url: str, registry: EventRegistry, make_store, sharing: str, writers: int
 ) -> None:
     main = make_store(pg_url, registry)
+    events_per_writer = EVENTS // writers
 
     def another() -> EventStore:
         return main if sharing == "shared-store" else make_store(pg_url, registry, migrate=False)
 
-    stores = [another() for _ in range(WRITERS)]
+    stores = [another() for _ in range(writers)]
     reader_store = another()
 
-    start = threading.Barrier(WRITERS + 1)
+    start = threading.Barrier(writers + 1)
     writers_done = threading.Event()
     lock = threading.Lock()
     appended: list[tuple[uuid.UUID, int]] = []  # (event id, position) as returned by append
@@ -94,7 +98,7 @@ def test_tailing_reader_sees_every_position_once_in_order_under_concurrent_write
         rng = random.Random(index)
         start.wait(timeout=JOIN_TIMEOUT)
         written = 0
-        while written < EVENTS_PER_WRITER:
+        while written < events_per_writer:
             kind = rng.random()
             first = rng.choice(STREAMS)
             size = 1 if kind < 0.5 else rng.randint(2, 4)  # half single events, the rest small batches
@@ -113,7 +117,7 @@ def test_tailing_reader_sees_every_position_once_in_order_under_concurrent_write
             with lock:
                 appended.extend((e.event_id, e.global_position) for e in recorded)
 
-    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(WRITERS)]
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(writers)]
 
     def read_after(last: int) -> list[int]:
         return [e.global_position for e in reader_store.read_all(after_position=last, limit=READ_LIMIT)]
@@ -139,12 +143,12 @@ def test_tailing_reader_sees_every_position_once_in_order_under_concurrent_write
     final = table_positions(pg_url, "SELECT global_position FROM events ORDER BY global_position")
     skipped = sorted(set(final) - set(tail.positions))
     print(
-        f"\n[{sharing}] {len(final)} events by {WRITERS} writers, reader saw {len(tail.positions)} "
+        f"\n[{sharing}] {len(final)} events by {writers} writers, reader saw {len(tail.positions)} "
         f"in {tail.nonempty_reads_while_writing} non-empty reads while writing, skipped {len(skipped)}"
     )
 
     assert tail.error is None, f"the reader failed: {tail.error!r}"
-    assert len(final) >= WRITERS * EVENTS_PER_WRITER
+    assert len(final) >= writers * events_per_writer
     assert tail.nonempty_reads_while_writing >= 10, "the reader did not overlap with the writers"
     assert not skipped, f"the reader skipped {len(skipped)} committed positions, e.g. {skipped[:10]}"
     assert_strictly_increasing(tail.positions)
@@ -156,6 +160,8 @@ def test_tailing_reader_sees_every_position_once_in_order_under_concurrent_write
     for event in main.iter_all():
         versions[event.stream_id].append(event.stream_version)
     assert all(v == list(range(1, len(v) + 1)) for v in versions.values()), "stream versions have gaps"
+    if sharing == "shared-store":
+        assert main._committer.groups >= 1, "no appends were committed together: group commit was not exercised"
 
 
 @pytest.mark.slow

@@ -1,0 +1,72 @@
+"""Other processes' appends, heard at once: every PostgreSQL append sends ``NOTIFY dart_events`` in its own
+transaction (payload ``"<position> <type>[,<type>...]"``: the highest position it committed and its event
+types), and a process whose followers wait (``EventStore.wait_for_append``) LISTENs on one dedicated
+connection and wakes them. PostgreSQL delivers a notification only after its transaction committed, so a
+woken reader's next query sees the events.
+
+A notification can be missed only while this connection is down; each (re)connect therefore reports the
+head as a wake for every type, and readers keep a (long) poll as a fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+
+log = logging.getLogger("dart.events")
+
+CHANNEL = "dart_events"
+
+# (position, types or None for "any type")
+OnNotify = Callable[[int, list[str] | None], None]
+
+
+def parse_payload(payload: str) -> tuple[int, list[str] | None]:
+    position, _, types = payload.partition(" ")
+    return int(position), (types.split(",") if types else None)
+
+
+class AppendListener:
+    """A daemon thread holding one LISTEN connection; reconnects with backoff until ``close``."""
+
+    def __init__(self, conninfo: str, on_notify: OnNotify) -> None:
+        self.conninfo = conninfo
+        self.on_notify = on_notify
+        self.listening = threading.Event()  # set while LISTEN is in force (tests wait on it)
+        self.heard = 0  # notifications received (tests, benchmarks)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dart-listen", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    row = conn.execute("SELECT COALESCE(max(global_position), 0) FROM events").fetchone()
+                    self.listening.set()
+                    self.on_notify(int(row[0]) if row else 0, None)  # whatever was appended while nobody listened
+                    backoff = 0.1
+                    while not self._stop.is_set():
+                        # Returns after the timeout with nothing heard, so close() is noticed within it.
+                        for note in conn.notifies(timeout=0.5):
+                            self.heard += 1
+                            try:
+                                position, types = parse_payload(note.payload)
+                            except ValueError:  # not one of ours
+                                continue
+                            self.on_notify(position, types)
+            except Exception as exc:  # noqa: BLE001 - the database is away: readers poll meanwhile
+                log.warning("LISTEN %s connection failed (%s); readers poll until it is back", CHANNEL, exc)
+            finally:
+                self.listening.clear()
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,105 @@
+"""Group commit on PostgreSQL (events/group_commit.py says when a group forms).
+
+One transaction per group: the global-order lock first, then one statement per member, then the NOTIFY and
+the COMMIT. Members without inline projections are sent in one psycopg pipeline (one round trip for the
+lock, all their statements, the NOTIFY and the COMMIT); a member with inline projections runs inside a
+savepoint, so a failing projection rolls back that member only.
+
+A member's statement never raises for the reasons an append is refused: it inserts every one of its rows or
+none (``WHERE ok``), checking its expected versions and that its event ids are new. Under the lock, taken at
+the start of the transaction, every statement's snapshot is fresh (READ COMMITTED takes one per statement, and
+every earlier holder of the lock committed before releasing it), so those checks are exact. A refused member
+(no rows) is left unsettled: after the group commits it is retried alone, where the ordinary path tells a
+stale expected version (ConcurrencyError) from an idempotent re-append (the stored events). Anything else
+failing in the group (a lost connection, a statement error) fails the group, and every member is retried
+alone: one that did commit is then found stored by its event ids.
+
+Gap-free order holds as for a single append: every position is drawn under the lock, and the lock is held
+until the group's commit is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from events.group_commit import Member
+from events.pg_listen import CHANNEL
+from events.types import RecordedEvent
+
+if TYPE_CHECKING:
+    from events.postgres import PostgresEventStore, Work
+
+GROUP_INSERT = """
+WITH v AS MATERIALIZED (
+        SELECT s.stream_id, s.expected,
+               COALESCE((SELECT e.stream_version FROM events e WHERE e.stream_id = s.stream_id
+                         ORDER BY e.stream_version DESC LIMIT 1), 0) AS current
+        FROM unnest(%(part_streams)b::text[], %(part_expected)b::int[]) AS s(stream_id, expected)),
+     ok AS MATERIALIZED (
+        SELECT bool_and(v.expected IS NULL OR v.expected = v.current)
+               AND NOT EXISTS (SELECT 1 FROM events WHERE event_id = ANY(%(ids)b::uuid[])) AS ok
+        FROM v)
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
+SELECT r.event_id, r.stream_id, v.current + r.off, r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb,
+       clock_timestamp()
+FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(offs)b::int[], %(types)b::text[], %(svs)b::int[],
+            %(datas)b::text[], %(metas)b::text[]) WITH ORDINALITY
+       AS r(event_id, stream_id, off, type, schema_version, data, metadata, ord)
+JOIN v ON v.stream_id = r.stream_id
+CROSS JOIN ok
+WHERE ok.ok
+ORDER BY r.ord
+RETURNING event_id, stream_version, global_position, recorded_at, NULL
+"""
+
+# The group's one notification: the head (this transaction's last position, under the lock) and its types.
+GROUP_NOTIFY = (f"SELECT pg_notify('{CHANNEL}', (SELECT COALESCE(max(global_position), 0) FROM events)::text"
+                " || ' ' || %s)")
+
+
+def commit_group(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key: int,
+                 group_params: Any) -> None:
+    """Commit the members in one transaction; answer those committed, leave refused ones unsettled."""
+    plain = [m for m in members if not m.work.projections]
+    projected = [m for m in members if m.work.projections]
+    types = ",".join(sorted({r.type for m in members for r in m.work.rows}))
+    done: list[tuple[Member[Work], list[RecordedEvent]]] = []
+    with store.engine.connect() as sa_conn, sa_conn.begin():
+        raw = sa_conn.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        cursors = []
+        with raw.pipeline():
+            raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+            for m in plain:
+                cursor = raw.cursor()
+                cursor.execute(GROUP_INSERT, group_params(m.work))
+                cursors.append(cursor)
+            if not projected:
+                raw.execute(GROUP_NOTIFY, (types,))
+        for m, cursor in zip(plain, cursors):
+            returned = cursor.fetchall()
+            if returned:
+                done.append((m, store._recorded(m.work.rows, returned)))
+        for m in projected:
+            raw.execute("SAVEPOINT dart_member")
+            try:
+                returned = raw.execute(GROUP_INSERT, group_params(m.work)).fetchall()
+                if returned:
+                    recorded = store._recorded(m.work.rows, returned)
+                    store._apply_inline(sa_conn, m.work.projections, recorded)
+                    done.append((m, recorded))
+            except Exception:  # noqa: BLE001 - this member alone: rolled back here, retried solo after the group
+                raw.execute("ROLLBACK TO SAVEPOINT dart_member")
+            raw.execute("RELEASE SAVEPOINT dart_member")
+        if projected:
+            raw.execute(GROUP_NOTIFY, (types,))
+    # Committed: answer every member that got its rows in.
+    for m, recorded in done:
+        m.answer(recorded)
+    every = [e for _, recorded in done for e in recorded]
+    if every:
+        every.sort(key=lambda e: e.global_position)
+        store._signal_appended(every)
