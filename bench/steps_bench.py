@@ -1,10 +1,13 @@
 """Steps and trigger -> engine code running, cold vs warm engines side by side (issue 16's benchmarks).
 
-    .venv/bin/python -m bench.steps_bench [--steps 40] [--chains 3] [--runs 200] [--quick]
+    .venv/bin/python -m bench.steps_bench [--steps 40] [--chains 3] [--runs 200] [--wiring embedded|amqp] [--quick]
 
-Two `dart up` (SQLite) run at once, one with cold engine starts (DART_LOCAL_ENGINES_WARM=0: a new
-``python -m engines.no_op`` per action) and one with warm starts (a warm parent forks each action's engine);
-the measurements alternate between them round by round, so both see the same machine load:
+Two darts run at once and the measurements alternate between them round by round, so both see the same
+machine load. ``embedded``: two `dart up` (SQLite), one with cold engine starts (DART_LOCAL_ENGINES_WARM=0: a
+new ``python -m engines.no_op`` per action), one with warm starts (a warm parent forks each action's engine).
+``amqp``: two production stacks (PostgreSQL, RabbitMQ, every dart process on its own), one launching an ECS
+task per action (moto and the test ECS agent, which starts ``python -m engines.no_op`` as the task), one with
+DART_WARM_WORKER_ENGINES=no_op_engine and a `dart engine-worker --engine no_op_engine`.
 
 - **steps**: one workflow of ``--steps`` sequential no-op actions (sleep 0); a step is the previous action's
   check-in -> this action's check-out (its engine code running), from the log's own timestamps; the wall
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.api_client import Api
-from bench.harness.stacks import EMBEDDED_SQLITE, running
+from bench.harness.stacks import EMBEDDED_SQLITE, PRODUCTION_AMQP, Production, running
 from bench.run_bench import loadavg, log_events, pct, ts, wait
+from engines.no_op.definition import NO_OP_ENGINE
 
 MODES = ("cold", "warm")
 PEERS = {  # published or measured here, for context (docs/benchmarks.md has the sources)
@@ -104,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=3, help="chains per mode, alternating cold and warm")
     parser.add_argument("--runs", type=int, default=200, help="trigger -> check-out runs per mode")
     parser.add_argument("--poll-interval", default="0.5", help="DART_POLL_INTERVAL of both darts")
+    parser.add_argument("--wiring", choices=["embedded", "amqp"], default="embedded")
+    parser.add_argument("--server-url", default=os.environ.get("DART_BENCH_DATABASE_URL",
+                                                               "postgresql://postgres@127.0.0.1:5432/postgres"),
+                        help="PostgreSQL server for the production wiring (a fresh database per stack)")
     parser.add_argument("--quick", action="store_true", help="one 10-step chain and 10 trigger runs per mode")
     args = parser.parse_args(argv)
     if args.quick:
@@ -112,9 +121,25 @@ def main(argv: list[str] | None = None) -> int:
         darts = {}
         for mode in MODES:
             home = Path(tempfile.mkdtemp(prefix=f"dart-steps-{mode}-"))
-            env = {"DART_POLL_INTERVAL": args.poll_interval, "DART_LOCAL_ENGINES_WARM": "1" if mode == "warm" else "0"}
-            darts[mode] = stack.enter_context(running(EMBEDDED_SQLITE, home, env=env))
-        return _measure({mode: dart.api() for mode, dart in darts.items()}, args)
+            env = {"DART_POLL_INTERVAL": args.poll_interval}
+            if args.wiring == "embedded":
+                env["DART_LOCAL_ENGINES_WARM"] = "1" if mode == "warm" else "0"
+                darts[mode] = stack.enter_context(running(EMBEDDED_SQLITE, home, env=env))
+                continue
+            if mode == "warm":
+                env["DART_WARM_WORKER_ENGINES"] = NO_OP_ENGINE["name"]
+            production = stack.enter_context(running(PRODUCTION_AMQP, home, env=env, server_url=args.server_url))
+            assert isinstance(production, Production)
+            if mode == "warm":
+                production.roles["engine-worker"] = ("engine-worker", "--engine", NO_OP_ENGINE["name"])
+                production.start("engine-worker")
+                production.wait_ready("engine-worker")
+            darts[mode] = production
+        apis = {mode: dart.api() for mode, dart in darts.items()}
+        for api in apis.values():
+            if not api.get("/engine", params={"filters": [f"name = {NO_OP_ENGINE['name']}"]}):  # production
+                api.post("/engine", {"data": NO_OP_ENGINE})
+        return _measure(apis, args)
 
 
 def _measure(apis: dict[str, Api], args: argparse.Namespace) -> int:
@@ -136,8 +161,10 @@ def _measure(apis: dict[str, Api], args: argparse.Namespace) -> int:
         for mode in MODES:
             trig[mode] += trigger_to_checkout(apis[mode], flows[mode], min(batch, args.runs - start))
     load["after trigger runs"] = loadavg()
-    print(f"\ndart steps, embedded (dart up, SQLite), cold vs warm engine starts, same run, poll interval "
-          f"{args.poll_interval} s")
+    wiring = {"embedded": "embedded (dart up, SQLite): cold process vs warm fork",
+              "amqp": "production (PostgreSQL, RabbitMQ): ECS task (moto + test agent) vs warm engine worker",
+              }[args.wiring]
+    print(f"\ndart steps, {wiring}, same run, poll interval {args.poll_interval} s")
     print(f"{'measure':<52} {'cold p50':>9} {'cold p99':>9} {'warm p50':>9} {'warm p99':>9}")
     rows = [(f"step: check-in -> next check-out (ms), {args.steps}-step chain x{args.chains}", steps),
             ("trigger -> first check-out (ms)", trig)]
@@ -148,7 +175,7 @@ def _measure(apis: dict[str, Api], args: argparse.Namespace) -> int:
         print(f"{args.steps}-step workflow wall time, {mode}: " + ", ".join(f"{w:.2f} s" for w in walls[mode])
               + f" (median {statistics.median(walls[mode]):.2f} s)")
     print("load average (1/5/15 min): " + "; ".join(f"{k} {v}" for k, v in load.items()))
-    result = {"wiring": "embedded (dart up, SQLite)", "steps": args.steps, "chains": args.chains,
+    result = {"wiring": wiring, "steps": args.steps, "chains": args.chains,
               "runs": args.runs, "poll_interval": args.poll_interval,
               "step_ms": {m: _summary(steps[m]) for m in MODES},
               "wall_s": {m: walls[m] for m in MODES},
