@@ -14,6 +14,7 @@ export default function ApiDocs() {
         domNode: target.current,
         url: "/api/1/openapi.json",
         deepLinking: false,
+        defaultModelsExpandDepth: -1,
         requestInterceptor: (request: { headers: Record<string, string> }) => {
           Object.assign(request.headers, authHeader());
           return request;
