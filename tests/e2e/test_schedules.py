@@ -10,6 +10,7 @@ tests/support/token_ledger.py, which writes down what each launch's date tokens 
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -153,6 +154,13 @@ def test_catch_up_all_after_a_three_hour_downtime_fires_each_time_once(downtime:
         assert launched[run["id"]] == (t.isoformat(), f"s3://bucket/day={t:%Y-%m-%d}/hour={t:%H}/")
 
 
+def dart_cli(d: Downtime, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``dart`` command against this dart's API."""
+    return subprocess.run([sys.executable, "-m", "services.runtime.cli", *args, "--api-url", d.api.base],
+                          capture_output=True, text=True, env={"DART_HOME": str(d.dart.home), "PATH": "/usr/bin:/bin"},
+                          timeout=60, check=False)
+
+
 def backfill(api: Api, trigger_id: str, start: str, end: str, **extra: Any) -> dict[str, Any]:
     return api.post(f"/trigger/{trigger_id}/backfill", {"start": start, "end": end, **extra})  # type: ignore[no-any-return]
 
@@ -189,11 +197,8 @@ def test_backfill_dry_run_lists_exactly_the_times_and_twice_fires_each_once(down
     week = [f"2025-11-{day:02d}T02:00:00+00:00" for day in range(1, 8)]
     start, end = "2025-11-01T00:00:00Z", "2025-11-07T23:59:59Z"
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "services.runtime.cli", "triggers", "backfill", d.triggers["week"]["id"], "--start",
-         start, "--end", end, "--dry-run", "--api-url", api.base, "--key", f"{KEY}:{SECRET}"],
-        capture_output=True, text=True, env={"DART_HOME": str(d.dart.home), "PATH": "/usr/bin:/bin"}, timeout=60,
-        check=False)
+    cli = dart_cli(d, "triggers", "backfill", d.triggers["week"]["id"], "--start", start, "--end", end, "--dry-run",
+                   "--key", f"{KEY}:{SECRET}")
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.split() == week  # exactly the times, and nothing fired
     assert d.fired("week") == [] and instances(api, d.flows["week"]) == []
@@ -249,8 +254,12 @@ def test_pause_stops_fires_and_unpause_resumes_without_a_burst(downtime: Downtim
     trigger_id = d.triggers["paused"]["id"]
     assert d.fired("paused") == [] and d.runs("paused") == []  # paused through the downtime
 
-    answer = d.ops.request("POST", f"/trigger/{trigger_id}/unpause", {"reason": "upstream is back"})[1]
-    assert answer["changed"] is True and answer["results"]["data"]["paused"] is False
+    ops_key = d.ops.auth  # the operator's key:secret, for the CLI
+    assert ops_key is not None
+    key = base64.b64decode(ops_key.removeprefix("Basic ")).decode()
+    out = dart_cli(d, "triggers", "unpause", trigger_id, "--reason", "upstream is back", "--key", key)
+    assert out.returncode == 0 and out.stdout.strip() == f"trigger {trigger_id} is not paused", out.stderr
+    assert d.api.get(f"/trigger/{trigger_id}")["data"]["paused"] is False
     [paused] = d.events("paused", "TriggerPaused")
     [unpaused] = d.events("paused", "TriggerUnpaused")
     assert paused["metadata"]["actor"] == unpaused["metadata"]["actor"] == "ops@example.com"
