@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from bench.harness.stacks import KEY, SECRET, RunningDart
 
@@ -25,6 +25,8 @@ DIST = ROOT / "services" / "ui" / "dist" / "index.html"
 FAILURES = Path(__file__).resolve().parent / "failures"
 CHROMIUM = os.environ.get("DART_CHROMIUM", "/usr/bin/chromium")
 ADMIN = f"{KEY}:{SECRET}"
+# Each expectation waits up to this long for the page to get there (the machine is shared; nothing is timed)
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
