@@ -9,6 +9,8 @@ import EntityForm from "./EntityForm";
 import Gantt from "./Gantt";
 import { ErrorBox, StateBadge, Value, when } from "./common";
 
+const HISTORY = 1000;
+
 function schemaRequest(kind: Kind, id: string): { path: string; query: Record<string, string> } {
   switch (kind.name) {
     case "datastore": return { path: "/schema/datastore", query: { datastore_id: id } };
@@ -36,7 +38,11 @@ export default function DetailPage() {
   const load = useCallback(async () => {
     if (!kind) return;
     try {
-      const events = await call<Page<LogEvent>>(`/${kind.path}/${id}/history`, { query: { limit: 1000 } });
+      // the newest HISTORY events (a hot stream such as a datastore's grows without bound)
+      let events = await call<Page<LogEvent>>(`/${kind.path}/${id}/history`, { query: { limit: HISTORY } });
+      if (events.total > HISTORY) {
+        events = await call<Page<LogEvent>>(`/${kind.path}/${id}/history`, { query: { limit: HISTORY, offset: events.total - HISTORY } });
+      }
       setHistory(events.results);
       const current = await results<Entity>(`/${kind.path}/${id}`, { query: asOf ? { as_of: asOf } : {} });
       setEntity(current);
