@@ -31,7 +31,6 @@ from services.commands.actions import complete_action
 from services.commands.context import Orchestration
 from services.commands.launcher import META, Clock, Launcher, TokenFactory
 from services.commands.retry import StillConflicting, retry_on_conflict
-from services.commands.scheduler import offset_clock
 
 log = logging.getLogger("dart.launcher")
 # Every built-in engine (engines/catalog.py) runs as ``python -m <its module>`` of this interpreter.
@@ -337,5 +336,5 @@ def local_launcher_from_settings(orch: Orchestration, api_url: str, settings: An
     return LocalLauncher(orch, api_url, local_engine_commands(settings.local_engines), settings.stale_pending_seconds,
                          passed_env=settings.local_engine_env, aws_env=aws, data_dir=settings.home / "engines",
                          stop_grace=settings.engine_stop_grace_seconds,
-                         clock=offset_clock(settings.clock_offset_seconds), logs=logs,
+                         logs=logs,
                          warm=settings.local_engines_warm)

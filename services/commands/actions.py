@@ -149,5 +149,7 @@ def complete_read(orch: Orchestration, row: Any, state: str, error_message: str 
     if decided is not None:
         orch.next_decided(row.id)
     if plan.retry is not None:
+        # A retried scheduled run (a backfill's, say) is still for its own time: its tokens name that day.
+        scheduled = instance.data.get("scheduled_time") if instance is not None else None
         start_instance(orch, plan.retry[0], Fire("retry", None, plan.retry[1], "orchestrator",
-                                                 derived_event_id(cause, f"retry:{row.id}")))
+                                                 derived_event_id(cause, f"retry:{row.id}"), scheduled))
