@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -25,13 +26,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start ``moto_server`` on a free port; yields its endpoint URL."""
+def moto_server(module: str | None = None) -> Iterator[str]:
+    """Start ``moto_server`` on a free port; yields its endpoint URL. With ``module``, ``python -m module`` (run
+    from the repository's root) instead: a moto server with patches or endpoints of its own (its ``__main__``
+    calls ``serve(patch)``, as tests/deploy/cfn_moto.py and tests/engines/emr_moto.py do)."""
     port = _free_port()
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    env = {**os.environ, **AWS_ENV}
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if module:
+        command = [sys.executable, "-m", module]
+    else:
+        command = [shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"]
+    proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)], cwd=REPO if module else None,
+                            env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -41,7 +46,7 @@ def moto_server() -> Iterator[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
+                    raise RuntimeError(f"{module or 'moto_server'} did not start") from None
                 time.sleep(0.1)
         yield url
     finally:
@@ -50,3 +55,11 @@ def moto_server() -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def serve(patch: Callable[[], None]) -> None:
+    """Run moto's own server (``moto_server``'s arguments: ``-H HOST -p PORT``) in this process after ``patch()``."""
+    patch()
+    from moto.server import main as moto_main
+
+    moto_main(sys.argv[1:])

@@ -15,17 +15,11 @@ Everything else is moto's own CloudFormation, ECS, EC2, SQS, IAM ... over the re
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
+
+from bench.harness.moto import moto_server, serve
 
 
 def patch() -> None:
@@ -72,48 +66,10 @@ def patch() -> None:
     EC2ContainerServiceBackend.stop_task = stop_task_with_exit_code  # type: ignore[method-assign]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def cfn_moto_server() -> Iterator[str]:
+def cfn_moto_server() -> AbstractContextManager[str]:
     """This module's server on a free port; yields its endpoint URL."""
-    from bench.harness.moto import AWS_ENV
-
-    port = _free_port()
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.deploy.cfn_moto", "-H", "127.0.0.1", "-p", str(port)],
-                            cwd=repo, env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the CloudFormation moto server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def main(argv: list[str]) -> None:
-    patch()
-    from moto.server import main as moto_main
-
-    moto_main(argv)
+    return moto_server("tests.deploy.cfn_moto")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    serve(patch)

@@ -17,16 +17,11 @@ Everything else is moto's own EMR, S3 ... over the real wire protocol: the engin
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
+
+from bench.harness.moto import moto_server, serve
 
 ENDED = ("COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
 NEW_CLUSTERS: dict[str, str | None] = {"state": None}  # the state new clusters stay in (None: WAITING at once)
@@ -155,48 +150,10 @@ def set_cluster_state(endpoint: str, state: str | None, cluster_id: str | None =
         answer.read()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def emr_moto_server() -> Iterator[str]:
+def emr_moto_server() -> AbstractContextManager[str]:
     """This module's server on a free port; yields its endpoint URL."""
-    from bench.harness.moto import AWS_ENV
-
-    port = _free_port()
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.engines.emr_moto", "-H", "127.0.0.1", "-p", str(port)],
-                            cwd=repo, env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the EMR moto server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def main(argv: list[str]) -> None:
-    patch()
-    from moto.server import main as moto_main
-
-    moto_main(argv)
+    return moto_server("tests.engines.emr_moto")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    serve(patch)
