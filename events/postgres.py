@@ -120,6 +120,7 @@ class _ConnectionLost(Exception):
 class PostgresEventStore(EventStore):
     def __init__(self, engine: sa.Engine, registry: EventRegistry, append_pool_size: int = APPEND_POOL_SIZE) -> None:
         super().__init__(engine, registry)
+        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         if not sa.event.contains(engine, "checkout", replace_connections_closed_by_server):
             sa.event.listen(engine, "checkout", replace_connections_closed_by_server)
         # Appends no inline projection needs run in autocommit on these connections: one statement, one
@@ -279,13 +280,12 @@ class PostgresEventStore(EventStore):
         return self._match_stored(rows, self.read_by_ids([r.event_id for r in rows]))
 
     def _versions(self, stream_ids: list[str]) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             raw = _driver(conn)
             found = raw.execute(
                 "SELECT stream_id, max(stream_version) FROM events WHERE stream_id = ANY(%s) GROUP BY stream_id",
                 (stream_ids,),
             ).fetchall()
-            raw.rollback()
         return {s: v for s, v in found}
 
     @contextmanager
@@ -296,10 +296,9 @@ class PostgresEventStore(EventStore):
 
     # ------------------------------------------------------------------------------------------ reads
     def _query(self, sql: str, params: Sequence[Any]) -> list[RecordedEvent]:
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             raw = _driver(conn)
             fetched = raw.execute(sql, params).fetchall()
-            raw.rollback()
         return [self._decode(*r) for r in fetched]
 
     def read_stream(
@@ -365,17 +364,15 @@ class PostgresEventStore(EventStore):
         if types is not None:
             sql += " WHERE type = ANY(%s)"
             params.append(list(types))
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             raw = _driver(conn)
             [(n,)] = raw.execute(sql, params).fetchall()
-            raw.rollback()
         return int(n)
 
     def head_position(self) -> int:
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             raw = _driver(conn)
             [(head,)] = raw.execute("SELECT COALESCE(max(global_position), 0) FROM events").fetchall()
-            raw.rollback()
         return int(head)
 
 

@@ -86,6 +86,10 @@ class EventStore(ABC):
 
     def __init__(self, engine: sa.Engine, registry: EventRegistry) -> None:
         self.engine = engine
+        # For reads outside any transaction: each statement is its own snapshot, as every statement of a READ
+        # COMMITTED transaction is anyway. PostgreSQL's is autocommit, which saves the BEGIN and the ROLLBACK
+        # (two round trips) a read in a transaction costs; SQLite's connections already read in autocommit.
+        self.read_engine = engine
         self.registry = registry
         self._inline: list[InlineProjection] = []
         self._append_lock = threading.Lock()

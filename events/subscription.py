@@ -64,7 +64,7 @@ class CatchUpSubscription:
         self._saved_at = 0.0
 
     def position(self) -> int:
-        with self.store.engine.connect() as conn:
+        with self.store.read_engine.connect() as conn:
             return read_checkpoint(conn, self.name)
 
     def run_once(self) -> int:

@@ -55,7 +55,7 @@ class EntityReader:
         query = sa.select(table).where(table.c.id == entity_id)
         if conn is not None:
             return conn.execute(query).first()
-        with self.store.engine.connect() as c:
+        with self.store.read_engine.connect() as c:
             return c.execute(query).first()
 
     def get(self, category: str, entity_id: str) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class EntityReader:
                 query = query.where(table.c[name] == value)  # promoted, indexed columns
             else:
                 query = query.where(_json_text(table, name) == str(value))
-        with self.store.engine.connect() as conn:
+        with self.store.read_engine.connect() as conn:
             return [envelope(r, category) for r in conn.execute(query)]
 
     def page(
@@ -100,7 +100,7 @@ class EntityReader:
             ordering = [table.c.updated.asc(), table.c.id.asc()]
         else:
             ordering = [table.c.updated.desc(), table.c.id.desc()]
-        with self.store.engine.connect() as conn:
+        with self.store.read_engine.connect() as conn:
             rows = conn.execute(base.order_by(*ordering).limit(limit).offset(offset)).all()
             if 0 < len(rows) < limit or (not rows and offset == 0):
                 total = offset + len(rows)  # a short page is the last one: no need to count

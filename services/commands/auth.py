@@ -183,7 +183,7 @@ def ensure_api_key(store: EventStore, key: str, secret: str, user_id: str, scope
 
 
 def _lookup(store: EventStore, key: str) -> tuple[int, dict] | None:
-    with store.engine.connect() as conn:
+    with store.read_engine.connect() as conn:
         row = conn.execute(sa.select(_KEYS.c.version, _KEYS.c.data).where(_KEYS.c.id == key)).first()
     return None if row is None else (row.version, row.data)
 

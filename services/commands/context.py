@@ -49,7 +49,7 @@ class Orchestration:
 
     def rows(self, category: str, *where: sa.ColumnElement[bool]) -> list[Any]:
         table = TABLES[category]
-        with self.store.engine.connect() as conn:
+        with self.store.read_engine.connect() as conn:
             return list(conn.execute(sa.select(table).where(*where)))
 
     def actions_where(self, *where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
