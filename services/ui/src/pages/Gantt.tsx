@@ -31,6 +31,14 @@ export default function Gantt({ instanceId, asOf }: { instanceId: string; asOf: 
     <section className="gantt" aria-label="Timeline">
       <h2>Timeline</h2>
       <p className="muted">{when(new Date(chart.start).toISOString())} → {when(new Date(chart.end).toISOString())} ({((chart.end - chart.start) / 1000).toFixed(1)} s)</p>
+      <div className="gantt-axis" aria-hidden="true">
+        <span />
+        <span className="gantt-track">
+          {[0, 25, 50, 75, 100].map((p) => (
+            <span key={p} className="gantt-tick" style={{ left: `${p}%` }}>+{(((chart.end - chart.start) * p) / 100000).toFixed(1)} s</span>
+          ))}
+        </span>
+      </div>
       <ol>
         {chart.bars.map((b) => (
           <li key={b.id} className="gantt-row" data-state={b.state} data-action={b.id}>
