@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,50 +16,24 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.harness.api_client import Api
-from bench.harness.moto import AWS_ENV
-from bench.harness.stacks import KEY, SECRET, RunningDart
+from bench.harness.stacks import RunningDart
 from tests.engines.conftest import dataset_for
-from tests.engines.test_end_to_end import COLUMNS, REPO, _finished, _run, _states, _store, _write_csv
+from tests.engines.e2e_support import dart_up, registered
+from tests.engines.test_end_to_end import COLUMNS, _finished, _run, _states, _store, _write_csv
 
 pytestmark = pytest.mark.slow
-ENGINES = {"duckdb_engine": [sys.executable, "-m", "engines.duckdb"]}
+ENGINES = {"duckdb_engine": "engines.duckdb"}
 
 
 @pytest.fixture(scope="module")
 def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    env: dict[str, Any] = {
-        "DART_LOCAL_ENGINES": json.dumps(ENGINES),
-        "DART_AWS_ENDPOINT_URL": moto_url,
-        **AWS_ENV,
-    }
-    running = RunningDart(tmp_path_factory.mktemp("dart-duckdb"), None, **env)
-    try:
+    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def api(dart: RunningDart) -> Api:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engines.duckdb",
-            "register",
-            "--api-url",
-            dart.base + "/api/1",
-            "--token",
-            f"{KEY}:{SECRET}",
-        ],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return dart.api()
+    return registered(dart, "engines.duckdb")
 
 
 def _mart(api: Api, store: dict[str, Any]) -> Path:

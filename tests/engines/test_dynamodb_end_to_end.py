@@ -4,9 +4,6 @@ SIGKILLed mid-file then re-run (the same table, the capacity put back), and bad 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,10 +13,10 @@ import boto3
 import pytest
 
 from bench.harness.api_client import Api
-from bench.harness.moto import AWS_ENV
-from bench.harness.stacks import KEY, SECRET, RunningDart
+from bench.harness.stacks import RunningDart
 from engines.dynamodb.table import RESTORE_TAG
 from tests.engines.conftest import dataset_for
+from tests.engines.e2e_support import dart_up, registered
 from tests.engines.test_dynamodb_engine import (
     COLUMNS,
     _count,
@@ -30,29 +27,21 @@ from tests.engines.test_dynamodb_engine import (
     _tags,
     _write_capacity,
 )
-from tests.engines.test_end_to_end import REPO, _finished, _run, _states
+from tests.engines.test_end_to_end import _finished, _run, _states
 
 pytestmark = pytest.mark.slow
-ENGINES = {"dynamodb_engine": [sys.executable, "-m", "engines.dynamodb"]}
+ENGINES = {"dynamodb_engine": "engines.dynamodb"}
 
 
 @pytest.fixture(scope="module")
 def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    env: dict[str, Any] = {"DART_LOCAL_ENGINES": json.dumps(ENGINES), "DART_AWS_ENDPOINT_URL": moto_url, **AWS_ENV}
-    running = RunningDart(tmp_path_factory.mktemp("dart-dynamodb"), None, **env)
-    try:
+    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def api(dart: RunningDart) -> Api:
-    done = subprocess.run([sys.executable, "-m", "engines.dynamodb", "register", "--api-url", dart.base + "/api/1",
-                           "--token", f"{KEY}:{SECRET}"], check=False, cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return dart.api()
+    return registered(dart, "engines.dynamodb")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from bench.harness.stacks import RunningDart
 from services.adapters.local_engines import engine_pids
 from tests.engines import emr_support
 from tests.engines.conftest import dataset_for
+from tests.engines.e2e_support import dart_up
 from tests.engines.emr_agent import HOLD, SPARK, StepAgent, wait_for
 from tests.engines.test_end_to_end import _finished, _states
 
@@ -53,15 +53,10 @@ def bucket(emr_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def dart(emr_url: str, bucket: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    env: dict[str, Any] = {
-        "DART_LOCAL_ENGINES": json.dumps({"emr_engine": [sys.executable, "-m", "engines.emr"]}),
-        "DART_AWS_ENDPOINT_URL": emr_url, "DART_S3_DATASTORES_ROOT": f"s3://{bucket}/datastores",
-        "DART_EMR_POLL_SECONDS": "0.1", "DART_LOCAL_ENGINE_ENV": "DART_EMR_POLL_SECONDS", **AWS_ENV}
-    running = RunningDart(tmp_path_factory.mktemp("dart-emr"), None, **env)
-    try:
+    with dart_up(tmp_path_factory, emr_url, {"emr_engine": "engines.emr"},
+                 DART_S3_DATASTORES_ROOT=f"s3://{bucket}/datastores", DART_EMR_POLL_SECONDS="0.1",
+                 DART_LOCAL_ENGINE_ENV="DART_EMR_POLL_SECONDS") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

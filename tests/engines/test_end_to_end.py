@@ -6,49 +6,34 @@ PostgreSQL. Covers every action type of both engines, a load whose engine is SIG
 from __future__ import annotations
 
 import gzip
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.harness.api_client import Api, ApiError
-from bench.harness.moto import AWS_ENV
-from bench.harness.stacks import KEY, SECRET, RunningDart
+from bench.harness.stacks import RunningDart
 from tests.engines.conftest import dataset_for
+from tests.engines.e2e_support import dart_up, registered
 from tests.engines.pgsupport import datastore as pg_datastore
 from tests.engines.pgsupport import query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
-ENGINES = {"s3_engine": [sys.executable, "-m", "engines.s3"],
-           "postgresql_engine": [sys.executable, "-m", "engines.postgresql"]}
+ENGINES = {"s3_engine": "engines.s3", "postgresql_engine": "engines.postgresql"}
 COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "VARCHAR", "length": 20},
            {"name": "amount", "data_type": "NUMERIC", "precision": 12, "scale": 2}]
 
 
 @pytest.fixture(scope="module")
 def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    env: dict[str, Any] = {"DART_LOCAL_ENGINES": json.dumps(ENGINES), "DART_AWS_ENDPOINT_URL": moto_url, **AWS_ENV}
-    running = RunningDart(tmp_path_factory.mktemp("dart-engines"), None, **env)
-    try:
+    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def api(dart: RunningDart) -> Api:
-    for module in ("engines.s3", "engines.postgresql"):
-        done = subprocess.run([sys.executable, "-m", module, "register", "--api-url", dart.base + "/api/1",
-                               "--token", f"{KEY}:{SECRET}"], check=False, cwd=REPO, capture_output=True,
-                              text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-    return dart.api()
+    return registered(dart, *ENGINES.values())
 
 
 def _store(api: Api, engine: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -5,60 +5,31 @@ stop_datastore leave their snapshots, and a second start restores from the lates
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
 
 from bench.harness.api_client import Api
 from bench.harness.moto import AWS_ENV
-from bench.harness.stacks import KEY, SECRET, RunningDart
-from tests.engines.test_end_to_end import REPO, _run, _states, _store
+from bench.harness.stacks import RunningDart
+from tests.engines.e2e_support import dart_up, registered
+from tests.engines.test_end_to_end import _run, _states, _store
 
 pytestmark = pytest.mark.slow
-ENGINES = {"redshift_engine": [sys.executable, "-m", "engines.redshift"]}
+ENGINES = {"redshift_engine": "engines.redshift"}
 
 
 @pytest.fixture(scope="module")
 def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    env: dict[str, Any] = {
-        "DART_LOCAL_ENGINES": json.dumps(ENGINES),
-        "DART_AWS_ENDPOINT_URL": moto_url,
-        **AWS_ENV,
-    }
-    running = RunningDart(tmp_path_factory.mktemp("dart-redshift"), None, **env)
-    try:
+    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def api(dart: RunningDart) -> Api:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engines.redshift",
-            "register",
-            "--api-url",
-            dart.base + "/api/1",
-            "--token",
-            f"{KEY}:{SECRET}",
-        ],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return dart.api()
+    return registered(dart, "engines.redshift")
 
 
 def test_the_cluster_lifecycle_through_dart_up(api: Api, moto_url: str) -> None:
