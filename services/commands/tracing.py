@@ -95,20 +95,14 @@ def handling(consumer: str, event: RecordedEvent, step: str | None = None) -> It
         raise
 
 
-def last_cause(events: list[RecordedEvent], actor: str) -> RecordedEvent | None:
-    """The latest of a stream's events not appended by ``actor`` (the launcher's own launch intent is not
-    what the action's run is traced and correlated by)."""
-    for event in reversed(events):
-        if event.metadata.get("actor") != actor:
-            return event
-    return None
-
-
 @contextlib.contextmanager
 def launching(store: Any, action: Mapping[str, Any]) -> Iterator[None]:
-    """An engine's launch, in its action's run: the correlation id and trace of the event that queued the
-    action (read from its short stream), not those of whatever event the launcher happened to be handling."""
-    cause = last_cause(store.read_stream(f"action-{action['id']}"), "launcher")
+    """An engine's launch, in its action's run: the correlation id and trace of the event that created the
+    action (its stream's first), not those of whatever event the launcher, or the orchestrator that queued it,
+    happened to be handling: a broker delivers in no order, and the decision to queue a datastore's next action
+    may come from another chain's event (a datastore activated) as well as from the run's own."""
+    created = store.read_stream(f"action-{action['id']}", to_version=1)
+    cause = created[0] if created else None
     metadata = cause.metadata if cause is not None else {}
     fields = handling_fields(str(cause.event_id), cause.stream_id, metadata) if cause is not None else None
     attributes = {"dart.action_id": action["id"], "dart.engine": action.get("engine_name"),

@@ -271,11 +271,11 @@ def test_one_connected_trace_from_the_manual_trigger_to_the_engine_s_check_in(da
 
     [checkin] = [s for s in spans if s["attributes"].get("url.path") == checkin_path]
     chain = ancestors(checkin)
-    assert chain[0] == f"launch no_op_engine {SUCCEEDS}" and chain[-1] == root["name"], chain
-    # the launch is a child of the orchestrator's span that queued the action (the event it read), itself a
-    # child of the request's; the launcher's own handling of that event is in the trace too
-    assert chain[1].startswith("orchestrator ") and len(chain) == 3, chain
-    assert any(s["name"] == "launcher ActionQueued" for s in spans)
+    # the launch is a child of the span that created the action (the request's), the engine's requests of the
+    # launch's; the consumers' handling of the run's events is in the trace too
+    assert chain == [f"launch no_op_engine {SUCCEEDS}", root["name"]], chain
+    assert {"orchestrator WorkflowInstanceCreated", "launcher ActionQueued", "orchestrator ActionCheckedIn"} <= {
+        s["name"] for s in spans}
     # the engine's check-out joined the same trace, and every event of the run carries its correlation id
     assert any(s["attributes"].get("url.path") == f"/api/1/engine/action/{action['id']}/checkout" for s in spans)
     run = [*api.get("/log", params={"stream": f"workflow_instance-{instance['id']}"}),
