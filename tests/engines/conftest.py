@@ -1,5 +1,6 @@
 """Fixtures for the engines' tests: one moto server (S3 over loopback, the real wire protocol) for the session,
-a fresh bucket per test, and small dataset files written to it in any format and compression."""
+a fresh bucket per test, and small dataset files written to it in any format and compression; for an end-to-end
+module, a `dart up` running the module's ``ENGINES`` (engine name: its ``python -m`` module) against that server."""
 
 from __future__ import annotations
 
@@ -14,13 +15,30 @@ from typing import Any
 import boto3
 import pytest
 
+from bench.harness.api_client import Api
 from bench.harness.moto import AWS_ENV, moto_server
+from bench.harness.stacks import RunningDart
+from tests.engines.e2e_support import dart_up, registered
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def dart(request: pytest.FixtureRequest, moto_url: str,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
+    """`dart up` (SQLite) with the module's ENGINES as local engine processes, against the session's moto."""
+    with dart_up(tmp_path_factory, moto_url, request.module.ENGINES) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(request: pytest.FixtureRequest, dart: RunningDart) -> Api:
+    """``dart``'s API with the module's ENGINES registered by their own ``register`` commands."""
+    return registered(dart, *request.module.ENGINES.values())
 
 
 @pytest.fixture

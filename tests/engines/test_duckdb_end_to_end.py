@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,11 @@ import pytest
 from bench.harness.api_client import Api
 from bench.harness.stacks import RunningDart
 from tests.engines.conftest import dataset_for
-from tests.engines.e2e_support import dart_up, registered
 from tests.engines.test_end_to_end import COLUMNS, _finished, _run, _states, _store, _write_csv
 
 pytestmark = pytest.mark.slow
+# run by conftest's dart fixture, registered by its api fixture
 ENGINES = {"duckdb_engine": "engines.duckdb"}
-
-
-@pytest.fixture(scope="module")
-def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(dart: RunningDart) -> Api:
-    return registered(dart, "engines.duckdb")
 
 
 def _mart(api: Api, store: dict[str, Any]) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -16,7 +15,6 @@ from bench.harness.api_client import Api
 from bench.harness.stacks import RunningDart
 from engines.dynamodb.table import RESTORE_TAG
 from tests.engines.conftest import dataset_for
-from tests.engines.e2e_support import dart_up, registered
 from tests.engines.test_dynamodb_engine import (
     COLUMNS,
     _count,
@@ -30,18 +28,8 @@ from tests.engines.test_dynamodb_engine import (
 from tests.engines.test_end_to_end import _finished, _run, _states
 
 pytestmark = pytest.mark.slow
+# run by conftest's dart fixture, registered by its api fixture
 ENGINES = {"dynamodb_engine": "engines.dynamodb"}
-
-
-@pytest.fixture(scope="module")
-def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(dart: RunningDart) -> Api:
-    return registered(dart, "engines.dynamodb")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,25 +14,14 @@ import pytest
 from bench.harness.api_client import Api, ApiError
 from bench.harness.stacks import RunningDart
 from tests.engines.conftest import dataset_for
-from tests.engines.e2e_support import dart_up, registered
 from tests.engines.pgsupport import datastore as pg_datastore
 from tests.engines.pgsupport import query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+# run by conftest's dart fixture, registered by its api fixture
 ENGINES = {"s3_engine": "engines.s3", "postgresql_engine": "engines.postgresql"}
 COLUMNS: list[dict[str, Any]] = [{"name": "id", "data_type": "BIGINT"}, {"name": "name", "data_type": "VARCHAR", "length": 20},
            {"name": "amount", "data_type": "NUMERIC", "precision": 12, "scale": 2}]
-
-
-@pytest.fixture(scope="module")
-def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(dart: RunningDart) -> Api:
-    return registered(dart, *ENGINES.values())
 
 
 def _store(api: Api, engine: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -6,30 +6,17 @@ stop_datastore leave their snapshots, and a second start restores from the lates
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import pytest
 
 from bench.harness.api_client import Api
 from bench.harness.moto import AWS_ENV
-from bench.harness.stacks import RunningDart
-from tests.engines.e2e_support import dart_up, registered
 from tests.engines.test_end_to_end import _run, _states, _store
 
 pytestmark = pytest.mark.slow
+# run by conftest's dart fixture, registered by its api fixture
 ENGINES = {"redshift_engine": "engines.redshift"}
-
-
-@pytest.fixture(scope="module")
-def dart(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDart]:
-    with dart_up(tmp_path_factory, moto_url, ENGINES) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(dart: RunningDart) -> Api:
-    return registered(dart, "engines.redshift")
 
 
 def test_the_cluster_lifecycle_through_dart_up(api: Api, moto_url: str) -> None:
