@@ -19,18 +19,10 @@ import pytest
 from events.streams.trigger import TriggerCreated
 from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamAppend
 from services.commands.scheduler import Scheduler
-from tests.support.world import ADMIN, SUCCEEDS
+from tests.support.world import ADMIN, SUCCEEDS, Clock
 from tests.support.world import World as BaseWorld
 
 MONDAY_NOON = "0 12 ? * 2 *"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass(kw_only=True)

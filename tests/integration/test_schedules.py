@@ -18,18 +18,10 @@ from services.commands.scheduler import Scheduler
 from services.commands.schedules import backfill, scheduled_time_environment, set_paused
 from services.domain import schedules
 from services.domain.errors import BadRequest
-from tests.support.world import SUCCEEDS
+from tests.support.world import SUCCEEDS, Clock
 from tests.support.world import World as BaseWorld
 
 HOURLY = "0 * * * ? *"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass(kw_only=True)

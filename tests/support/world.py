@@ -12,6 +12,7 @@ import copy
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,17 @@ from services.runtime.settings import load_settings
 ADMIN = Principal(key="test-key", user_id="admin@example.com", scope="admin")
 NO_OP = "no_op_engine"
 SUCCEEDS = "fake_action_that_succeeds"
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now = ...``): calling it answers the time it was last set to, for
+    what takes its ``now`` as a callable (the scheduler, the orchestration)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def _name(prefix: str) -> str:
