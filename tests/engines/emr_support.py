@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from bench.harness.moto import AWS_ENV
 from engines.emr.engine import HANDLER
 from engines.sdk import ActionContext, DartApiError
 from tests.engines.emr_moto import emr_moto_server
@@ -27,9 +28,7 @@ def emr_url() -> Iterator[str]:
 
 @pytest.fixture
 def aws(emr_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": emr_url,
-                        "DART_EMR_POLL_SECONDS": "0.02"}.items():
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL": emr_url, "DART_EMR_POLL_SECONDS": "0.02"}.items():
         monkeypatch.setenv(name, value)
     kwargs = {"endpoint_url": emr_url, "region_name": "us-east-1"}
     bucket = f"emr-{uuid.uuid4().hex[:12]}"
