@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.catalog import BUILT_IN_ENGINES
+from engines.sdk import EXIT_CHECKOUT_FAILED
 from events.errors import ConcurrencyError
 from events.streams.action import ActionLaunched, ActionRequeued
 from events.types import NewEvent, StreamAppend
@@ -188,7 +189,12 @@ class LocalLauncher(Launcher):
             self.children.pop(action_id, None)
         try:
             row = self.orch.reader.row("action", action_id)
-            if row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
+            if row is not None and code == EXIT_CHECKOUT_FAILED and row.data.get("state") == "RUNNING":
+                # This engine never ran the action: another one checked it out first (a warm worker gone
+                # before it recorded its engine, whose message a replica took), and that one checks in.
+                log.warning("action %s: its engine (pid %d) could not check out: another engine runs it",
+                            action_id, child.pid)
+            elif row is not None and row.data.get("state") in ("PENDING", "RUNNING"):
                 complete_action(self.orch, action_id, "FAILED",
                                 f"the engine process exited with code {code} without checking in"
                                 if code is not None else "the engine process exited without checking in", None)

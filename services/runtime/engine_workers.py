@@ -109,12 +109,15 @@ class EngineWorker:
         launcher.on_engine_exit = done.put
         self.done = done
 
-    def take(self, request: dict[str, Any]) -> bool:
-        """Act on one launch message; True when an engine now runs for it (ack when ``done`` names it)."""
+    def take(self, request: dict[str, Any], redelivered: bool = False) -> bool:
+        """Act on one launch message; True when an engine now runs for it (ack when ``done`` names it).
+        ``redelivered``: the broker gave it out before (to a worker now gone, which may have started an engine
+        without living to record it)."""
         action_id = str(request["action_id"])
         with self.launcher._lock:
-            if action_id in self.launcher.children:
-                return True  # ours already (a copy delivered again): its exit acknowledges this one too
+            if action_id in self.launcher.children:  # its exit acknowledges this copy too
+                log.warning("action %s: its launch message came back while its engine runs here", action_id)
+                return True
         row = self.orch.reader.row("action", action_id)
         if row is None or row.data.get("state") not in LIVE:
             return False
@@ -123,7 +126,7 @@ class EngineWorker:
             return False
         task = row.data.get("ecs_task_arn")
         state = row.data.get("state")
-        if task is None and state == "PENDING":
+        if task is None and state == "PENDING" and not (redelivered and engine_pids(action_id)):
             return self._start(row, request)
         pid = self._live_engine_here(action_id, task)
         if pid is not None:
@@ -195,6 +198,10 @@ class EngineWorkerConsumer(ConsumerLoop):
         self.held: dict[str, list[Message]] = {}
         self.check_every = check_every
         self._last_check = 0.0
+        # SQS gives a message to another consumer once its visibility timeout has passed: a held message's is
+        # extended every third of it while its engine runs (AMQP keeps it for as long as the connection).
+        self.visibility = int(self.transport_options.get("visibility_timeout") or 60)
+        self._last_extended = time.monotonic()
 
     def get_consumers(self, Consumer_: Any, channel: Any) -> list[Consumer]:
         declare(channel, [self.queue_name])
@@ -213,7 +220,7 @@ class EngineWorkerConsumer(ConsumerLoop):
             message.ack()
             return
         try:
-            running = self.worker.take(request)
+            running = self.worker.take(request, self._redelivered(message))
         except Exception:
             log.exception("action %s: the launch message failed; it comes back", action_id)
             message.requeue()
@@ -224,6 +231,13 @@ class EngineWorkerConsumer(ConsumerLoop):
         else:
             message.ack()
 
+    def _redelivered(self, message: Message) -> bool:
+        info = message.delivery_info or {}
+        if info.get("redelivered"):  # AMQP
+            return True
+        receive_count = ((info.get("sqs_message") or {}).get("Attributes") or {}).get("ApproximateReceiveCount")
+        return receive_count is not None and int(receive_count) > 1
+
     def on_iteration(self) -> None:
         self._ack_finished()
         now = time.monotonic()
@@ -233,6 +247,22 @@ class EngineWorkerConsumer(ConsumerLoop):
                 self.worker.stop_ended()
             except Exception:
                 log.exception("checking the running engines' actions failed")
+        if self._sqs and now - self._last_extended >= self.visibility / 3:
+            self._last_extended = now
+            self._extend_visibility()
+
+    def _extend_visibility(self) -> None:
+        for action_id, messages in list(self.held.items()):
+            for message in messages:
+                info = message.delivery_info or {}
+                receipt = (info.get("sqs_message") or {}).get("ReceiptHandle")
+                if not receipt or not info.get("sqs_queue"):
+                    continue
+                try:
+                    message.channel.sqs(queue=self.queue_name).change_message_visibility(
+                        QueueUrl=info["sqs_queue"], ReceiptHandle=receipt, VisibilityTimeout=self.visibility)
+                except Exception as exc:  # noqa: BLE001 - logged; the message may come back to a replica
+                    log.warning("action %s: could not keep its launch message invisible: %s", action_id, exc)
 
     def _ack_finished(self) -> None:
         while True:

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ from tests.e2e.flows import (
     wait_for,
     workflow,
 )
-from tests.e2e.stacks import PRODUCTION_AMQP, Production, running
+from tests.e2e.stacks import PRODUCTION, PRODUCTION_AMQP, Production, running
 
 pytestmark = pytest.mark.postgres
 WORKERS = ("engine-worker-1", "engine-worker-2")
@@ -177,8 +178,27 @@ def test_replicas_under_kills_run_each_action_exactly_once(stack: Production, ap
     stack.kill(_worker_named(stack, _task(action)[1]))
     for flow in flows:
         [run] = finished(api, flow, timeout=120)
-        assert run["data"]["state"] == "COMPLETED"
+        assert run["data"]["state"] == "COMPLETED", [(a["id"], a["data"]["state"], a["data"].get("error_message"),
+                                                      a["data"].get("ecs_task_arn")) for a in instance_actions(api, run)]
         for done in instance_actions(api, run):
             assert _checkouts(api, done["id"]) == 1
             _left_engines.extend(engine_pids(done["id"]))
     _restart_dead(stack)
+
+
+def test_on_sqs_a_long_engine_keeps_its_message_from_the_other_replica(tmp_path: Path) -> None:
+    """SQS gives a message to another consumer once its visibility timeout (4 s here) has passed: the worker
+    running its engine keeps extending it, so the replica never takes the action over."""
+    env = {"DART_WARM_WORKER_ENGINES": "no_op_engine"}
+    with running(PRODUCTION, tmp_path, env=env) as production:
+        assert isinstance(production, Production)
+        for name in WORKERS:
+            start_worker(production, name)
+        api = production.api()
+        register_no_op(api)
+        flow = workflow(api, datastore(api, "ACTIVE", sleep=10), [SUCCEEDS])
+        action = _running(api, _start(api, flow))
+        [run] = finished(api, flow)
+        assert run["data"]["state"] == "COMPLETED" and _checkouts(api, action["id"]) == 1
+        logs = "".join((tmp_path / f"{n}.log").read_text() for n in WORKERS)
+        assert "adopting its engine" not in logs and logs.count(f"action {action['id']}: ") == 0
