@@ -12,13 +12,16 @@ export type Kind = {
   history?: boolean;
 };
 
+/** List columns holding times (shown as UTC times, not as the ISO strings). */
+export const TIME_COLUMNS = new Set(["start_time", "end_time", "scheduled_time", "queued_time", "not_before"]);
+
 export const KINDS: Kind[] = [
   { name: "engine", title: "Engines", path: "engine", columns: ["name", "description"], create: "plain", least: "admin" },
   { name: "dataset", title: "Datasets", path: "dataset", columns: ["name", "location"], create: "plain", least: "editor", graph: true },
   { name: "datastore", title: "Datastores", path: "datastore", columns: ["name", "engine_name", "state"], create: "engine", least: "editor", graph: true },
   { name: "action", title: "Actions", path: "action", columns: ["name", "action_type_name", "state", "workflow_instance_id"], least: "editor", orderable: true, graph: true },
   { name: "workflow", title: "Workflows", path: "workflow", columns: ["name", "state", "datastore_id"], create: "workflow", least: "editor", graph: true },
-  { name: "workflow_instance", title: "Workflow instances", path: "workflow/instance", columns: ["workflow_id", "state", "trigger_type", "start_time", "end_time"], least: "editor" },
+  { name: "workflow_instance", title: "Workflow instances", path: "workflow/instance", columns: ["workflow_id", "state", "trigger_type", "workflow_version", "definition_commit", "scheduled_time", "start_time", "end_time", "cancelled_by"], least: "editor" },
   { name: "trigger", title: "Triggers", path: "trigger", columns: ["name", "trigger_type_name", "state"], create: "trigger_type", least: "editor", graph: true },
   { name: "subscription", title: "Subscriptions", path: "subscription", columns: ["name", "dataset_id", "state"], create: "subscription", least: "editor", graph: true },
   { name: "event", title: "Events", path: "event", columns: ["name", "state"], create: "plain", least: "editor", graph: true },

@@ -44,8 +44,21 @@ describe("the Gantt timeline", () => {
       { id: "A", data: { name: "extract", state: "COMPLETED", order_idx: 0, start_time: t(0), end_time: t(10) } },
     ], Date.parse(t(40)));
     expect(chart.bars.map((b) => [b.id, b.label, b.state])).toEqual([
-      ["A", "extract", "COMPLETED"], ["F", "load", "FAILED"], ["R", "load (attempt 2)", "COMPLETED"],
+      ["A", "extract", "COMPLETED"], ["F", "load · attempt 1", "FAILED"], ["R", "load · attempt 2", "COMPLETED"],
     ]);
     expect(chart.bars[1].error).toBe("first try");
+  });
+
+  it("draws a retry's wait for its not_before from the failure it follows", () => {
+    const chart = bars([
+      { id: "F", data: { name: "load", state: "FAILED", order_idx: 0, retries: 2, queued_time: t(0), start_time: t(0), end_time: t(20) } },
+      { id: "R", data: { name: "load", state: "QUEUED", order_idx: 0, attempt: 2, retry_of: "F", queued_time: t(20), not_before: t(50) } },
+    ], Date.parse(t(40)));
+    expect(chart.end).toBe(Date.parse(t(50)));  // the axis reaches the wait's end
+    const [f, r] = chart.bars;
+    expect(f.label).toBe("load · attempt 1");
+    expect([f.holdWidth, f.notBefore]).toEqual([0, null]);
+    expect([r.attempt, r.holdLeft, r.holdWidth, r.notBefore]).toEqual([2, 40, 60, t(50)]);
+    expect(r.runWidth).toBe(0);
   });
 });

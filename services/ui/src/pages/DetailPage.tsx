@@ -7,6 +7,9 @@ import { useSession } from "../session";
 import { useLiveReload } from "../useLive";
 import EntityForm from "./EntityForm";
 import Gantt from "./Gantt";
+import ActionLogs from "./ActionLogs";
+import { CancelRun, ScheduleControls } from "./RunControl";
+import { definitionOf } from "../runs";
 import { ErrorBox, StateBadge, Value, when } from "./common";
 
 const HISTORY = 1000;
@@ -128,6 +131,9 @@ export default function DetailPage() {
           {editable && entity && <button type="button" onClick={() => void remove()}>Delete</button>}
         </div>
       </div>
+      {kind.name === "workflow_instance" && entity && !asOf && <CancelRun instance={entity} onDone={() => void load()} />}
+      {kind.name === "workflow_instance" && entity && <RunSummary data={entity.data} />}
+      {kind.name === "action" && entity && <ActionSettings data={entity.data} />}
       {notice && <p role="status" className="notice">{notice}</p>}
       <ErrorBox error={error} />
       {asOf && <p className="notice">Showing the state as of position {asOf}{history[index] ? ` (${when(history[index].recorded_at)})` : ""}. <Link to={`/${kind.name}/${id}`}>Back to now</Link></p>}
@@ -146,6 +152,10 @@ export default function DetailPage() {
       )}
 
       {kind.name === "workflow_instance" && <Gantt instanceId={id} asOf={asOf} />}
+      {kind.name === "action" && !asOf && entity && entity.data.state !== "TEMPLATE" && <ActionLogs actionId={id} />}
+      {kind.name === "trigger" && entity && !asOf && entity.data.trigger_type_name === "scheduled" && (
+        <ScheduleControls trigger={entity} onDone={() => void load()} />
+      )}
 
       {entity && !editing && (
         <table className="fields" aria-label="Fields">
@@ -184,6 +194,36 @@ export default function DetailPage() {
   );
 }
 
+/** A run's definition (workflow version, commit), its scheduled time and who cancelled it, in one line. */
+function RunSummary({ data }: { data: Record<string, unknown> }) {
+  const definition = definitionOf(data);
+  return (
+    <p className="run-summary" aria-label="Run">
+      <span>Definition: <strong>{definition ?? "unknown"}</strong></span>
+      {typeof data.scheduled_time === "string" && data.scheduled_time && <span>Scheduled for <strong>{when(data.scheduled_time)}</strong></span>}
+      {typeof data.cancelled_by === "string" && data.cancelled_by && <span>Cancelled by <strong>{data.cancelled_by}</strong></span>}
+    </p>
+  );
+}
+
+/** An action's run settings (issue 15): its timeout, its retries and which attempt it is. */
+function ActionSettings({ data }: { data: Record<string, unknown> }) {
+  const num = (v: unknown) => (typeof v === "number" ? v : null);
+  const timeout = num(data.timeout_seconds);
+  const retries = num(data.retries);
+  const attempt = num(data.attempt) ?? 1;
+  return (
+    <p className="run-summary" aria-label="Run settings">
+      <span>Timeout: <strong>{timeout !== null ? `${timeout} s` : "none (the datastore's)"}</strong></span>
+      <span>Retries: <strong>{retries ?? 0}</strong>{retries ? ` (delay ${num(data.retry_delay_seconds) ?? 1} s, ×${num(data.retry_backoff_rate) ?? 2})` : ""}</span>
+      <span>Attempt: <strong>{attempt}{retries ? ` of ${retries + 1}` : ""}</strong></span>
+      {typeof data.retry_of === "string" && data.retry_of && <span>Retry of <Link to={`/action/${data.retry_of}`}>{data.retry_of}</Link></span>}
+      {typeof data.not_before === "string" && data.not_before && <span>Not before <strong>{when(data.not_before)}</strong></span>}
+      <a href="#logs">Logs</a>
+    </p>
+  );
+}
+
 function Instances({ workflowId }: { workflowId: string }) {
   const [page, setPage] = useState<Page<Entity> | null>(null);
   const load = useCallback(async () => {
@@ -200,13 +240,14 @@ function Instances({ workflowId }: { workflowId: string }) {
     <>
       <h2>Runs</h2>
       <table className="list" aria-label="Runs">
-        <thead><tr><th scope="col">instance</th><th scope="col">state</th><th scope="col">trigger</th><th scope="col">start</th><th scope="col">duration</th></tr></thead>
+        <thead><tr><th scope="col">instance</th><th scope="col">state</th><th scope="col">trigger</th><th scope="col">version</th><th scope="col">start</th><th scope="col">duration</th></tr></thead>
         <tbody>
           {page?.results.map((e) => (
             <tr key={e.id}>
               <td><Link to={`/workflow_instance/${e.id}`}>{e.id}</Link></td>
               <td><StateBadge state={e.data.state} /></td>
-              <td>{String(e.data.trigger_type ?? "")}</td>
+              <td>{String(e.data.trigger_type ?? "")}{e.data.scheduled_time ? ` for ${when(e.data.scheduled_time)}` : ""}</td>
+              <td>{definitionOf(e.data) ?? ""}</td>
               <td>{when(e.data.start_time)}</td>
               <td>{duration(e)}</td>
             </tr>

@@ -7,7 +7,8 @@ import { useLiveReload } from "../useLive";
 import { when } from "./common";
 
 /** A workflow instance's actions on a timeline: queued (light) then running (coloured by state), the progress
- * of a RUNNING action, the error of a FAILED one; live. */
+ * of a RUNNING action, the error of a FAILED one, each attempt of a retried action as its own bar ("attempt n")
+ * with its retry delay (until not_before) hatched; each with a link to its logs; live. */
 export default function Gantt({ instanceId, asOf }: { instanceId: string; asOf: string | null }) {
   const [actions, setActions] = useState<Entity[]>([]);
   const [now, setNow] = useState(() => Date.now());
@@ -42,8 +43,12 @@ export default function Gantt({ instanceId, asOf }: { instanceId: string; asOf: 
       <ol>
         {chart.bars.map((b) => (
           <li key={b.id} className="gantt-row" data-state={b.state} data-action={b.id}>
-            <span className="gantt-label"><Link to={`/action/${b.id}`}>{b.label}</Link> <small>{b.state}</small></span>
+            <span className="gantt-label"><Link to={`/action/${b.id}`}>{b.label}</Link> <small>{b.state}</small>
+              {" "}<Link className="gantt-logs" to={`/action/${b.id}#logs`} aria-label={`logs of ${b.label}`}>logs</Link>
+              {b.notBefore && !["RUNNING", "COMPLETED", "FAILED", "SKIPPED"].includes(b.state) && <small className="gantt-notbefore"> waits until {when(b.notBefore)}</small>}
+            </span>
             <span className="gantt-track">
+              {b.holdWidth > 0 && <span className="gantt-hold" style={{ left: `${b.holdLeft}%`, width: `${b.holdWidth}%` }} title={`retry delay: not before ${when(b.notBefore)}`} />}
               {b.waitWidth > 0 && <span className="gantt-wait" style={{ left: `${b.waitLeft}%`, width: `${b.waitWidth}%` }} title="queued" />}
               {b.runWidth > 0 && (
                 <span className="gantt-run" style={{ left: `${b.runLeft}%`, width: `${b.runWidth}%`, background: stateColour(b.state) }}

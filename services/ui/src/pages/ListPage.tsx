@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Link, useParams, useSearchParams } from "react-router-dom";
 import { call, may, type Entity, type Page } from "../api";
-import { kindOf, pick } from "../entities";
+import { kindOf, pick, TIME_COLUMNS } from "../entities";
 import { useSession } from "../session";
 import { useLiveReload } from "../useLive";
 import { ErrorBox, Value, when } from "./common";
@@ -89,6 +89,7 @@ export default function ListPage() {
                 {kind.orderable ? <button type="button" className="link" onClick={() => sortBy(c)}>{c}{sortMark(c)}</button> : c}
               </th>
             ))}
+            {kind.name === "action" && <th scope="col">logs</th>}
             <th scope="col">
               {kind.orderable ? <button type="button" className="link" onClick={() => sortBy("updated")}>updated{sortMark("updated")}</button> : "updated"}
             </th>
@@ -99,8 +100,9 @@ export default function ListPage() {
             <tr key={row.id}>
               <td><Link to={`/${kind.name}/${row.id}`}>{row.id}</Link></td>
               {kind.columns.map((c) => (
-                <td key={c}>{c === "start_time" || c === "end_time" ? when(pick(row.data, c)) : <Value field={c} value={pick(row.data, c)} />}</td>
+                <td key={c}>{TIME_COLUMNS.has(c) ? when(pick(row.data, c)) : <Value field={c} value={pick(row.data, c)} />}</td>
               ))}
+              {kind.name === "action" && <td>{row.data.state !== "TEMPLATE" && <Link to={`/action/${row.id}#logs`} aria-label={`logs of ${row.id}`}>logs</Link>}</td>}
               <td>{when(row.updated)}</td>
             </tr>
           ))}
