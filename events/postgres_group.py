@@ -1,9 +1,10 @@
 """Group commit on PostgreSQL (events/group_commit.py says when a group forms).
 
-One transaction per group: the global-order lock first, then one statement per member, then the NOTIFY and
-the COMMIT. Members without inline projections are sent in one psycopg pipeline (one round trip for the
-lock, all their statements, the NOTIFY and the COMMIT); a member with inline projections runs inside a
-savepoint, so a failing projection rolls back that member only.
+One transaction per group: the global-order lock first, then the members' statements, then the NOTIFY and
+the COMMIT. Without inline projections the group is one psycopg pipeline on an append connection (one round
+trip: BEGIN, the lock, one statement for every one-event member and one per larger member, the NOTIFY and
+COMMIT); a member with inline projections runs inside a savepoint, so a failing projection rolls back that
+member only.
 
 A member's statement never raises for the reasons an append is refused: it inserts every one of its rows or
 none (``WHERE ok``), checking its expected versions and that its event ids are new. Under the lock, taken at
@@ -60,12 +61,108 @@ GROUP_NOTIFY = (f"SELECT pg_notify('{CHANNEL}', (SELECT COALESCE(max(global_posi
                 " || ' ' || %s)")
 
 
+# Every one-event member of a group in one statement. A member is refused (no row back, nothing raised) when
+# its stream is not at its expected version: the row's version is taken (ON CONFLICT DO NOTHING on the
+# (stream, version) index), or the version below it is missing (the EXISTS); or when its event id is stored
+# (the event id index). A one-event member is all or nothing by itself. Two members of one stream in one
+# group: the second does not see the first's row in the same statement and is refused, then retried alone.
+GROUP_SINGLES = """
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
+SELECT r.event_id, r.stream_id,
+       COALESCE(r.expected, (SELECT e.stream_version FROM events e WHERE e.stream_id = r.stream_id
+                             ORDER BY e.stream_version DESC LIMIT 1), 0) + 1,
+       r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb, clock_timestamp()
+FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(expected)b::int[], %(types)b::text[], %(svs)b::int[],
+            %(datas)b::text[], %(metas)b::text[]) WITH ORDINALITY
+       AS r(event_id, stream_id, expected, type, schema_version, data, metadata, ord)
+WHERE r.expected IS NULL OR r.expected = 0
+   OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected)
+ORDER BY r.ord
+ON CONFLICT DO NOTHING
+RETURNING event_id, stream_version, global_position, recorded_at, NULL
+"""
+
+
+def _singles_params(members: Sequence[Member[Work]]) -> dict[str, Any]:
+    rows = [m.work.rows[0] for m in members]
+    return {
+        "ids": [r.event_id for r in rows], "streams": [r.stream_id for r in rows],
+        "expected": [m.work.params["part_expected"][0] for m in members],
+        "types": [r.type for r in rows], "svs": [r.schema_version for r in rows],
+        "datas": [r.data_json for r in rows], "metas": [r.metadata_json for r in rows],
+    }
+
+
 def commit_group(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key: int,
                  group_params: Any) -> None:
     """Commit the members in one transaction; answer those committed, leave refused ones unsettled."""
+    if any(m.work.projections for m in members):
+        done = _with_projections(store, members, lock_key, group_params)
+    else:
+        done = _plain(store, members, lock_key, group_params)
+    # Committed: answer every member that got its rows in.
+    for m, recorded in done:
+        m.answer(recorded)
+    every = [e for _, recorded in done for e in recorded]
+    if every:
+        every.sort(key=lambda e: e.global_position)
+        store._signal_appended(every)
+
+
+def _types(members: Sequence[Member[Work]]) -> str:
+    return ",".join(sorted({r.type for m in members for r in m.work.rows}))
+
+
+def _plain(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key: int,
+           group_params: Any) -> list[tuple[Member[Work], list[RecordedEvent]]]:
+    """No inline projections: one pipeline on an append connection (autocommit, so BEGIN and COMMIT are
+    ours): one round trip for the whole group."""
+    singles = [m for m in members if len(m.work.rows) == 1]
+    others = [m for m in members if len(m.work.rows) > 1]
+    done: list[tuple[Member[Work], list[RecordedEvent]]] = []
+    conn = store._borrow()
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+            single_cursor = conn.cursor()
+            if singles:
+                single_cursor.execute(GROUP_SINGLES, _singles_params(singles))
+            cursors = []
+            for m in others:
+                cursor = conn.cursor()
+                cursor.execute(GROUP_INSERT, group_params(m.work))
+                cursors.append(cursor)
+            conn.execute(GROUP_NOTIFY, (_types(members),))
+            conn.execute("COMMIT")
+        if singles:
+            by_id = {r[0]: r for r in single_cursor.fetchall()}
+            for m in singles:
+                row = by_id.get(m.work.rows[0].event_id)
+                if row is not None:
+                    done.append((m, store._recorded(m.work.rows, [row])))
+        for m, cursor in zip(others, cursors):
+            returned = cursor.fetchall()
+            if returned:
+                done.append((m, store._recorded(m.work.rows, returned)))
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                conn.close()
+        raise
+    finally:
+        store._append_pool.putconn(conn)
+    return done
+
+
+def _with_projections(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key: int,
+                      group_params: Any) -> list[tuple[Member[Work], list[RecordedEvent]]]:
+    """Members with inline projections (and any others) in one transaction on a SQLAlchemy connection, the
+    projected ones each in a savepoint."""
     plain = [m for m in members if not m.work.projections]
     projected = [m for m in members if m.work.projections]
-    types = ",".join(sorted({r.type for m in members for r in m.work.rows}))
     done: list[tuple[Member[Work], list[RecordedEvent]]] = []
     with store.engine.connect() as sa_conn, sa_conn.begin():
         raw = sa_conn.connection.driver_connection
@@ -77,8 +174,6 @@ def commit_group(store: PostgresEventStore, members: Sequence[Member[Work]], loc
                 cursor = raw.cursor()
                 cursor.execute(GROUP_INSERT, group_params(m.work))
                 cursors.append(cursor)
-            if not projected:
-                raw.execute(GROUP_NOTIFY, (types,))
         for m, cursor in zip(plain, cursors):
             returned = cursor.fetchall()
             if returned:
@@ -94,12 +189,5 @@ def commit_group(store: PostgresEventStore, members: Sequence[Member[Work]], loc
             except Exception:  # noqa: BLE001 - this member alone: rolled back here, retried solo after the group
                 raw.execute("ROLLBACK TO SAVEPOINT dart_member")
             raw.execute("RELEASE SAVEPOINT dart_member")
-        if projected:
-            raw.execute(GROUP_NOTIFY, (types,))
-    # Committed: answer every member that got its rows in.
-    for m, recorded in done:
-        m.answer(recorded)
-    every = [e for _, recorded in done for e in recorded]
-    if every:
-        every.sort(key=lambda e: e.global_position)
-        store._signal_appended(every)
+        raw.execute(GROUP_NOTIFY, (_types(members),))
+    return done

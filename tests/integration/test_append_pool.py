@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from events.group_commit import MAX_IN_FLIGHT
 from events.postgres import APPEND_POOL_SIZE, PostgresEventStore
 from events.registry import EventRegistry
 from events.types import ExpectedVersion, NewEvent, RecordedEvent, StreamAppend
@@ -138,11 +139,11 @@ def test_appends_and_reads_after_every_server_connection_was_terminated_succeed_
 ) -> None:
     store = open_store_with(make_store, pg_url, registry, path)
     db = database_name(pg_url)
-    # Idle connections in the append pool and in the engine's pool (one append alone, then the three that
-    # queued behind it as one group; reads).
+    # Idle connections in the append pool and in the engine's pool (two appends alone, then the two that
+    # queued behind them as one group; reads).
     before = append_while_the_lock_is_held(
         store, pg_server_url,
-        [StreamAppend(f"cart-warm{i}", ExpectedVersion.NO_STREAM, [added(i)]) for i in range(4)], 1,
+        [StreamAppend(f"cart-warm{i}", ExpectedVersion.NO_STREAM, [added(i)]) for i in range(4)], MAX_IN_FLIGHT,
     )
     assert len(before) == 4
     assert [e.stream_version for e in store.read_stream("cart-warm0")] == [1]
@@ -208,20 +209,20 @@ def test_concurrent_appenders_of_one_process_wait_in_the_process_and_commit_as_g
     peak = 0
 
     def watch_the_bound() -> None:
-        # One append blocks on the lock we hold; the others must wait in the process (for the group commit
-        # that follows), not each in a connection of its own. Watch a while for any that got through.
+        # MAX_IN_FLIGHT appends block on the lock we hold; the others must wait in the process (for the group
+        # commits that follow), not each in a connection of its own. Watch a while for any that got through.
         nonlocal peak
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             peak = max(peak, count_rows(pg_server_url, _WAITING_ON_APPEND_LOCK, db))
-            assert peak <= 1, f"{peak} appends of one process wait in the server"
+            assert peak <= MAX_IN_FLIGHT, f"{peak} appends of one process wait in the server"
 
     results = append_while_the_lock_is_held(
         store, pg_server_url,
         [StreamAppend(f"cart-{i}", ExpectedVersion.ANY, [added(i)]) for i in range(appenders)],
-        1, watch_the_bound,
+        MAX_IN_FLIGHT, watch_the_bound,
     )
-    assert peak == 1
+    assert peak == MAX_IN_FLIGHT
     assert store._committer.groups >= 1, "the appends that queued were not committed as a group"
     assert len(results) == appenders
     assert store.count() == appenders

@@ -3,7 +3,8 @@ transaction, and each caller still gets its own result or error: a conflicting, 
 a group does not change what the others get.
 
 Each test forms a group deterministically: it holds the store's append lock (``exclusive_transaction``), lets
-one append start (it waits for the lock: the leader), queues the appends under test behind it, and releases.
+appends take every commit slot (they wait for the lock), queues the appends under test behind them, and
+releases.
 """
 
 from __future__ import annotations
@@ -47,16 +48,19 @@ def in_one_group(store: EventStore, calls: Sequence[Sequence[StreamAppend]]) -> 
         except Exception as exc:  # noqa: BLE001 - inspected by the test
             results[i] = exc
 
-    leader = threading.Thread(target=lambda: store.append(StreamAppend("cart-leader", ExpectedVersion.ANY,
-                                                                      [added(0)])))
+    # Commits that hold the slots (they wait for the lock this test holds): what follows queues behind them.
+    leaders = [threading.Thread(target=lambda n=n: store.append(StreamAppend(f"cart-leader{n}", ExpectedVersion.ANY,
+                                                                            [added(n)])))
+               for n in range(committer.max_in_flight)]
     threads = [threading.Thread(target=run, args=(i, parts)) for i, parts in enumerate(calls)]
     with store.exclusive_transaction():
-        leader.start()
-        _wait(lambda: committer._leading, "the leader commits")
+        for leader in leaders:
+            leader.start()
+        _wait(lambda: committer.in_flight == committer.max_in_flight, "every commit slot is taken")
         for i, t in enumerate(threads):  # one at a time: the group keeps the calls' order
             t.start()
-            _wait(lambda n=i + 1: committer.waiting() == n, f"append {i} queues behind the leader")
-    for t in [leader, *threads]:
+            _wait(lambda n=i + 1: committer.waiting() == n, f"append {i} queues behind the leaders")
+    for t in [*leaders, *threads]:
         t.join(TIMEOUT)
         assert not t.is_alive()
     assert committer.groups == groups_before + 1, "the queued appends did not commit as one group"
@@ -142,4 +146,5 @@ def test_an_append_whose_inline_projection_fails_in_a_group_fails_alone(store: E
     assert [e.data["item_id"] for e in ok1 + ok2] == ["apple", "pear"]
     with store.engine.connect() as conn:
         seen = sorted(r[0] for r in conn.execute(sa.text("SELECT item FROM poisoned_seen")))
-    assert seen == ["apple", "first", "item-0", "pear"]  # the leader's item-0 too; never the poison
+    leaders = [f"item-{n}" for n in range(store._committer.max_in_flight)]  # type: ignore[attr-defined]
+    assert seen == sorted(["apple", "first", *leaders, "pear"])  # never the poison
