@@ -30,6 +30,10 @@ HEADER = struct.Struct(">I")
 MAX_FRAME = 1 << 20
 PAD_VARIABLE = "DART_WARM_ENV_PAD"  # the parent's environment is padded so a child's fits in its place
 PAD_BYTES = 32 * 1024
+NOT_FORK_SAFE = 3  # the parent's exit code when its imports left more than one thread
+# pyarrow's bundled jemalloc starts a background thread at import; off in a warm parent, which must not have
+# any thread when it forks (jemalloc then purges in the allocating threads, as with the thread off anywhere).
+FORK_SAFE_ENV = {"JE_ARROW_MALLOC_CONF": "background_thread:false"}
 
 
 def frame(message: dict[str, Any]) -> bytes:
@@ -91,8 +95,10 @@ def _show_environment(env: dict[str, str]) -> None:
     ctypes.memmove(start, text + b"\0" * (size - len(text)), size)
 
 
-def run_child(module: str, request: dict[str, Any], output: int | None) -> int:
-    """In the forked child: become the cold process ``python -m MODULE`` would have been, and run it."""
+def run_child(module: str, request: dict[str, Any], output: int | None, shown: int) -> int:
+    """In the forked child: become the cold process ``python -m MODULE`` would have been, and run it.
+    ``shown`` is closed once /proc shows the child's environment (the parent answers the pid only then, so a
+    launcher that checks the pid's DART_ACTION_ID finds it from the first moment)."""
     os.setsid()
     for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(number, signal.SIG_DFL)
@@ -107,6 +113,7 @@ def run_child(module: str, request: dict[str, Any], output: int | None) -> int:
     env = {str(k): str(v) for k, v in request["env"].items()}
     os.environ.clear()
     _show_environment(env)
+    os.close(shown)
     os.environ.update(env)
     tempfile.tempdir = None  # recomputed from the child's TMPDIR
     os.chdir(request["cwd"])
@@ -184,19 +191,26 @@ class WarmParent:
             os.close(extra)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
+        shown_r, shown_w = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:
+            os.close(shown_r)
+            os.close(shown_w)
             self._send(conn, {"error": f"fork failed: {exc}"})
             conn.close()
             return
         if pid == 0:
             code = 1
             try:
+                os.close(shown_r)
                 self._forget_in_child(conn)
-                code = run_child(self.module, message, output)
+                code = run_child(self.module, message, output, shown_w)
             finally:
                 os._exit(code)
+        os.close(shown_w)
+        os.read(shown_r, 1)  # end of file once the child shows its environment (or died before)
+        os.close(shown_r)
         if output is not None:
             os.close(output)
         self.children[pid] = conn
@@ -242,6 +256,11 @@ def main(argv: list[str]) -> int:
     # imports below run wait in its backlog, so there is no start-up race to poll for.
     listener = socket.socket(fileno=int(fd))
     warm_imports(module)
+    threads = os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []
+    if len(threads) > 1:  # a library started a thread at import: a fork could copy a lock it holds
+        print(f"engines.warm: {module} is not fork-safe ({len(threads)} threads after its imports): its "
+              "engines start cold", file=sys.stderr)
+        return NOT_FORK_SAFE
     WarmParent(module, listener).serve()
     return 0
 

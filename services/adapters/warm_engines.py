@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol
 
-from engines.warm import PAD_BYTES, PAD_VARIABLE, frame, read_frame
+from engines.warm import FORK_SAFE_ENV, NOT_FORK_SAFE, PAD_BYTES, PAD_VARIABLE, frame, read_frame
 from services.adapters.engine_processes import engine_alive, engine_pids
 
 log = logging.getLogger("dart.launcher")
@@ -103,6 +103,7 @@ class WarmPool:
     def __init__(self, folder: Path | None = None) -> None:
         self._folder = folder
         self._parents: dict[str, _Parent] = {}
+        self._cold: set[str] = set()  # modules whose warm parent found itself not fork-safe
         self._lock = threading.Lock()
 
     def folder(self) -> Path:
@@ -113,6 +114,8 @@ class WarmPool:
     def start(self, module: str, env: dict[str, str], cwd: Path, output: IO[bytes] | None,
               action_id: str) -> WarmChild:
         """Fork the action's engine from ``module``'s warm parent. Raises WarmStartFailed when no child runs."""
+        if module in self._cold:
+            raise WarmStartFailed(f"{module} is not fork-safe")
         request = frame({"env": env, "cwd": str(cwd), "argv": [module]})
         for attempt in range(2):
             parent = self._parent(module, fresh=attempt > 0)
@@ -132,15 +135,27 @@ class WarmPool:
                 answer = read_frame(conn)
             except (OSError, ValueError) as exc:
                 conn.close()
+                self._note_unsafe(module, parent)
                 return self._after_silence(action_id, f"{exc}")
             if answer is None:
                 conn.close()
+                self._note_unsafe(module, parent)
                 return self._after_silence(action_id, "the warm parent closed the connection")
             if "pid" not in answer:
                 conn.close()
                 raise WarmStartFailed(str(answer.get("error") or answer))
             return WarmChild(int(answer["pid"]), action_id, conn)
         raise WarmStartFailed(f"the warm parent of {module} does not accept requests")
+
+    def _note_unsafe(self, module: str, parent: _Parent) -> None:
+        """A parent that went silent: if it refused to fork (not fork-safe), its module starts cold from now."""
+        try:
+            code = parent.process.wait(timeout=5)  # its end of the connection closed: it is exiting
+        except subprocess.TimeoutExpired:
+            return
+        if code == NOT_FORK_SAFE:
+            log.warning("%s is not fork-safe: its engines start cold", module)
+            self._cold.add(module)
 
     @staticmethod
     def _after_silence(action_id: str, why: str) -> WarmChild:
@@ -171,7 +186,7 @@ class WarmPool:
         home.mkdir(mode=0o700, exist_ok=True)
         # Nothing of dart's environment: each child gets its own wholesale; the padding is where it goes.
         env = {"PATH": os.environ.get("PATH") or os.defpath, "HOME": str(home), "TMPDIR": str(home),
-               PAD_VARIABLE: "x" * PAD_BYTES}
+               **FORK_SAFE_ENV, PAD_VARIABLE: "x" * PAD_BYTES}
         try:
             process = subprocess.Popen([sys.executable, "-m", "engines.warm", module, str(listener.fileno())],
                                        env=env, stdin=subprocess.PIPE, pass_fds=[listener.fileno()], cwd=home,
