@@ -295,7 +295,12 @@ def run_engine_worker(settings: Settings, engine: str, concurrency: int) -> int:
     log.info("engine worker for %s on %s (host %s, pid %d)", engine, consumer.queue_name, worker.host, os.getpid())
     try:
         run_until_signalled(consumer)
+        # Stopped (SIGTERM): the running engines get the stop grace to finish. Their messages, unacknowledged,
+        # come back to a replica, which finds their actions ended and drops them, or adopts what still runs.
+        deadline = time.monotonic() + settings.engine_stop_grace_seconds
+        while launcher.children and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         if launcher.warm is not None:
-            launcher.warm.close()  # the engines running go on; their messages come back to another worker
+            launcher.warm.close()  # the engines still running go on in their own sessions
     return 0
