@@ -1,13 +1,14 @@
 """Steps and trigger -> engine code running, cold vs warm engines side by side (issue 16's benchmarks).
 
-    .venv/bin/python -m bench.steps_bench [--steps 40] [--chains 3] [--runs 200] [--wiring embedded|amqp] [--quick]
+    .venv/bin/python -m bench.steps_bench [--steps 40] [--chains 3] [--runs 200] [--wiring embedded|amqp|sqs] [--quick]
 
 Two darts run at once and the measurements alternate between them round by round, so both see the same
 machine load. ``embedded``: two `dart up` (SQLite), one with cold engine starts (DART_LOCAL_ENGINES_WARM=0: a
 new ``python -m engines.no_op`` per action), one with warm starts (a warm parent forks each action's engine).
-``amqp``: two production stacks (PostgreSQL, RabbitMQ, every dart process on its own), one launching an ECS
-task per action (moto and the test ECS agent, which starts ``python -m engines.no_op`` as the task), one with
-DART_WARM_WORKER_ENGINES=no_op_engine and a `dart engine-worker --engine no_op_engine`.
+``amqp`` and ``sqs``: two production stacks (PostgreSQL; RabbitMQ, or SQS on moto; every dart process on its
+own), one launching an ECS task per action (moto and the test ECS agent, which starts ``python -m
+engines.no_op`` as the task), one with DART_WARM_WORKER_ENGINES=no_op_engine and a `dart engine-worker
+--engine no_op_engine`.
 
 - **steps**: one workflow of ``--steps`` sequential no-op actions (sleep 0); a step is the previous action's
   check-in -> this action's check-out (its engine code running), from the log's own timestamps; the wall
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.api_client import Api
-from bench.harness.stacks import EMBEDDED_SQLITE, PRODUCTION_AMQP, Production, running
+from bench.harness.stacks import EMBEDDED_SQLITE, PRODUCTION, PRODUCTION_AMQP, Production, running
 from bench.run_bench import loadavg, log_events, pct, ts, wait
 from engines.no_op.definition import NO_OP_ENGINE
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=3, help="chains per mode, alternating cold and warm")
     parser.add_argument("--runs", type=int, default=200, help="trigger -> check-out runs per mode")
     parser.add_argument("--poll-interval", default="0.5", help="DART_POLL_INTERVAL of both darts")
-    parser.add_argument("--wiring", choices=["embedded", "amqp"], default="embedded")
+    parser.add_argument("--wiring", choices=["embedded", "amqp", "sqs"], default="embedded")
     parser.add_argument("--server-url", default=os.environ.get("DART_BENCH_DATABASE_URL",
                                                                "postgresql://postgres@127.0.0.1:5432/postgres"),
                         help="PostgreSQL server for the production wiring (a fresh database per stack)")
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if mode == "warm":
                 env["DART_WARM_WORKER_ENGINES"] = NO_OP_ENGINE["name"]
-            production = stack.enter_context(running(PRODUCTION_AMQP, home, env=env, server_url=args.server_url))
+            wiring = PRODUCTION_AMQP if args.wiring == "amqp" else PRODUCTION
+            production = stack.enter_context(running(wiring, home, env=env, server_url=args.server_url))
             assert isinstance(production, Production)
             if mode == "warm":
                 production.roles["engine-worker"] = ("engine-worker", "--engine", NO_OP_ENGINE["name"])
@@ -163,6 +165,7 @@ def _measure(apis: dict[str, Api], args: argparse.Namespace) -> int:
     load["after trigger runs"] = loadavg()
     wiring = {"embedded": "embedded (dart up, SQLite): cold process vs warm fork",
               "amqp": "production (PostgreSQL, RabbitMQ): ECS task (moto + test agent) vs warm engine worker",
+              "sqs": "production (PostgreSQL, SQS on moto): ECS task (moto + test agent) vs warm engine worker",
               }[args.wiring]
     print(f"\ndart steps, {wiring}, same run, poll interval {args.poll_interval} s")
     print(f"{'measure':<52} {'cold p50':>9} {'cold p99':>9} {'warm p50':>9} {'warm p99':>9}")
