@@ -51,6 +51,8 @@ export const REFERENCES: Record<string, string> = {
   event_id: "event",
   completed_workflow_id: "workflow",
   workflow_datastore_id: "datastore",
+  trigger_id: "trigger",
+  retry_of: "action",
 };
 
 export const STATE_COLOURS: Record<string, string> = {
