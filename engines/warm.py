@@ -42,20 +42,30 @@ def frame(message: dict[str, Any]) -> bytes:
 
 
 def read_frame(sock: socket.socket, fds: list[int] | None = None) -> dict[str, Any] | None:
-    """One frame from ``sock`` (blocking); None at end of stream. Descriptors sent with it go to ``fds``."""
+    """One frame from ``sock`` (blocking), reading no byte past it (the next frame may follow at once); None at
+    end of stream. Descriptors sent with it go to ``fds``."""
+    header = _read_exactly(sock, HEADER.size, fds)
+    if header is None:
+        return None
+    size = HEADER.unpack(header)[0]
+    if size > MAX_FRAME:
+        raise ValueError("frame too large")
+    body = _read_exactly(sock, size, fds)
+    return None if body is None else json.loads(body)
+
+
+def _read_exactly(sock: socket.socket, size: int, fds: list[int] | None) -> bytes | None:
     data = b""
-    while len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]:
+    while len(data) < size:
         if fds is not None:
-            chunk, got, _, _ = socket.recv_fds(sock, 65536, 4)
+            chunk, got, _, _ = socket.recv_fds(sock, size - len(data), 4)
             fds.extend(got)
         else:
-            chunk = sock.recv(65536)
+            chunk = sock.recv(size - len(data))
         if not chunk:
             return None
         data += chunk
-        if len(data) >= HEADER.size and HEADER.unpack_from(data)[0] > MAX_FRAME:
-            raise ValueError("frame too large")
-    return json.loads(data[HEADER.size:HEADER.size + HEADER.unpack_from(data)[0]])
+    return data
 
 
 def warm_imports(module: str) -> None:
@@ -97,8 +107,8 @@ def _show_environment(env: dict[str, str]) -> None:
 
 def run_child(module: str, request: dict[str, Any], output: int | None, shown: int) -> int:
     """In the forked child: become the cold process ``python -m MODULE`` would have been, and run it.
-    ``shown`` is closed once /proc shows the child's environment (the parent answers the pid only then, so a
-    launcher that checks the pid's DART_ACTION_ID finds it from the first moment)."""
+    ``shown`` is closed once the child is set up and /proc shows its environment (the parent answers the pid
+    only then, so a launcher that checks the pid's DART_ACTION_ID finds it from the first moment)."""
     os.setsid()
     for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(number, signal.SIG_DFL)
@@ -113,10 +123,10 @@ def run_child(module: str, request: dict[str, Any], output: int | None, shown: i
     env = {str(k): str(v) for k, v in request["env"].items()}
     os.environ.clear()
     _show_environment(env)
-    os.close(shown)
     os.environ.update(env)
     tempfile.tempdir = None  # recomputed from the child's TMPDIR
     os.chdir(request["cwd"])
+    os.close(shown)  # set up as a cold process would be: the parent may answer its pid
     sys.argv = list(request.get("argv") or [module])
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -85,7 +85,8 @@ class LocalLauncher(Launcher):
         self.stop_grace = stop_grace  # seconds between SIGTERM and SIGKILL when an engine is stopped
         self.logs = logs  # where engines' stdout and stderr go (None: dart's own output, as before)
         self._lock = threading.Lock()
-        self.warm = WarmPool() if warm else None  # built-in engines forked from warm parents, not started cold
+        # Built-in engines forked from warm parents (their sockets in DART_HOME/warm), not started cold.
+        self.warm = WarmPool(data_dir.parent / "warm" if data_dir is not None else None) if warm else None
         self.task_prefix = LOCAL_TASK  # how a launch is recorded: <prefix><pid> (an engine worker adds its own)
         self.on_engine_exit: Callable[[str], None] | None = None  # told each action whose engine has ended
 

@@ -107,8 +107,13 @@ class WarmPool:
         self._lock = threading.Lock()
 
     def folder(self) -> Path:
-        if self._folder is None:  # short, private: a Unix socket's path must stay under 108 bytes
+        """Where the parents' sockets are: the folder given (in DART_HOME), unless its path is too long for a
+        Unix socket's (108 bytes), then a private temporary one."""
+        if self._folder is not None and len(str(self._folder)) > 80:
+            self._folder = None
+        if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="dart-warm-"))
+        self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self._folder
 
     def start(self, module: str, env: dict[str, str], cwd: Path, output: IO[bytes] | None,
