@@ -13,9 +13,10 @@ engine protocol to the API over HTTP exactly as the no-op engine does (check out
 action's launch token). That measures dart (API, decisions, store) without the engine start-up that warm
 engines (issue 16 items 1-2) address; the numbers say nothing about engine start.
 
-Load: ``--workflows`` workflows (default 20), each on its own ACTIVE datastore, both at concurrency 10 (the
-schemas' maximum), so up to 200 runs are in flight; ``--clients`` threads trigger round-robin, and a trigger the
-API refuses because its workflow's concurrency is full is retried after the client saw a run of it complete.
+Load: ``--workflows`` workflows (default 100), each on its own ACTIVE datastore; a workflow on an ACTIVE
+datastore runs one instance at a time, so up to 100 runs are in flight; ``--clients`` threads trigger a workflow as soon as one of
+its slots is free (a watcher following the log hands a slot back when a run of it completes), so the API is
+not flooded with triggers it must refuse.
 Sustained rate: completions per second between the 10th and the 90th percentile completion (the log's own
 timestamps), beside the overall rate (first trigger to last completion).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import socket
 import sys
 import tempfile
@@ -46,7 +48,10 @@ from bench.statement_count import StatementCounter
 
 KEY, SECRET = "BENCHADMINKEY", "bench-admin-secret"
 PG_SERVER = os.environ.get("DART_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-CONCURRENCY = 10  # the schemas' maximum for a workflow and a datastore
+CONCURRENCY = 10  # the schemas' maximum for a datastore
+# A workflow on an ACTIVE datastore runs one instance at a time (services/commands/kinds.py): in flight at
+# most one run per workflow.
+RUNS_PER_WORKFLOW_AT_ONCE = 1
 
 
 def load() -> float:
@@ -131,20 +136,46 @@ def make_workflows(api: Api, count: int) -> list[str]:
             "name": f"tp_{i}_{time.time_ns()}", "engine_name": "no_op_engine", "state": "ACTIVE",
             "args": {"action_sleep_time_in_seconds": 0}, "concurrency": CONCURRENCY}})
         flow = api.post(f"/datastore/{store['id']}/workflow", {"data": {
-            "name": f"tp_{i}_{time.time_ns()}", "state": "ACTIVE", "concurrency": CONCURRENCY}})
+            "name": f"tp_{i}_{time.time_ns()}", "state": "ACTIVE"}})
         api.post(f"/workflow/{flow['id']}/action", [{"data": {
             "name": "only", "action_type_name": "fake_action_that_succeeds", "engine_name": "no_op_engine"}}])
         flows.append(flow["id"])
     return flows
 
 
-def trigger_all(api: Api, flows: list[str], runs: int, clients: int) -> dict[str, Any]:
-    """Trigger ``runs`` runs over the workflows from ``clients`` threads; returns the instance ids, refusals."""
+def trigger_all(api: Api, store: Any, flows: list[str], runs: int, clients: int) -> dict[str, Any]:
+    """Trigger ``runs`` runs from ``clients`` threads, each when one of its workflow's concurrency slots is
+    free: a client takes a free slot (a workflow), triggers it, and the slot comes back when a watcher sees
+    that run's completion in the log (the store's wake-up, as any follower). A refusal (concurrency full: the
+    slot came back a moment before the read model showed it) is retried after 50 ms. Returns the instance
+    ids, the refusals and any other error."""
+    slots: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+    for _ in range(RUNS_PER_WORKFLOW_AT_ONCE):
+        for flow in flows:
+            slots.put(flow)
     next_run = iter(range(runs))
     lock = threading.Lock()
     instances: list[str] = []
+    flow_of: dict[str, str] = {}
     refused = Counter[str]()
     errors: list[str] = []
+    refusals: list[str] = []
+    finished = threading.Event()
+
+    def watcher() -> None:
+        position = store.head_position()
+        types = ["WorkflowInstanceCompleted", "WorkflowInstanceFailed"]
+        while not finished.is_set():
+            events = store.read_all(position, 1000, types=types)
+            for event in events:
+                with lock:
+                    flow = flow_of.pop(event.entity_id, None)
+                if flow is not None:
+                    slots.put(flow)
+            if events:
+                position = events[-1].global_position
+            else:
+                store.wait_for_append(position, 0.2, types)
 
     def client() -> None:
         while True:
@@ -152,12 +183,13 @@ def trigger_all(api: Api, flows: list[str], runs: int, clients: int) -> dict[str
                 n = next(next_run, None)
             if n is None:
                 return
-            flow = flows[n % len(flows)]
+            flow = slots.get()
             while True:
                 status, body = api.request("POST", f"/workflow/{flow}/do-manual-trigger")
                 if status == 200 and isinstance(body, dict) and body.get("workflow_instance_id"):
                     with lock:
                         instances.append(body["workflow_instance_id"])
+                        flow_of[body["workflow_instance_id"]] = flow
                     break
                 text = json.dumps(body)
                 if "concurrency" not in text.lower():
@@ -166,14 +198,19 @@ def trigger_all(api: Api, flows: list[str], runs: int, clients: int) -> dict[str
                     break
                 with lock:
                     refused[flow] += 1
-                time.sleep(0.05)  # the bench client's own back-off: this workflow's runs are all in flight
+                    if len(refusals) < 3:
+                        refusals.append(text[:300])
+                time.sleep(0.05)
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    watching = threading.Thread(target=watcher, daemon=True, name="bench-watcher")
+    watching.start()
+    threads = [threading.Thread(target=client, daemon=True, name="bench-client") for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"instances": instances, "refused": sum(refused.values()), "errors": errors}
+    finished.set()
+    return {"instances": instances, "refused": sum(refused.values()), "errors": errors, "refusals": refusals}
 
 
 def completed_instances(store: Any) -> list[Any]:
@@ -222,7 +259,7 @@ def run_one(database: str, runs: int, workflows: int, clients: int, engine_threa
         head = dart.store.head_position()
         cpu_before = time.process_time()
         started = time.time()
-        triggered = trigger_all(api, flows, runs, clients)
+        triggered = trigger_all(api, dart.store, flows, runs, clients)
         trigger_seconds = time.time() - started
         instances = triggered["instances"]
         deadline = time.monotonic() + max(120.0, runs / 5)
@@ -239,7 +276,7 @@ def run_one(database: str, runs: int, workflows: int, clients: int, engine_threa
         sustained = ((len(ends) * 8) // 10) / (hi - lo) if hi > lo else float("nan")
         result.update({
             "runs": runs, "triggered": len(instances), "completed": len(done), "refused_triggers":
-            triggered["refused"], "trigger_errors": triggered["errors"][:5], "trigger_seconds": round(trigger_seconds, 2),
+            triggered["refused"], "refusals": triggered["refusals"], "trigger_errors": triggered["errors"][:5], "trigger_seconds": round(trigger_seconds, 2),
             "seconds": round(total, 2), "runs_per_second": round(len(done) / total, 1) if total else None,
             "sustained_runs_per_second": round(sustained, 1), "load_end": load(),
             "process_cpu_ms_per_run": round(cpu / max(len(done), 1) * 1000, 1),
@@ -272,14 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--workflows", type=int, default=20)
+    parser.add_argument("--workflows", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--engine-threads", type=int, default=16)
-    parser.add_argument("--quick", action="store_true", help="60 runs over 6 workflows on each database (CI, < 30 s)")
+    parser.add_argument("--quick", action="store_true", help="60 runs over 20 workflows on each database (CI, < 30 s)")
     parser.add_argument("--count-statements", action="store_true", help="statements and appends of one run")
     args = parser.parse_args(argv)
     runs = 60 if args.quick else args.runs
-    workflows = 6 if args.quick else args.workflows
+    workflows = 20 if args.quick else args.workflows
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     results = []
     for database in databases:
