@@ -1,7 +1,8 @@
 """``python -m bench.ui_list_bench``: issue 14's target "a page of any list shows in under 300 ms on localhost
 with 100,000 actions stored (server-side paging)", measured in a real browser.
 
-It fills a fresh SQLite database (or ``--database-url``, PostgreSQL) with ``--actions`` actions (default 100,000)
+It fills a fresh SQLite database (or, with ``--postgres [server URL]``, a new database on that PostgreSQL server,
+dropped at the end) with ``--actions`` actions (default 100,000)
 through bench/api_fill.py (real ``ActionCreated`` events, the read models written by the inline projections),
 starts ``dart api`` on it (``--up``: ``dart up``, with its workers; the filled QUEUED and RUNNING actions are
 then theirs to handle), signs in with Debian's Chromium (``DART_CHROMIUM``) and opens list pages: each is a
@@ -41,12 +42,12 @@ OBSERVER = """
 window.__rowsAt = null;
 new MutationObserver((_, observer) => {
   const table = document.querySelector('main table.list');
-  if (table && table.querySelectorAll('tbody tr').length >= %d && window.__rowsAt === null) {
+  if (table && table.querySelectorAll('tbody tr').length >= ROWS && window.__rowsAt === null) {
     window.__rowsAt = performance.now();
     observer.disconnect();
   }
 }).observe(document, { childList: true, subtree: true });
-""" % ROWS
+""".replace("ROWS", str(ROWS))
 
 
 def _with_schema_defaults() -> None:
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actions", type=int, default=100_000, help="actions stored (default 100,000)")
     parser.add_argument("--workflows", type=int, default=1_000, help="workflows they belong to (default 1,000)")
     parser.add_argument("--rounds", type=int, default=5, help="timed navigations per page (default 5)")
-    parser.add_argument("--database-url", help="a PostgreSQL database to fill (default: SQLite in a temp dir)")
+    parser.add_argument("--postgres", nargs="?", const="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="fill a new database on this PostgreSQL server (default: SQLite in a temp dir)")
     parser.add_argument("--up", action="store_true", help="serve with `dart up` instead of `dart api`")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (and its database)")
     args = parser.parse_args(argv)
@@ -145,7 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="dart_uilist_"))
     home = workdir / "home"
     home.mkdir()
-    url = args.database_url or f"sqlite:///{home / 'dart.db'}"
+    database = f"dart_uilist_{os.getpid()}"
+    if args.postgres:
+        import psycopg
+
+        from bench.harness.pg import database_url, libpq_url
+
+        with psycopg.connect(libpq_url(args.postgres), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        url = database_url(args.postgres, database)
+    else:
+        url = f"sqlite:///{home / 'dart.db'}"
     proc = None
     try:
         print(f"ui_list_bench: filling {args.actions:,} actions in {args.workflows:,} workflows into "
@@ -154,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         filled = api_fill.fill(url, home / "fill", args.workflows, args.actions, (KEY, SECRET),
                                progress=lambda line: print(line, flush=True))
         print(f"loaded {filled.events:,} events in {filled.seconds:.1f} s; rows: {filled.counts}", flush=True)
+        if args.postgres:  # as autovacuum would soon: the planner's statistics of the filled tables
+            import psycopg
+
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DART_")}
         env.update(PYTHONPATH=str(ROOT), DART_HOME=str(home), DART_DATABASE_URL=url, DART_LOG_FORMAT="json",
@@ -169,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()
         results = measure(base, total, args.rounds)
         load_after = os.getloadavg()
-        print(f"\n`dart {command[0]}` on {'PostgreSQL' if args.database_url else 'SQLite'}, {total:,} actions "
+        print(f"\n`dart {command[0]}` on {'PostgreSQL' if args.postgres else 'SQLite'}, {total:,} actions "
               f"({filled.counts['workflow']:,} workflows); {os.cpu_count()} cores; load average "
               f"{' '.join(f'{x:.2f}' for x in load_before)} before, "
               f"{' '.join(f'{x:.2f}' for x in load_after)} after")
@@ -189,9 +206,16 @@ def main(argv: list[str] | None = None) -> int:
                 os.killpg(proc.pid, 9)
                 proc.wait()
         if args.keep:
-            print(f"kept {workdir}")
+            print(f"kept {workdir}" + (f" and database {database}" if args.postgres else ""))
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+            if args.postgres:
+                import psycopg
+
+                from bench.harness.pg import libpq_url
+
+                with psycopg.connect(libpq_url(args.postgres), autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
