@@ -131,3 +131,14 @@ def test_pause_unpause_and_a_backfill_dry_run_from_a_triggers_page(page: Page, a
     scheduled = [datetime.fromisoformat(i["data"]["scheduled_time"]) for i in api.get(f"/workflow/{workflow['id']}/instance")
                  if i["data"].get("scheduled_time")]
     assert [t for t in scheduled if t <= last] == []
+
+    # a real backfill of one time: fired, and its run is listed with the time it was for
+    schedule.get_by_label("Start").fill(first.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    schedule.get_by_label("End").fill(first.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    schedule.get_by_label("Dry run").uncheck()
+    schedule.get_by_role("button", name="Backfill", exact=True).click()
+    expect(result.get_by_role("status")).to_have_text("Fired 1 scheduled time.")
+    result.get_by_role("link", name="the runs of this trigger").click()
+    runs = page.get_by_role("table", name="Workflow instances").locator("tbody tr")
+    expect(runs).to_have_count(1)
+    expect(runs).to_contain_text(first.strftime("%Y-%m-%d %H:%M:%SZ"))

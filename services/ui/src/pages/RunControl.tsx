@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from "react";
+import { Link } from "react-router-dom";
 import { call, may, results, type Entity } from "../api";
 import { backfillSummary, canCancel, cancelSummary, isoTime, type Backfilled, type Cancelled } from "../runs";
 import { useSession } from "../session";
@@ -49,6 +50,11 @@ export function CancelRun({ instance, onDone }: { instance: Entity; onDone: () =
       <ErrorBox error={error} />
     </div>
   );
+}
+
+/** The workflow instances list filtered to the runs a trigger started. */
+export function runsOf(triggerId: string): string {
+  return `/workflow_instance?filters=${encodeURIComponent(JSON.stringify([`trigger_id = ${triggerId}`]))}`;
 }
 
 /** A scheduled trigger's controls: pause or unpause with a reason, and a backfill over a range of times. */
@@ -109,6 +115,7 @@ export function ScheduleControls({ trigger, onDone }: { trigger: Entity; onDone:
     <section className="schedule" aria-label="Schedule">
       <h2>Schedule</h2>
       <p>
+        <Link to={runsOf(trigger.id)}>Its runs</Link>{" · "}
         {paused ? <><span className="state paused">PAUSED</span> {String(trigger.data.pause_note ?? "")}</>
           : <>Not paused{trigger.data.pause_note ? <span className="muted"> (last note: {String(trigger.data.pause_note)})</span> : null}.</>}
       </p>
@@ -145,7 +152,7 @@ export function ScheduleControls({ trigger, onDone }: { trigger: Entity; onDone:
             </details>
           )}
           {!answer.dry_run && answer.scheduled_times.length > 0 && (
-            <p className="muted">The runs are in the workflow's page and the workflow instances list.</p>
+            <p>Started: <Link to={runsOf(trigger.id)}>the runs of this trigger</Link> (each with its scheduled_time).</p>
           )}
         </div>
       )}
