@@ -64,6 +64,11 @@ def test_an_actions_log_panel_follows_its_output_until_the_engines_exit(page: Pa
     expect(output).to_contain_text("checked in action")
     expect(status).to_contain_text("Finished")
     expect(status).to_contain_text("COMPLETED")
+    # the generated form has the run settings (they are action schema fields)
+    page.get_by_role("button", name="Edit").click()
+    expect(page.locator("#root_timeout_seconds")).to_have_value("120")
+    expect(page.locator("#root_retries")).to_have_value("1")
+    page.get_by_role("button", name="Cancel").click()
 
 
 def test_cancel_a_running_run_from_its_page_and_its_version_shown(page: Page, api: Api) -> None:
