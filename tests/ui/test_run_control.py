@@ -147,3 +147,21 @@ def test_pause_unpause_and_a_backfill_dry_run_from_a_triggers_page(page: Page, a
     runs = page.get_by_role("table", name="Workflow instances").locator("tbody tr")
     expect(runs).to_have_count(1)
     expect(runs).to_contain_text(first.strftime("%Y-%m-%d %H:%M:%SZ"))
+
+
+def test_a_viewer_sees_a_schedule_and_a_runs_version_but_no_controls(page: Page, api: Api) -> None:
+    workflow, _ = flow(api, "viewed_schedule", sleep=30)
+    trigger = api.post("/trigger", {"data": {"name": "nightly", "trigger_type_name": "scheduled", "state": "ACTIVE",
+                                             "workflow_ids": [workflow["id"]], "args": {"cron_pattern": "0 3 * * *"}}})
+    api.post(f"/trigger/{trigger['id']}/pause", {"reason": "holiday"})
+    instance = start(api, workflow)
+    created = api.post("/api_key", {"data": {"user_id": "run_viewer", "role": "viewer"}})
+    sign_in(page, f"/trigger/{trigger['id']}", key=f"{created['key']}:{created['secret']}")
+    schedule = page.get_by_role("region", name="Schedule")
+    expect(schedule).to_contain_text("PAUSED holiday")
+    expect(schedule.get_by_role("button")).to_have_count(0)  # neither pause nor backfill
+    page.goto(f"/workflow_instance/{instance['id']}")
+    expect(page.get_by_label("Run", exact=True)).to_contain_text("Definition: version 1")
+    expect(page.get_by_role("heading", name=re.compile(r"workflow_instance \w+ (QUEUED|RUNNING)"))).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    api.post(f"/workflow/instance/{instance['id']}/cancel", {})  # not left running for the next test
