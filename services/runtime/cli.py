@@ -98,13 +98,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-run", action="store_true", help="create the entities only; do not start workflow 1")
     demo.add_argument("--wait", action="store_true", help="wait for both workflows' runs and print their states")
 
+    from services.runtime.deploy.command import add_arguments as deploy_arguments  # argparse only
+
+    deploy_arguments(sub.add_parser("deploy", help="create, upgrade or delete an AWS environment (docs/deploy.md)"))
+
     from services.runtime.cli_triggers import add_arguments as trigger_arguments  # argparse only
 
     trigger_arguments(sub.add_parser("triggers", help="pause, unpause or backfill a scheduled trigger"))
 
-    from services.runtime.deploy.command import add_arguments as deploy_arguments  # argparse only
+    from services.runtime.apply import add_arguments as apply_arguments  # argparse only
 
-    deploy_arguments(sub.add_parser("deploy", help="create, upgrade or delete an AWS environment (docs/deploy.md)"))
+    apply_arguments(sub)  # apply, export: definitions as files (issue 17)
 
     db = sub.add_parser("db", help="the database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade every table to the newest migration")
@@ -162,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_triggers(_client(settings, args), args)
         if args.command == "sandbox":
             return _sandbox(settings, args)
+        if args.command in ("apply", "export"):
+            return _apply(settings, args)
         if args.command in ("logs", "cancel"):
             return _runs(settings, args)
         if args.command == "api":
@@ -277,6 +283,16 @@ def _runs(settings: Settings, args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"dart {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _apply(settings: Settings, args: argparse.Namespace) -> int:
+    from services.client import Dart
+    from services.runtime.apply import run_command
+    from services.runtime.demo import api_key
+
+    key = api_key(args.key, settings.bootstrap_api_key, settings.home)
+    return run_command(Dart(args.api_url or settings.api_url or f"http://{settings.host}:{settings.port}/api/1",
+                            key), args)
 
 
 def _sandbox(settings: Settings, args: argparse.Namespace) -> int:
