@@ -27,11 +27,6 @@ REFUSALS = (
     r"^trigger_type_name: trigger .* is a \w+ trigger; only scheduled triggers",
     r"^state: trigger .* is INACTIVE; activate it to backfill it$",
     r"^end: (.* is in the future|before start|the range holds more than)",
-    # A schedule's controls (issue 15): only for scheduled triggers, ACTIVE to backfill, over past times only
-    # (the document cannot say which trigger is which, nor what time it is), at most 1000 of them.
-    r"^trigger_type_name: trigger .* is a \w+ trigger; only scheduled triggers",
-    r"^state: trigger .* is INACTIVE; activate it to backfill it$",
-    r"^end: (.* is in the future|before start|the range holds more than)",
 )
 STATE_DEPENDENT = re.compile("|".join(REFUSALS))
 # POST /graph/sub_graph names the entity of its map (or the related entry) a refusal is about, then gives that
