@@ -180,6 +180,7 @@ def workflow_data(rng: random.Random, datastore_id: str, engine_name: str, user:
         "retries_on_failure": rng.choice([0, 0, 1, 2]),
         "tags": rng.sample(["finance", "marketing", "etl", "daily", "hourly"], rng.randint(0, 2)),
         "avg_runtime": f"0:{rng.randint(1, 59):02d}:{rng.randint(0, 59):02d}",
+        "definition_commit": None,
         "user_id": user,
     }
 
