@@ -170,16 +170,18 @@ class EngineWorker:
         return pids[0] if pids else None
 
     def _watch(self, action_id: str, pid: int) -> None:
+        self.launcher.adopted[action_id] = pid  # where stop_engine finds it on a cancel
         try:
             WarmChild(pid, action_id, None).wait()
             self.launcher.fail_if(action_id, LIVE, f"its engine process (pid {pid}) exited without checking in")
         finally:
+            self.launcher.adopted.pop(action_id, None)
             self.done.put(action_id)
 
     def stop_ended(self) -> None:
         """Stop the engines whose action ended elsewhere (cancelled, timed out, failed as stale)."""
         with self.launcher._lock:
-            running = list(self.launcher.children)
+            running = list(self.launcher.children) + list(self.launcher.adopted)
         for action_id in running:
             row = self.orch.reader.row("action", action_id)
             if row is not None and row.data.get("state") not in LIVE:

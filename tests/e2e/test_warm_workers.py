@@ -134,6 +134,19 @@ def test_a_killed_worker_s_running_engine_is_adopted_by_a_replica(stack: Product
     _restart_dead(stack)
 
 
+def test_cancel_stops_an_engine_a_replica_adopted(stack: Production, api: Api) -> None:
+    flow = workflow(api, datastore(api, "ACTIVE", sleep=120), [SUCCEEDS])
+    instance_id = _start(api, flow)
+    action = _running(api, instance_id)
+    _, worker, pid = _task(action)
+    stack.kill(_worker_named(stack, worker))
+    wait_for(lambda: any(f"action {action['id']}: adopting its engine" in (stack.home / f"{n}.log").read_text()
+                         for n in WORKERS), what="a replica adopting the engine")
+    assert api.request("POST", f"/workflow/instance/{instance_id}/cancel")[0] == 200
+    wait_for(lambda: not engine_alive(pid, action["id"]), timeout=30, what="the adopted engine stopped")
+    _restart_dead(stack)
+
+
 def test_a_killed_worker_and_its_engine_fail_the_action_as_a_lost_engine(stack: Production, api: Api) -> None:
     flow = workflow(api, datastore(api, "ACTIVE", sleep=60), [SUCCEEDS])
     action = _running(api, _start(api, flow))
