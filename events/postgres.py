@@ -52,7 +52,8 @@ _INSERT = """
 WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)b) AS locked),
      v AS MATERIALIZED (
         SELECT s.stream_id, dart_stream_version(s.stream_id, s.expected) AS current
-        FROM l, unnest(%(part_streams)b::text[], %(part_expected)b::int[]) AS s(stream_id, expected))
+        FROM l, unnest(%(part_streams)b::text[], %(part_expected)b::int[]) AS s(stream_id, expected)),
+     ins AS (
 INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
 SELECT r.event_id, r.stream_id, v.current + r.off, r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb,
        clock_timestamp()
@@ -61,8 +62,9 @@ FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(offs)b::int[], %(types)b::te
        AS r(event_id, stream_id, off, type, schema_version, data, metadata, ord)
 JOIN v ON v.stream_id = r.stream_id
 ORDER BY r.ord
-RETURNING event_id, stream_version, global_position, recorded_at,
-          pg_notify('dart_events', global_position::text || ' ' || type)
+RETURNING event_id, stream_version, global_position, recorded_at)
+SELECT ins.*, (SELECT pg_notify('dart_events', max(global_position)::text || ' ' || %(typelist)s) FROM ins)
+FROM ins
 """
 
 # The common case, one event to one stream, without arrays or CTEs: the lock is the FROM item, so the
@@ -106,7 +108,7 @@ class Work:
 
 def _group_params(work: Work) -> dict[str, Any]:
     params = work.params if "ids" in work.params else _params(work.rows, work.appends)
-    return {k: v for k, v in params.items() if k != "lock"}
+    return {k: v for k, v in params.items() if k not in ("lock", "typelist")}
 
 
 class _ConnectionLost(Exception):
@@ -396,4 +398,5 @@ def _params(rows: list[PendingRow], appends: Sequence[StreamAppend]) -> dict[str
         "svs": [r.schema_version for r in rows],
         "datas": [r.data_json for r in rows],
         "metas": [r.metadata_json for r in rows],
+        "typelist": ",".join(sorted({r.type for r in rows})),  # one NOTIFY per append, not one per event
     }

@@ -3,8 +3,9 @@
 One transaction per group: the global-order lock first, then the members' statements, then the NOTIFY and
 the COMMIT. Without inline projections the group is one psycopg pipeline on an append connection (one round
 trip: BEGIN, the lock, one statement for every one-event member and one per larger member, the NOTIFY and
-COMMIT); a member with inline projections runs inside a savepoint, so a failing projection rolls back that
-member only.
+COMMIT). With inline projections, each member's insert is followed by its projections' statements; a
+projection that raises fails the group, and every member is then retried alone, so only the failing one
+fails.
 
 A member's statement never raises for the reasons an append is refused: it inserts every one of its rows or
 none (``WHERE ok``), checking its expected versions and that its event ids are new. Under the lock, taken at
@@ -159,8 +160,7 @@ def _plain(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key:
 
 def _with_projections(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key: int,
                       group_params: Any) -> list[tuple[Member[Work], list[RecordedEvent]]]:
-    """Members with inline projections (and any others) in one transaction on a SQLAlchemy connection, the
-    projected ones each in a savepoint."""
+    """Members with inline projections (and any others) in one transaction on a SQLAlchemy connection."""
     plain = [m for m in members if not m.work.projections]
     projected = [m for m in members if m.work.projections]
     done: list[tuple[Member[Work], list[RecordedEvent]]] = []
@@ -179,15 +179,12 @@ def _with_projections(store: PostgresEventStore, members: Sequence[Member[Work]]
             if returned:
                 done.append((m, store._recorded(m.work.rows, returned)))
         for m in projected:
-            raw.execute("SAVEPOINT dart_member")
-            try:
-                returned = raw.execute(GROUP_INSERT, group_params(m.work)).fetchall()
-                if returned:
-                    recorded = store._recorded(m.work.rows, returned)
-                    store._apply_inline(sa_conn, m.work.projections, recorded)
-                    done.append((m, recorded))
-            except Exception:  # noqa: BLE001 - this member alone: rolled back here, retried solo after the group
-                raw.execute("ROLLBACK TO SAVEPOINT dart_member")
-            raw.execute("RELEASE SAVEPOINT dart_member")
+            # No savepoint per member (two more round trips each): a projection failing is a bug, not a
+            # refusal, and fails the whole group, whose members then go alone (the failing one fails alone).
+            returned = raw.execute(GROUP_INSERT, group_params(m.work)).fetchall()
+            if returned:
+                recorded = store._recorded(m.work.rows, returned)
+                store._apply_inline(sa_conn, m.work.projections, recorded)
+                done.append((m, recorded))
         raw.execute(GROUP_NOTIFY, (_types(members),))
     return done

@@ -224,19 +224,24 @@ class EventStore(ABC):
 
     def _signal_remote(self, position: int, types: Sequence[str] | None) -> None:
         """Another process (or this one, heard back) committed events up to ``position`` of these types
-        (None: types unknown)."""
+        (None: types unknown). Readers are woken only when this tells them something new: the echo of this
+        process's own append, already signalled, wakes nobody."""
+        changed = False
         with self._append_lock:
-            if position > self._head_seen:  # noqa: PLR1730
+            if position > self._head_seen:
                 self._head_seen = position
+                changed = True
             if types is None:
-                if position > self._any_head:  # noqa: PLR1730
+                if position > self._any_head:
                     self._any_head = position
+                    changed = True
             else:
                 heads = self._type_heads
                 for type_name in types:
                     if position > heads.get(type_name, 0):
                         heads[type_name] = position
-            if self._waiting:
+                        changed = True
+            if changed and self._waiting:
                 self._appended.notify_all()
 
     # Whether wait_for_append also wakes for other processes' appends (PostgreSQL LISTEN/NOTIFY); when it
