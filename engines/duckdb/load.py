@@ -148,7 +148,10 @@ class Loader:
             return self._transaction(files, load_type)
         finally:
             if restore is not None:
-                self._set_memory_limit(restore)
+                try:
+                    self._set_memory_limit(restore)
+                except duckdb.Error:  # the connection is gone: the limit went with it
+                    log.warning("could not restore memory_limit to %s", restore, exc_info=True)
 
     def _limit_memory(self, load_type: str) -> str | None:
         """DuckDB's memory_limit lowered to LOAD_MEMORY_LIMIT for this load; returns the limit to restore, or
