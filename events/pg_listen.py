@@ -1,6 +1,6 @@
 """Other processes' appends, heard at once: every PostgreSQL append sends ``NOTIFY dart_events`` in its own
-transaction (payload ``"<position> <type>[,<type>...]"``: the highest position it committed and its event
-types), and a process whose followers wait (``EventStore.wait_for_append``) LISTENs on one dedicated
+transaction (payload ``"<position> <type>[:<position>],..."``: the highest position it committed, and each
+event type with its highest position; a type without one is at the first), and a process whose followers wait (``EventStore.wait_for_append``) LISTENs on one dedicated
 connection and wakes them. PostgreSQL delivers a notification only after its transaction committed, so a
 woken reader's next query sees the events.
 
@@ -20,13 +20,20 @@ log = logging.getLogger("dart.events")
 
 CHANNEL = "dart_events"
 
-# (position, types or None for "any type")
-OnNotify = Callable[[int, list[str] | None], None]
+# (position, {type: its highest position}, or None for "any type")
+OnNotify = Callable[[int, dict[str, int] | None], None]
 
 
-def parse_payload(payload: str) -> tuple[int, list[str] | None]:
+def parse_payload(payload: str) -> tuple[int, dict[str, int] | None]:
     position, _, types = payload.partition(" ")
-    return int(position), (types.split(",") if types else None)
+    head = int(position)
+    if not types:
+        return head, None
+    heads = {}
+    for entry in types.split(","):
+        name, _, at = entry.partition(":")
+        heads[name] = int(at) if at else head
+    return head, heads
 
 
 class AppendListener:

@@ -62,8 +62,10 @@ FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(offs)b::int[], %(types)b::te
        AS r(event_id, stream_id, off, type, schema_version, data, metadata, ord)
 JOIN v ON v.stream_id = r.stream_id
 ORDER BY r.ord
-RETURNING event_id, stream_version, global_position, recorded_at)
-SELECT ins.*, (SELECT pg_notify('dart_events', max(global_position)::text || ' ' || %(typelist)s) FROM ins)
+RETURNING event_id, stream_version, global_position, recorded_at, type)
+SELECT event_id, stream_version, global_position, recorded_at,
+       (SELECT pg_notify('dart_events', max(p)::text || ' ' || string_agg(t || ':' || p, ','))
+        FROM (SELECT type AS t, max(global_position) AS p FROM ins GROUP BY type) AS heads)
 FROM ins
 """
 
@@ -108,7 +110,7 @@ class Work:
 
 def _group_params(work: Work) -> dict[str, Any]:
     params = work.params if "ids" in work.params else _params(work.rows, work.appends)
-    return {k: v for k, v in params.items() if k not in ("lock", "typelist")}
+    return {k: v for k, v in params.items() if k != "lock"}
 
 
 class _ConnectionLost(Exception):
@@ -398,5 +400,4 @@ def _params(rows: list[PendingRow], appends: Sequence[StreamAppend]) -> dict[str
         "svs": [r.schema_version for r in rows],
         "datas": [r.data_json for r in rows],
         "metas": [r.metadata_json for r in rows],
-        "typelist": ",".join(sorted({r.type for r in rows})),  # one NOTIFY per append, not one per event
     }

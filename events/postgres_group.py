@@ -57,9 +57,10 @@ ORDER BY r.ord
 RETURNING event_id, stream_version, global_position, recorded_at, NULL
 """
 
-# The group's one notification: the head (this transaction's last position, under the lock) and its types.
-GROUP_NOTIFY = (f"SELECT pg_notify('{CHANNEL}', (SELECT COALESCE(max(global_position), 0) FROM events)::text"
-                " || ' ' || %s)")
+# The group's one notification: the highest position of each type it appended (and of all), under the lock.
+GROUP_NOTIFY = (f"SELECT pg_notify('{CHANNEL}', (SELECT COALESCE(max(p), 0)::text || ' ' || "
+                "COALESCE(string_agg(t || ':' || p, ','), '') FROM (SELECT type AS t, max(global_position) AS p "
+                "FROM events WHERE event_id = ANY(%s::uuid[]) GROUP BY type) AS heads))")
 
 
 # Every one-event member of a group in one statement. A member is refused (no row back, nothing raised) when
@@ -110,8 +111,8 @@ def commit_group(store: PostgresEventStore, members: Sequence[Member[Work]], loc
         store._signal_appended(every)
 
 
-def _types(members: Sequence[Member[Work]]) -> str:
-    return ",".join(sorted({r.type for m in members for r in m.work.rows}))
+def _ids(members: Sequence[Member[Work]]) -> list[Any]:
+    return [r.event_id for m in members for r in m.work.rows]
 
 
 def _plain(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key: int,
@@ -134,7 +135,7 @@ def _plain(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key:
                 cursor = conn.cursor()
                 cursor.execute(GROUP_INSERT, group_params(m.work))
                 cursors.append(cursor)
-            conn.execute(GROUP_NOTIFY, (_types(members),))
+            conn.execute(GROUP_NOTIFY, (_ids(members),))
             conn.execute("COMMIT")
         if singles:
             by_id = {r[0]: r for r in single_cursor.fetchall()}
@@ -186,5 +187,5 @@ def _with_projections(store: PostgresEventStore, members: Sequence[Member[Work]]
                 recorded = store._recorded(m.work.rows, returned)
                 store._apply_inline(sa_conn, m.work.projections, recorded)
                 done.append((m, recorded))
-        raw.execute(GROUP_NOTIFY, (_types(members),))
+        raw.execute(GROUP_NOTIFY, (_ids(members),))
     return done

@@ -7,7 +7,7 @@ import json
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,7 +97,7 @@ class EventStore(ABC):
         self._head_seen = 0
         self._type_heads: dict[str, int] = {}  # event type -> position of its latest append in this process
         self._waiting = 0  # threads inside wait_for_append: an append notifies only when there are some
-        self._any_head = 0  # a position known appended, types unknown (a LISTEN (re)connect): wakes every reader
+        self._wake_all = 0  # bumped when appends of unknown types may have been missed (a LISTEN (re)connect)
 
     # ----------------------------------------------------------------------------------------- writes
     @abstractmethod
@@ -222,9 +222,10 @@ class EventStore(ABC):
             if self._waiting:
                 self._appended.notify_all()
 
-    def _signal_remote(self, position: int, types: Sequence[str] | None) -> None:
-        """Another process (or this one, heard back) committed events up to ``position`` of these types
-        (None: types unknown). Readers are woken only when this tells them something new: the echo of this
+    def _signal_remote(self, position: int, types: Mapping[str, int] | None) -> None:
+        """Another process (or this one, heard back) committed events up to ``position``: of these types,
+        each up to its own position (None: types unknown). Positions per type are exact, so a typed reader
+        whose position stays at its last event is not woken again and again. Readers are woken only when this tells them something new: the echo of this
         process's own append, already signalled, wakes nobody."""
         changed = False
         with self._append_lock:
@@ -232,14 +233,16 @@ class EventStore(ABC):
                 self._head_seen = position
                 changed = True
             if types is None:
-                if position > self._any_head:
-                    self._any_head = position
-                    changed = True
+                # Wake every reader waiting now, once: each reads and waits again. (A typed reader between
+                # its read and its wait at this moment finds what it missed on its fallback poll; a lasting
+                # "head of unknown types" would keep a typed reader whose position stays below it spinning.)
+                self._wake_all += 1
+                changed = True
             else:
                 heads = self._type_heads
-                for type_name in types:
-                    if position > heads.get(type_name, 0):
-                        heads[type_name] = position
+                for type_name, at in types.items():
+                    if at > heads.get(type_name, 0):
+                        heads[type_name] = at
                         changed = True
             if changed and self._waiting:
                 self._appended.notify_all()
@@ -255,15 +258,16 @@ class EventStore(ABC):
         This process's appends signal on every store; other processes' only where ``wakes_across_processes``
         (PostgreSQL: LISTEN/NOTIFY), and readers elsewhere poll for them.
         """
-        if types is None:
-            def arrived() -> bool:
-                return self._head_seen > after_position
-        else:
-            heads = self._type_heads
-
-            def arrived() -> bool:
-                return self._any_head > after_position or any(heads.get(t, 0) > after_position for t in types)
         with self._appended:
+            woken_at = self._wake_all
+            if types is None:
+                def arrived() -> bool:
+                    return self._head_seen > after_position or self._wake_all != woken_at
+            else:
+                heads = self._type_heads
+
+                def arrived() -> bool:
+                    return self._wake_all != woken_at or any(heads.get(t, 0) > after_position for t in types)
             if arrived():
                 return True
             self._waiting += 1

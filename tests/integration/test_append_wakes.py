@@ -68,7 +68,11 @@ def test_a_typed_wait_wakes_for_its_type_from_another_store(pg_url: str, registr
     thread.join(LONG / 2)
 
     assert woke == [True]
-    assert reader._type_heads["CartCheckedOut"] == reader.head_position()  # type: ignore[attr-defined]
+    checked_out = [e for e in reader.read_all() if e.type == "CartCheckedOut"]
+    item_added = [e for e in reader.read_all() if e.type == "ItemAdded"]
+    # Each type's own highest position, not the append's: a typed reader at its last event sleeps on.
+    assert reader._type_heads["CartCheckedOut"] == checked_out[-1].global_position  # type: ignore[attr-defined]
+    assert reader._type_heads["ItemAdded"] == item_added[-1].global_position  # type: ignore[attr-defined]
 
 
 @pytest.mark.postgres
@@ -112,7 +116,8 @@ def test_every_append_path_notifies_in_its_transaction_with_the_head_and_the_typ
         heard += [parse_payload(n.payload) for n in listener.notifies(timeout=0.2)]  # and no more
     positions = [e.global_position for e in store.read_all()]
     # One notification per append (the two-event one: its last position), none per event.
-    assert heard == [(positions[0], ["ItemAdded"]), (positions[1], ["ItemAdded"]), (positions[3], ["ItemAdded"])]
+    assert heard == [(positions[0], {"ItemAdded": positions[0]}), (positions[1], {"ItemAdded": positions[1]}),
+                     (positions[3], {"ItemAdded": positions[3]})]
 
 
 def test_on_sqlite_this_process_appends_wake_a_waiting_reader(store: EventStore) -> None:
