@@ -143,7 +143,8 @@ def test_a_required_secret_reaches_its_engine_and_nothing_else(dart: RunningDart
     assert any(e["type"] == "DatastoreSecretsStored" for e in log)
     with urllib.request.urlopen(dart.base + "/metrics", timeout=30) as metrics:
         api.answers.append(metrics.read().decode())
-    logs = [path.read_text(errors="replace") for path in (dart.home / "logs").glob("*")]
+    # dart's own log files and each action's engine output (logs/actions/<id>.log)
+    logs = [path.read_text(errors="replace") for path in (dart.home / "logs").rglob("*") if path.is_file()]
     assert logs, "dart up wrote no log file"
     logs.append((dart.home / "dart.log").read_text(errors="replace"))  # its stdout and stderr, the engine's too
     places = {"API answers": "\n".join(api.answers), "log files": "\n".join(logs),
