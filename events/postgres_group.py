@@ -85,6 +85,34 @@ RETURNING event_id, stream_version, global_position, recorded_at, NULL
 """
 
 
+# A group of one-event members only: the same insert as one autocommit statement with the lock inside it (as
+# the one-event solo statements): one statement, one round trip, no transaction of our own. Its snapshot is
+# taken before the lock is granted, so a commit that got in between can only make a member refused wrongly
+# (a stale version check): the unique indexes still refuse every real conflict, and a refused member is
+# retried alone. Positions are drawn after the lock, as for any append.
+GROUP_SINGLES_LOCKED = f"""
+WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s) AS locked),
+     ins AS (
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
+SELECT r.event_id, r.stream_id,
+       COALESCE(r.expected, (SELECT e.stream_version FROM events e WHERE e.stream_id = r.stream_id
+                             ORDER BY e.stream_version DESC LIMIT 1), 0) + 1,
+       r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb, clock_timestamp()
+FROM l, unnest(%(ids)b::uuid[], %(streams)b::text[], %(expected)b::int[], %(types)b::text[], %(svs)b::int[],
+               %(datas)b::text[], %(metas)b::text[]) WITH ORDINALITY
+       AS r(event_id, stream_id, expected, type, schema_version, data, metadata, ord)
+WHERE r.expected IS NULL OR r.expected = 0
+   OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected)
+ORDER BY r.ord
+ON CONFLICT DO NOTHING
+RETURNING event_id, stream_version, global_position, recorded_at, type)
+SELECT event_id, stream_version, global_position, recorded_at,
+       (SELECT pg_notify('{CHANNEL}', max(p)::text || ' ' || string_agg(t || ':' || p, ','))
+        FROM (SELECT type AS t, max(global_position) AS p FROM ins GROUP BY type) AS heads)
+FROM ins
+"""
+
+
 def _singles_params(members: Sequence[Member[Work]]) -> dict[str, Any]:
     rows = [m.work.rows[0] for m in members]
     return {
@@ -123,6 +151,18 @@ def _plain(store: PostgresEventStore, members: Sequence[Member[Work]], lock_key:
     others = [m for m in members if len(m.work.rows) > 1]
     done: list[tuple[Member[Work], list[RecordedEvent]]] = []
     conn = store._borrow()
+    if not others:
+        try:
+            cursor = conn.append_cursor
+            cursor.execute(GROUP_SINGLES_LOCKED, {**_singles_params(singles), "lock": lock_key})
+            by_id = {r[0]: r for r in cursor.fetchall()}
+        finally:
+            store._append_pool.putconn(conn)
+        for m in singles:
+            row = by_id.get(m.work.rows[0].event_id)
+            if row is not None:
+                done.append((m, store._recorded(m.work.rows, [row[:4] + (None,)])))
+        return done
     try:
         with conn.pipeline():
             conn.execute("BEGIN")
