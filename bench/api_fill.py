@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.no_op.definition import no_op_engine
+from projections.entities import with_nulls  # every nullable field present, as dart answers it
 from events.streams.action import ActionCreated
 from events.streams.workflow import WorkflowCreated
 from events.types import ExpectedVersion, Metadata, NewEvent, StreamAppend
@@ -300,7 +301,7 @@ def fill(
             user = rng.choice(USERS)
             datastore_id, engine = datastores[w % len(datastores)]
             workflow_id = new_id(rng)
-            wdata = workflow_data(rng, datastore_id, engine, user)
+            wdata = with_nulls("workflow", workflow_data(rng, datastore_id, engine, user))
             if w == 0:
                 assert schemas.default_and_validate(dict(wdata), schemas.WORKFLOW_SCHEMA) == wdata
             pending.append(StreamAppend(f"workflow-{workflow_id}", ExpectedVersion.NO_STREAM,
@@ -310,8 +311,8 @@ def fill(
             ids = [new_id(rng) for _ in range(count)]
             instance_id = new_id(rng)
             for index, action_id in enumerate(ids):
-                adata = action_data(rng, index, workflow_id, datastore_id, engine,
-                                    ids[:TEMPLATES_PER_WORKFLOW], instance_id, user, now)
+                adata = with_nulls("action", action_data(rng, index, workflow_id, datastore_id, engine,
+                                                         ids[:TEMPLATES_PER_WORKFLOW], instance_id, user, now))
                 shape = (engine, adata["action_type_name"], adata["state"] == "TEMPLATE")
                 if shape not in checked:  # every shape once through dart's own validator
                     schema = action_schemas[(engine, adata["action_type_name"])]
