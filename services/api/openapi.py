@@ -135,24 +135,23 @@ def _client_side(schema: dict[str, Any], **fixed: Any) -> dict[str, Any]:
 
 
 def _responses(route: Route, method: str) -> dict[str, Any]:
+    """The 200 answer of the route's shape, then every error answer (and the log stream's 503)."""
+    out: dict[str, Any] = {"200": _ok_response(route, method)}
+    for status, text in ERRORS.items():
+        out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
+    if route.shape == "stream":
+        out["503"] = {"description": "the server serves its most log streams already; see Retry-After",
+                      "content": {"application/json": {"schema": ERROR}}}
+    return out
+
+
+def _ok_response(route: Route, method: str) -> dict[str, Any]:
     if route.shape in openapi_schedules.SHAPES:
-        schedule_out: dict[str, Any] = {"200": openapi_schedules.ok_response(route.shape)}
-        for status, text in ERRORS.items():
-            schedule_out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
-        return schedule_out
+        return openapi_schedules.ok_response(route.shape)
     if route.shape in openapi_run_control.SHAPES:
-        answers: dict[str, Any] = {"200": openapi_run_control.ok_response(route.shape)}
-        for status, text in ERRORS.items():
-            answers[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
-        return answers
+        return openapi_run_control.ok_response(route.shape)
     if route.shape in openapi_graph.SHAPES:
-        graph_out = {"200": openapi_graph.ok_response(route.shape, method)}
-        for status, text in ERRORS.items():
-            graph_out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
-        if route.shape == "stream":
-            graph_out["503"] = {"description": "the server serves its most log streams already; see Retry-After",
-                                "content": {"application/json": {"schema": ERROR}}}
-        return graph_out
+        return openapi_graph.ok_response(route.shape, method)
     if route.shape == "keys" and method == "GET":
         ok = {"type": "object", "properties": {"results": {"type": "array", "items": KEY},
                                                "limit": {"type": "integer"}, "offset": {"type": "integer"},
@@ -181,10 +180,7 @@ def _responses(route: Route, method: str) -> dict[str, Any]:
                                                                                           "datastore"]}}}
     else:
         ok = {"type": "object", "properties": {"results": ENVELOPE}}
-    out: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
-    for status, text in ERRORS.items():
-        out[str(status)] = {"description": text, "content": {"application/json": {"schema": ERROR}}}
-    return out
+    return {"description": "OK", "content": {"application/json": {"schema": ok}}}
 
 
 def _query(route: Route, name: str, engines: Sequence[dict[str, Any]]) -> dict[str, Any]:
