@@ -86,3 +86,42 @@ def test_a_killed_warm_parent_is_replaced_and_its_child_is_still_watched(pool: W
     again.terminate()
     assert again.wait() == -signal.SIGTERM
     assert sys.executable  # the parents run this interpreter (engines/warm.py under `python -m`)
+
+
+def _children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # ended while we looked
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def test_the_next_child_is_forked_ahead_and_ends_with_its_parent(pool: WarmPool, tmp_path: Path) -> None:
+    """The fork is off an action's path: a spare child waits, idle and naming no action, and the next request
+    is handed to it (its pid is the one forked ahead); a parent that dies takes its idle spare with it, never
+    the children running actions."""
+    folder = _folder(tmp_path)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder / "home"), "TMPDIR": str(folder / "tmp"),
+           "DART_ACTION_USER_ID": "u", "DART_API_TOKEN": "k:s", "DART_API_URL": "http://127.0.0.1:9/api/1"}
+    first = pool.start("engines.no_op", {**env, "DART_ACTION_ID": "S1"}, folder / "work", None, "S1")
+    parent = pool.parent_pid("engines.no_op")
+    assert parent is not None
+    [spare] = wait_for(lambda: (found := _children_of(parent) - {first.pid}) and found, timeout=10,
+                       what="a child forked ahead")
+    assert b"DART_ACTION_ID" not in Path(f"/proc/{spare}/environ").read_bytes()
+    second = pool.start("engines.no_op", {**env, "DART_ACTION_ID": "S2"}, folder / "work", None, "S2")
+    assert second.pid == spare and engine_alive(spare, "S2")
+    [next_spare] = wait_for(lambda: (found := _children_of(parent) - {first.pid, second.pid}) and found,
+                            timeout=10, what="the next child forked ahead")
+    os.kill(parent, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{next_spare}").exists() or b"Z" in Path(f"/proc/{next_spare}/stat")
+             .read_bytes().rsplit(b")", 1)[1][:3], timeout=10, what="the idle spare gone with its parent")
+    assert engine_alive(first.pid, "S1") and engine_alive(second.pid, "S2")
+    for child in (first, second):
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait() is None  # no parent to report its code
