@@ -17,10 +17,11 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,39 @@ def dart(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningDart
                     pass
 
 
+def diagnosis(dart: RunningDart) -> str:
+    """What to read when the chain stops moving: the newest events, the consumers' checkpoints, the live
+    actions, the end of dart's own log and, on PostgreSQL, what each of the database's sessions waits for."""
+    import sqlalchemy as sa
+
+    from events.checkpoints import read_checkpoint
+
+    lines = [f"head {dart.head_position()}"]
+    with dart.engine().connect() as conn:
+        lines += [f"checkpoint {c}: {read_checkpoint(conn, c)}" for c in CONSUMERS]
+        lines += [" ".join(map(str, row)) for row in conn.execute(sa.text(
+            "SELECT global_position, type, stream_id, recorded_at FROM events ORDER BY global_position DESC"
+            " LIMIT 25"))]
+        lines += ["live action " + " ".join(map(str, row)) for row in conn.execute(sa.text(
+            "SELECT id, state, updated FROM rm_action WHERE state NOT IN ('COMPLETED', 'FAILED',"
+            " 'HAS_NEVER_RUN') AND workflow_instance_id IS NOT NULL"))]
+        if dart.wiring == EMBEDDED_POSTGRES:
+            lines += ["session " + " ".join(map(str, row)) for row in conn.execute(sa.text(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 80)"
+                " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))]
+    log = dart.home / "logs" / "up.log"
+    if log.exists():
+        lines += ["up.log: " + line for line in log.read_text(errors="replace").splitlines()[-40:]]
+    return "\n".join(lines)
+
+
+def waiting(dart: RunningDart, check: Callable[[], Any], what: str) -> None:
+    try:
+        wait_for(check, timeout=120, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnosis(dart)}") from None
+
+
 def running_action(api: Api) -> str | None:
     found = api.get("/action", params={"filters": ["state = RUNNING"], "limit": 1})
     return found[0]["id"] if found else None
@@ -93,11 +127,11 @@ def test_sigkilled_dart_up_restarts_and_loses_nothing(dart: RunningDart) -> None
     for kill in range(KILLS):
         seen = dart.head_position()
         if kill % 2:
-            wait_for(lambda: (dart.head_position() > seen and running_action(api)) or instances(api, last),
-                     timeout=120, what=f"an engine running before kill {kill + 1}")
+            waiting(dart, lambda: (dart.head_position() > seen and running_action(api)) or instances(api, last),
+                    what=f"an engine running before kill {kill + 1}")
         else:
-            wait_for(lambda: dart.head_position() >= seen + 3 or instances(api, last), timeout=120,
-                     what=f"progress before kill {kill + 1}")
+            waiting(dart, lambda: dart.head_position() >= seen + 3 or instances(api, last),
+                    what=f"progress before kill {kill + 1}")
         assert not instances(api, last), f"the chain reached its last workflow after {kill} kills: lengthen it"
         pid = dart.proc.pid
         dart.kill()
