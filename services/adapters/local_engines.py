@@ -37,18 +37,56 @@ log = logging.getLogger("dart.launcher")
 # Every built-in engine (engines/catalog.py) runs as ``python -m <its module>`` of this interpreter.
 BUILT_IN = {engine.name: [sys.executable, "-m", engine.module] for engine in BUILT_IN_ENGINES}
 # The engines a warm parent can fork (issue 16): the SDK-based built-ins, by module; a DART_LOCAL_ENGINES
-# command (any program) always starts cold.
+# command (any program) starts cold, a DART_LOCAL_ENGINES module entry may be forked warm.
 WARM_MODULES = {engine.name: engine.module for engine in BUILT_IN_ENGINES}
 
-__all__ = ["BUILT_IN", "LocalLauncher", "engine_alive", "engine_pids", "local_engine_commands"]
+__all__ = ["BUILT_IN", "LocalLauncher", "engine_alive", "engine_pids", "local_engine_commands", "warm_engine_argvs"]
+
+
+def local_engine_entries(raw: str) -> dict[str, list[str] | dict[str, Any]]:
+    """DART_LOCAL_ENGINES: a JSON object of engine name -> an argv list (any program, started cold), or
+    ``{"module": "pkg.engine", "args": [...]}``: an SDK-based engine module of this interpreter, run as
+    ``python -m pkg.engine args`` or forked from its warm parent (so its imports must not depend on an
+    action: no environment read, no connection opened, no thread started at import)."""
+    if not raw:
+        return {}
+    try:
+        entries = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"DART_LOCAL_ENGINES is not JSON: {exc}") from None
+    if not isinstance(entries, dict):
+        # a ValueError, not a TypeError: it is what pydantic reports as the setting's error
+        raise ValueError("DART_LOCAL_ENGINES must be a JSON object of engine name -> command")  # noqa: TRY004
+    for name, entry in entries.items():
+        if isinstance(entry, list) and entry and all(isinstance(a, str) for a in entry):
+            continue
+        if (isinstance(entry, dict) and isinstance(entry.get("module"), str) and set(entry) <= {"module", "args"}
+                and all(isinstance(a, str) for a in entry.get("args", []))):
+            continue
+        raise ValueError(f"DART_LOCAL_ENGINES: engine {name!r} needs an argv list of strings or "
+                         '{"module": "...", "args": [...]}')
+    return entries
 
 
 def local_engine_commands(raw: str = "") -> dict[str, list[str]]:
-    """Engine name -> command, built-ins plus DART_LOCAL_ENGINES (a JSON object of name -> argv list)."""
+    """Engine name -> command, built-ins plus DART_LOCAL_ENGINES (see ``local_engine_entries``)."""
     commands = dict(BUILT_IN)
-    if raw:
-        commands.update(json.loads(raw))
+    for name, entry in local_engine_entries(raw).items():
+        commands[name] = (entry if isinstance(entry, list)
+                          else [sys.executable, "-m", entry["module"], *entry.get("args", [])])
     return commands
+
+
+def warm_engine_argvs(raw: str = "") -> dict[str, list[str]]:
+    """Engine name -> ``[module, *args]`` of the engines a warm parent may fork: the built-ins no
+    DART_LOCAL_ENGINES command replaces, and DART_LOCAL_ENGINES module entries."""
+    argvs = {name: [module] for name, module in WARM_MODULES.items()}
+    for name, entry in local_engine_entries(raw).items():
+        if isinstance(entry, list):
+            argvs.pop(name, None)
+        else:
+            argvs[name] = [entry["module"], *entry.get("args", [])]
+    return argvs
 
 
 LOCAL_TASK = "local:"  # a local engine's task, as recorded in ecs_task_arn: local:<pid>
@@ -73,7 +111,8 @@ class LocalLauncher(Launcher):
                  stale_after: float = 120.0, token_factory: TokenFactory | None = None,
                  passed_env: Iterable[str] = (), aws_env: Mapping[str, str] | None = None,
                  data_dir: Path | None = None, stop_grace: float = 10.0, clock: Clock | None = None,
-                 logs: ActionLogs | None = None, warm: bool = False) -> None:
+                 logs: ActionLogs | None = None, warm: bool = False,
+                 warm_argvs: Mapping[str, list[str]] | None = None) -> None:
         super().__init__(orch, api_url, stale_after, token_factory, clock)
         self.commands = commands or local_engine_commands()
         self.passed_env = tuple(passed_env)  # DART_LOCAL_ENGINE_ENV: more of dart's variables an engine gets
@@ -86,15 +125,19 @@ class LocalLauncher(Launcher):
         self.logs = logs  # where engines' stdout and stderr go (None: dart's own output, as before)
         self._lock = threading.Lock()
         # Built-in engines forked from warm parents (their sockets in DART_HOME/warm), not started cold.
-        self.warm = WarmPool(data_dir.parent / "warm" if data_dir is not None else None) if warm else None
+        # Its parents import what the engines import: they get the variables engines get of dart's environment.
+        passed = {name: os.environ[name] for name in self.passed_env if name in os.environ}
+        self.warm = WarmPool(data_dir.parent / "warm" if data_dir is not None else None, passed) if warm else None
+        self.warm_argvs = dict(warm_engine_argvs() if warm_argvs is None else warm_argvs)
         self.task_prefix = LOCAL_TASK  # how a launch is recorded: <prefix><pid> (an engine worker adds its own)
         self.on_engine_exit: Callable[[str], None] | None = None  # told each action whose engine has ended
 
-    def warm_module(self, engine_name: str) -> str | None:
-        """The module a warm parent forks this engine from, or None when it starts cold."""
-        if self.warm is None or self.commands.get(engine_name) != BUILT_IN.get(engine_name):
+    def warm_module(self, engine_name: str) -> list[str] | None:
+        """``[module, *args]`` of the warm parent that forks this engine, or None when it starts cold."""
+        argv = self.warm_argvs.get(engine_name)
+        if self.warm is None or argv is None or self.commands.get(engine_name) != [sys.executable, "-m", *argv]:
             return None
-        return WARM_MODULES.get(engine_name)
+        return argv
 
     def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
         action_id = action["id"]
@@ -132,10 +175,10 @@ class LocalLauncher(Launcher):
 
     def _start(self, engine_name: str, command: list[str], env: dict[str, str], folder: Path,
                output: Any, action_id: str) -> EngineProcess:
-        module = self.warm_module(engine_name)
-        if module is not None and self.warm is not None:
+        argv = self.warm_module(engine_name)
+        if argv is not None and self.warm is not None:
             try:
-                return self.warm.start(module, env, folder / "work", output, action_id)
+                return self.warm.start(argv[0], env, folder / "work", output, action_id, argv)
             except WarmStartFailed as exc:
                 log.warning("action %s: no warm start (%s); starting its engine cold", action_id, exc)
         return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, cwd=folder / "work",
@@ -344,4 +387,4 @@ def local_launcher_from_settings(orch: Orchestration, api_url: str, settings: An
                          passed_env=settings.local_engine_env, aws_env=aws, data_dir=settings.home / "engines",
                          stop_grace=settings.engine_stop_grace_seconds,
                          logs=logs,
-                         warm=settings.local_engines_warm)
+                         warm=settings.local_engines_warm, warm_argvs=warm_engine_argvs(settings.local_engines))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -100,8 +101,9 @@ class WarmPool:
     """The warm parents of this launcher, one per engine module, each started on its first request. A parent
     that died (killed, crashed) is replaced by a new one at the next request."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, env: Mapping[str, str] | None = None) -> None:
         self._folder = folder
+        self._env = dict(env or {})  # of dart's variables, those engines get (DART_LOCAL_ENGINE_ENV): PYTHONPATH ...
         self._parents: dict[str, _Parent] = {}
         self._cold: set[str] = set()  # modules whose warm parent found itself not fork-safe
         self._lock = threading.Lock()
@@ -117,11 +119,12 @@ class WarmPool:
         return self._folder
 
     def start(self, module: str, env: dict[str, str], cwd: Path, output: IO[bytes] | None,
-              action_id: str) -> WarmChild:
-        """Fork the action's engine from ``module``'s warm parent. Raises WarmStartFailed when no child runs."""
+              action_id: str, argv: list[str] | None = None) -> WarmChild:
+        """Fork the action's engine from ``module``'s warm parent, with ``argv`` as its sys.argv (default: the
+        module alone). Raises WarmStartFailed when no child runs."""
         if module in self._cold:
             raise WarmStartFailed(f"{module} is not fork-safe")
-        request = frame({"env": env, "cwd": str(cwd), "argv": [module]})
+        request = frame({"env": env, "cwd": str(cwd), "argv": argv or [module]})
         for attempt in range(2):
             parent = self._parent(module, fresh=attempt > 0)
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -189,8 +192,9 @@ class WarmPool:
         listener.listen(64)
         home = folder / "home"
         home.mkdir(mode=0o700, exist_ok=True)
-        # Nothing of dart's environment: each child gets its own wholesale; the padding is where it goes.
-        env = {"PATH": os.environ.get("PATH") or os.defpath, "HOME": str(home), "TMPDIR": str(home),
+        # Of dart's environment only what engines get of it (the imports may need PYTHONPATH): each child gets its
+        # own environment wholesale; the padding is where it goes.
+        env = {"PATH": os.environ.get("PATH") or os.defpath, **self._env, "HOME": str(home), "TMPDIR": str(home),
                **FORK_SAFE_ENV, PAD_VARIABLE: "x" * PAD_BYTES}
         try:
             process = subprocess.Popen([sys.executable, "-m", "engines.warm", module, str(listener.fileno())],

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     # OpenTelemetry traces over OTLP/HTTP (issue 15): the collector's base URL (spans go to <url>/v1/traces).
     # Empty: the standard OTEL_EXPORTER_OTLP_ENDPOINT if set, else no tracing at all.
     otel_exporter_otlp_endpoint: str = ""
-    local_engines: str = ""  # JSON: engine name -> command (argv list) for local engine processes
+    # JSON: engine name -> command (argv list) or {"module": ..., "args": [...]} (an SDK engine module, forked
+    # warm) for local engine processes
+    local_engines: str = ""
     # Variables of dart's own environment a local engine also gets (comma-separated names), beyond PATH, its
     # DART_* action variables and the AWS ones; nothing else of dart's environment reaches an engine.
     local_engine_env: Annotated[tuple[str, ...], NoDecode] = ()
@@ -128,6 +130,14 @@ class Settings(BaseSettings):
             value = value.split(",")
         if isinstance(value, (list, tuple)):
             return tuple(str(a).strip() for a in value if str(a).strip())
+        return value
+
+    @field_validator("local_engines")
+    @classmethod
+    def _engine_commands(cls, value: str) -> str:
+        from services.adapters.local_engines import local_engine_entries
+
+        local_engine_entries(value)  # a clear error at start, naming the engine, not at its first launch
         return value
 
     @field_validator("local_engine_env", mode="before")

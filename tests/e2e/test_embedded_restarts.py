@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from bench.harness import pg
 from bench.harness.api_client import Api
 from tests.e2e.flows import (
     SUCCEEDS,
@@ -39,7 +40,6 @@ from tests.e2e.flows import (
     workflow,
 )
 from tests.e2e.stacks import EMBEDDED_POSTGRES, EMBEDDED_SQLITE, RunningDart, pg_server_or_skip
-from bench.harness import pg
 from tests.support import launch_ledger
 
 KILLS = 12
@@ -52,19 +52,29 @@ STALE_PENDING_SECONDS = "20"
 CONSUMERS = ("orchestrator", "launcher", "notifier")
 
 
-@pytest.fixture(params=[EMBEDDED_SQLITE, pytest.param(EMBEDDED_POSTGRES, marks=pytest.mark.postgres)])
+@pytest.fixture(params=[
+    (EMBEDDED_SQLITE, "cold"), (EMBEDDED_SQLITE, "warm"),
+    pytest.param((EMBEDDED_POSTGRES, "cold"), marks=pytest.mark.postgres),
+    pytest.param((EMBEDDED_POSTGRES, "warm"), marks=pytest.mark.postgres),
+], ids=lambda p: "-".join(p))
 def dart(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningDart]:
+    """`dart up` whose no_op engine writes each start to a ledger: a new interpreter per action (cold), or a
+    fork of the engine module's warm parent (warm, issue 16)."""
+    wiring, start = request.param
     ledger = tmp_path / "launches.txt"
-    engines = {"no_op_engine": [sys.executable, "-m", "tests.support.launch_ledger", str(ledger)]}
+    engines: dict[str, Any] = {"no_op_engine": (
+        [sys.executable, "-m", "tests.support.launch_ledger", str(ledger)] if start == "cold"
+        else {"module": "tests.support.launch_ledger", "args": [str(ledger)]})}
     with ExitStack() as stack:
         database_url = None
-        if request.param == EMBEDDED_POSTGRES:
+        if wiring == EMBEDDED_POSTGRES:
             database_url = stack.enter_context(pg.temporary_database(pg_server_or_skip()))
         # An engine runs in a private working folder: the checkout's tests package is named on its PYTHONPATH.
         running = RunningDart(tmp_path, database_url, DART_POLL_INTERVAL="0.2",
                               DART_LOCAL_ENGINES=json.dumps(engines), DART_STALE_PENDING_SECONDS=STALE_PENDING_SECONDS,
                               PYTHONPATH=str(Path(__file__).resolve().parents[2]), DART_LOCAL_ENGINE_ENV="PYTHONPATH")
         running.ledger = ledger  # type: ignore[attr-defined]
+        running.start_mode = start  # type: ignore[attr-defined]
         try:
             yield running
         finally:
@@ -165,6 +175,8 @@ def test_sigkilled_dart_up_restarts_and_loses_nothing(dart: RunningDart) -> None
         if launcher_pid in killed_at and checked_in > killed_at[launcher_pid]:
             outlived += 1  # its engine checked in with a later dart than the one that started it
     assert outlived >= 1, "no engine outlived a killed dart up: the kills never hit a running engine"
+    forked = sum(api.get(f"/action/{a['id']}/logs")["text"].startswith("--- dart: a warm fork of ") for a in actions)
+    assert forked == (len(actions) if dart.start_mode == "warm" else 0)  # type: ignore[attr-defined]
 
     # And every worker has handled the whole log.
     head = dart.head_position()

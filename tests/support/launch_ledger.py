@@ -2,9 +2,11 @@
 
     python -m tests.support.launch_ledger LEDGER [no_op engine arguments]
 
-Each launch appends one line ``<DART_ACTION_ID> <engine pid> <launcher pid>`` to LEDGER (one small
+Each launch appends one line ``<DART_ACTION_ID> <engine pid> <launcher pid>`` (the dart process that
+started it, through its warm parent if it was forked by one) to LEDGER (one small
 ``O_APPEND`` write, so concurrent engines never interleave), then runs the no_op engine in this process.
-Configured with ``DART_LOCAL_ENGINES={"no_op_engine": [python, "-m", "tests.support.launch_ledger", LEDGER]}``,
+Configured with ``DART_LOCAL_ENGINES={"no_op_engine": [python, "-m", "tests.support.launch_ledger", LEDGER]}``
+(started cold) or ``{"no_op_engine": {"module": "tests.support.launch_ledger", "args": [LEDGER]}}`` (forked warm),
 the ledger is the ground truth of how many times each action's engine was started, whatever dart recorded.
 """
 
@@ -17,8 +19,19 @@ from pathlib import Path
 from engines.no_op.__main__ import main as no_op_main
 
 
+def launcher_pid() -> int:
+    """The dart process that launched this engine: its parent, or, forked by a warm parent, that one's."""
+    parent = os.getppid()
+    try:
+        if b"engines.warm" in Path(f"/proc/{parent}/cmdline").read_bytes():
+            return int(Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        pass  # the warm parent is gone already: its pid, then
+    return parent
+
+
 def record(ledger: Path, action_id: str) -> None:
-    line = f"{action_id} {os.getpid()} {os.getppid()}\n".encode()
+    line = f"{action_id} {os.getpid()} {launcher_pid()}\n".encode()
     fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)

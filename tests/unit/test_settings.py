@@ -58,6 +58,7 @@ def test_yaml_values_keep_their_yaml_types(tmp_path: Path) -> None:
     ("port", "abc"), ("port", "70000"), ("database_url", "mysql://x"), ("log_format", "xml"),
     ("poll_interval", "0"), ("poll_interval", "nan"), ("subscription_page_size", "1001"), ("smtp_port", "0"),
     ("smtp_starttls", "perhaps"), ("smtp_timeout", "-1"), ("email_max_age_seconds", "-1"),
+    ("local_engines", "[1]"), ("local_engines", '{"e": {"module": 1}}'), ("local_engines", '{"e": []}'),
 ])
 def test_a_bad_value_is_refused_naming_its_variable(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable(name)):
@@ -93,3 +94,19 @@ def test_settings_are_frozen_and_keep_secrets_out_of_their_repr() -> None:
     assert "pw-123" not in repr(settings) and "secret-456" not in repr(settings)
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_a_local_engine_is_a_command_started_cold_or_a_module_forked_warm() -> None:
+    import sys
+
+    from services.adapters.local_engines import BUILT_IN, local_engine_commands, warm_engine_argvs
+
+    raw = ('{"mine": ["/usr/bin/env", "mine"], "sdk_one": {"module": "pkg.engine", "args": ["--x"]},'
+           ' "no_op_engine": ["/bin/true"]}')
+    commands = local_engine_commands(raw)
+    assert commands["mine"] == ["/usr/bin/env", "mine"] and commands["no_op_engine"] == ["/bin/true"]
+    assert commands["sdk_one"] == [sys.executable, "-m", "pkg.engine", "--x"]
+    assert commands["s3_engine"] == BUILT_IN["s3_engine"]
+    warm = warm_engine_argvs(raw)
+    assert warm["sdk_one"] == ["pkg.engine", "--x"] and warm["s3_engine"] == ["engines.s3"]
+    assert "mine" not in warm and "no_op_engine" not in warm  # a command: started cold, even a built-in's name
