@@ -9,11 +9,8 @@ the parent answers ``{"pid": N}`` (or ``{"error": "..."}``) and, when the child 
 negative code is the signal that ended it, as ``subprocess`` reports it). The parent is single-threaded and
 imports nothing that starts threads, so forking it is safe. It exits when its stdin closes (the launcher is
 gone); its children live on in their own sessions, and whoever adopts them finds them by DART_ACTION_ID.
-
-The fork is off the action's path: the parent keeps one child forked ahead (the spare), idle on a socket pair
-until a request comes; the request is handed to it, and the next spare is forked after the answer. Before
-its first fork the parent freezes its heap out of the garbage collector (``gc.freeze``), so a child's
-collections never walk, and so copy, the pages of the imported modules."""
+Before its first fork the parent freezes its heap out of the garbage collector (``gc.freeze``): a child's
+collections then never walk, and so never copy, the pages of the modules the parent imported."""
 
 from __future__ import annotations
 
@@ -150,19 +147,6 @@ def run_child(module: str, request: dict[str, Any], output: int | None, shown: i
     return code
 
 
-def _spare(module: str, pair: socket.socket) -> int:
-    """In a spare child: wait for the request, then run it as :func:`run_child`; closing the pair's last end
-    tells the parent the environment is shown. End of file first: the parent is gone, nothing to run."""
-    fds: list[int] = []
-    try:
-        message = read_frame(pair, fds)
-    except (OSError, ValueError):
-        message = None
-    if message is None:
-        return 0
-    return run_child(module, message, fds[0] if fds else None, pair.detach())
-
-
 def _exit_code(value: Any) -> int:
     if value is None:
         return 0
@@ -183,7 +167,6 @@ class WarmParent:
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_w, False)
         self.children: dict[int, socket.socket] = {}  # child pid -> the connection that asked for it
-        self.spare: tuple[int, socket.socket] | None = None  # a child forked ahead: pid, its end of the pair
 
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wakeup_w)
@@ -192,7 +175,6 @@ class WarmParent:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, "child")
         self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
-        self.spare_ahead()
         while True:
             for key, _ in self.selector.select():
                 if key.data == "accept":
@@ -220,78 +202,40 @@ class WarmParent:
         output = fds[0] if fds else None
         for extra in fds[1:]:
             os.close(extra)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        shown_r, shown_w = os.pipe()
         try:
-            pid = self.hand_to_spare(message, output)
+            pid = os.fork()
         except OSError as exc:
+            os.close(shown_r)
+            os.close(shown_w)
             self._send(conn, {"error": f"fork failed: {exc}"})
             conn.close()
             return
-        finally:
-            if output is not None:
-                os.close(output)
-        self.children[pid] = conn
-        self._send(conn, {"pid": pid})
-        self.reap()  # a child quicker than the answer
-        self.spare_ahead()  # the next action's, now that this one's answer is out
-
-    def spare_ahead(self) -> None:
-        try:
-            self.fork_spare()
-        except OSError:
-            pass  # no fork now (out of processes, say): the next request tries again, and answers its error
-
-    def fork_spare(self) -> None:
-        """Fork the next action's child ahead of its request (a no-op while one waits)."""
-        if self.spare is not None:
-            return
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            pid = os.fork()
-        except OSError:
-            ours.close()
-            its.close()
-            raise
         if pid == 0:
             code = 1
             try:
-                ours.close()
-                self._forget_in_child()
-                code = _spare(self.module, its)
+                os.close(shown_r)
+                self._forget_in_child(conn)
+                code = run_child(self.module, message, output, shown_w)
             finally:
                 os._exit(code)
-        its.close()
-        self.spare = (pid, ours)
+        os.close(shown_w)
+        os.read(shown_r, 1)  # end of file once the child shows its environment (or died before)
+        os.close(shown_r)
+        if output is not None:
+            os.close(output)
+        self.children[pid] = conn
+        self._send(conn, {"pid": pid})
+        self.reap()  # a child quicker than the answer
 
-    def hand_to_spare(self, message: dict[str, Any], output: int | None) -> int:
-        """Give the request to the spare (forking one if there is none, or if it died) and return its pid once
-        it shows the action's environment (end of file on the pair: it closed its end, or died)."""
-        for attempt in range(2):
-            if self.spare is None:
-                self.fork_spare()
-            assert self.spare is not None
-            pid, ours = self.spare
-            self.spare = None
-            try:
-                socket.send_fds(ours, [frame(message)], [output] if output is not None else [])
-                while ours.recv(1):
-                    pass
-            except OSError:
-                if attempt:
-                    raise
-                continue  # a spare that died waiting (reaped below): a fresh one
-            finally:
-                ours.close()
-            return pid
-        raise OSError("no spare child")
-
-    def _forget_in_child(self) -> None:
+    def _forget_in_child(self, conn: socket.socket) -> None:
         """The child keeps none of the parent's channels: the launcher sees their end when the parent's go."""
         signal.set_wakeup_fd(-1)
         waiting = [k.fileobj for k in self.selector.get_map().values() if isinstance(k.fileobj, socket.socket)]
         self.selector.close()
-        for sock in {self.listener, *waiting, *self.children.values()}:  # accepted ones waiting too
+        for sock in {self.listener, conn, *waiting, *self.children.values()}:  # accepted ones waiting too
             sock.close()
         os.close(self.wakeup_r)
         os.close(self.wakeup_w)
@@ -304,10 +248,6 @@ class WarmParent:
                 return
             if pid == 0:
                 return
-            if self.spare is not None and self.spare[0] == pid:  # died waiting: the next request forks anew
-                self.spare[1].close()
-                self.spare = None
-                continue
             conn = self.children.pop(pid, None)
             if conn is not None:
                 self._send(conn, {"exit": os.waitstatus_to_exitcode(status)})
