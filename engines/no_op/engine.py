@@ -19,6 +19,7 @@ log = logging.getLogger("dart.engine.no_op")
 
 DEFAULT_SLEEP_SECONDS = 5.0  # the options schema's default for action_sleep_time_in_seconds
 SLEEP_OVERRIDE_VARIABLE = "DART_NO_OP_SLEEP_OVERRIDE"  # lets tests run without waiting out datastore args
+VISIBLE_SLEEP_SECONDS = 1.0  # a sleep at least this long reports its halfway progress
 
 SUCCEEDING = frozenset({"fake_action_that_succeeds", "fake_copy_hdfs_to_s3", "fake_load_dataset"})
 
@@ -56,10 +57,14 @@ def make_handler(override: float | None = None,
     def handle(context: ActionContext, client: DartClient) -> None:
         action_type = context.action_type_name
         total = sleep_seconds(context, override)
-        # Half the sleep, a progress report, the other half: a UI watching the action sees it move.
-        sleep(total / 2)
-        client.report_progress(context.action_id, progress=0.5)
-        sleep(total / 2)
+        # Half the sleep, a progress report, the other half: a UI watching the action sees it move. Not for a
+        # sleep too short to watch: the report would be two more requests and writes for nothing.
+        if total >= VISIBLE_SLEEP_SECONDS:
+            sleep(total / 2)
+            client.report_progress(context.action_id, progress=0.5)
+            sleep(total / 2)
+        elif total > 0:
+            sleep(total)
         extra_data: dict[str, Any] | None = None
         if action_type == "fake_action_that_fails":
             raise ExpectedFailure(f"{context.action['data'].get('name')} failed as expected")
@@ -70,7 +75,8 @@ def make_handler(override: float | None = None,
             extra_data = {"subscription_elements_read": count}
         elif action_type not in SUCCEEDING:
             raise ValueError(f"{NAME} does not support action type {action_type!r}")
-        client.report_progress(context.action_id, progress=1.0, extra_data=extra_data)
+        if extra_data is not None:  # progress 1 comes with the completion itself (reference §4.1)
+            client.report_progress(context.action_id, progress=1.0, extra_data=extra_data)
 
     return handle
 
