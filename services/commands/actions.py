@@ -4,6 +4,11 @@ services/domain (next_action.py, completion.py) and appends.
 
 Every choice on a datastore appends ``DatastoreSlotTaken`` to the datastore's stream with the version read
 before deciding, so two orchestrators deciding at once cannot both queue: one retries on fresh state.
+
+With a launcher in this process (``Orchestration.launcher``: the embedded mode's local engines), the queueing
+also takes the slots it leaves free, in the same append and under the same datastore version (the launcher's
+own rule, services/domain/slots.py), and hands the actions now PENDING to that launcher: one write and one
+thread hop fewer between an action's end and the next one's engine (issue 16).
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from events.types import Metadata, StreamAppend
+from events.streams.action import ActionPending
+from events.streams.datastore import DatastoreSlotTaken
+from events.types import Metadata, NewEvent, StreamAppend
 from services.commands import batches
+from services.commands.auth import new_api_key
 from services.commands.context import Orchestration, derived_event_id
 from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
 from services.commands.runs import Fire, start_instance
-from services.domain import completion, next_action
+from services.domain import completion, next_action, slots
 from services.domain.completion import DONE, CompletionFacts
 from services.domain.ids import derived_id
 
@@ -40,9 +48,10 @@ def try_next_actions(orch: Orchestration, datastore_id: str, cause: uuid.UUID | 
         datastore = orch.reader.row("datastore", datastore_id)
         if datastore is None:
             return []
-        chosen, appends = _queue_next(orch, datastore, orch.actions_of_datastore(datastore_id), cause)
+        chosen, appends, pending = _queue_next(orch, datastore, orch.actions_of_datastore(datastore_id), cause)
         if chosen:
             orch.store.append(*appends)
+            orch.launch_pending(pending, datastore.data)
         return chosen
 
     try:
@@ -52,38 +61,83 @@ def try_next_actions(orch: Orchestration, datastore_id: str, cause: uuid.UUID | 
 
 
 def _queue_next(orch: Orchestration, datastore: Any, live: Sequence[Mapping[str, Any]],
-                cause: uuid.UUID | None) -> tuple[list[str], list[StreamAppend]]:
+                cause: uuid.UUID | None) -> tuple[list[str], list[StreamAppend], list[dict[str, Any]]]:
     """The appends that queue what may run next among ``live`` (the datastore's live actions), guarded by the
-    datastore's version: (queued ids, appends); nothing to queue gives ([], [])."""
+    datastore's version: (queued ids, appends, the actions they also move to PENDING for this process's
+    launcher); nothing to queue gives ([], [], [])."""
     chosen = next_action.to_queue(live, _now())
     if not chosen:
-        return [], []
-    appends = next_action.queue_appends(datastore, chosen, _now().isoformat(), _meta(cause))
+        return [], [], []
+    now = _now().isoformat()
+    appends = next_action.queue_appends(datastore, chosen, now, _meta(cause))
     for action in chosen:  # a consume_subscription action gets its elements as it is queued (§9.3)
         assigned = batches.assignment(orch, action["id"], dict(action), _meta(cause))
         if assigned is not None:
             appends.append(assigned)
-    return [a["id"] for a in chosen], appends
+    pending = _take_slots_too(orch, datastore, live, chosen, now, appends, cause)
+    return [a["id"] for a in chosen], appends, pending
+
+
+def _take_slots_too(orch: Orchestration, datastore: Any, live: Sequence[Mapping[str, Any]],
+                    chosen: Sequence[Mapping[str, Any]], now: str, appends: list[StreamAppend],
+                    cause: uuid.UUID | None) -> list[dict[str, Any]]:
+    """With a launcher in this process, add to ``appends`` what its slot-taking would append next (the
+    launch intent: DatastoreSlotTaken, each action PENDING, its engine's token), decided on the state the
+    queueing leaves, and return those actions as the launcher's own slot-taking returns them."""
+    launcher = orch.launcher
+    if launcher is None:
+        return []
+    queued = {a["id"] for a in chosen}
+    after = [{**a, "state": "QUEUED", "queued_time": now, "_version": a["_version"] + 1} if a["id"] in queued
+             else a for a in live]
+    taken = slots.slots_to_take(datastore.data, after)
+    if not taken:
+        return []
+    meta = Metadata(actor="launcher", causation_id=str(cause) if cause else None)
+    at = {a.stream_id: i for i, a in enumerate(appends)}
+
+    def add(stream_id: str, version: int, event: Any) -> None:
+        if stream_id in at:  # the queueing's own append of that stream: after its events, same guard
+            old = appends[at[stream_id]]
+            appends[at[stream_id]] = StreamAppend(stream_id, old.expected_version, [*old.events, NewEvent(event, meta)])
+        else:
+            at[stream_id] = len(appends)
+            appends.append(StreamAppend(stream_id, version, [NewEvent(event, meta)]))
+
+    add(f"datastore-{datastore.id}", datastore.version, DatastoreSlotTaken({"pending": [a["id"] for a in taken]}))
+    pending = []
+    for action in taken:
+        add(f"action-{action['id']}", action["_version"] - (action["id"] in queued),
+            ActionPending({"state": "PENDING"}))
+        token = None
+        if launcher.mints_keys:
+            key_append, key, secret = new_api_key(f"engine@{action.get('engine_name')}", f"action:{action['id']}",
+                                                  actor="launcher")
+            appends.append(key_append)
+            token = f"{key}:{secret}"
+        pending.append({**action, "state": "PENDING", "_version": action["_version"] + 1, "_token": token})
+    return pending
 
 
 def _queue_next_after(orch: Orchestration, action: dict[str, Any], completion_appends: list[StreamAppend],
-                      cause: uuid.UUID | None) -> list[StreamAppend] | None:
+                      cause: uuid.UUID | None) -> tuple[list[StreamAppend], list[dict[str, Any]], Any] | None:
     """What the completion of ``action`` lets run next on its datastore, to go in the completion's own append:
     the next action is queued the moment the last one finishes, not one delivery later. Nothing when the
     completion itself writes to a stream the queueing would: the separate TRY_NEXT_ACTION that follows every
-    completion decides then. Returns None when it could not decide."""
+    completion decides then. Returns (appends, the actions they move to PENDING, the datastore's data), or
+    None when it could not decide."""
     datastore_id = action.get("datastore_id")
     if not datastore_id:
-        return []
+        return [], [], None
     datastore = orch.reader.row("datastore", str(datastore_id))
     if datastore is None:
-        return []
+        return [], [], None
     touched = {a.stream_id for a in completion_appends}
     live = next_action.live_after(orch.actions_of_datastore(datastore.id), touched)
-    _, appends = _queue_next(orch, datastore, live, cause)
+    _, appends, pending = _queue_next(orch, datastore, live, cause)
     if next_action.queueing_clashes(appends, touched):
         return None
-    return appends
+    return appends, pending, datastore.data
 
 
 def complete_action(orch: Orchestration, action_id: str, state: str, error_message: str | None,
@@ -144,10 +198,11 @@ def complete_read(orch: Orchestration, row: Any, state: str, error_message: str 
     # workflow until its not_before), so nothing is queued in this append.
     if queue_next and plan.attempt is None:
         decided = _queue_next_after(orch, action, appends, cause)
-        appends = [*appends, *(decided or [])]
+        appends = [*appends, *(decided[0] if decided else [])]
     orch.store.append(*appends)
     if decided is not None:
         orch.next_decided(row.id)
+        orch.launch_pending(decided[1], decided[2])
     if plan.retry is not None:
         # A retried scheduled run (a backfill's, say) is still for its own time: its tokens name that day.
         scheduled = instance.data.get("scheduled_time") if instance is not None else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -25,6 +25,15 @@ def json_field(table: sa.Table, name: str) -> sa.ColumnElement[Any]:
     return table.c.data[name].as_string()
 
 
+class InlineLauncher(Protocol):
+    """A launcher in the orchestrator's own process (the embedded mode's local engines): the orchestration
+    takes slots for it in its queueing appends and hands it the actions made PENDING."""
+
+    mints_keys: bool
+
+    def launch_taken(self, pending: list[dict[str, Any]], datastore: dict[str, Any]) -> None: ...
+
+
 class Orchestration:
     def __init__(self, store: EventStore, s3_datastores_root: str = "s3://dart/datastores",
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -37,6 +46,13 @@ class Orchestration:
         # Actions whose completion already decided their datastore's next action (in its own append): the
         # TRY_NEXT_ACTION their ActionCompleted would cause finds nothing, and is skipped in this process.
         self._decided: OrderedDict[str, None] = OrderedDict()
+        self.launcher: InlineLauncher | None = None  # set by the composition root where one runs beside
+
+    def launch_pending(self, pending: list[dict[str, Any]], datastore: dict[str, Any] | None) -> None:
+        """Launch what this process's queueing just moved to PENDING (its intent is in the log: a launch that
+        fails or never happens is the stale-PENDING rule's, as with the launcher's own slot-taking)."""
+        if pending and self.launcher is not None and datastore is not None:
+            self.launcher.launch_taken(pending, datastore)
 
     def next_decided(self, action_id: str) -> None:
         self._decided[action_id] = None

@@ -146,6 +146,11 @@ class Launcher:
     def launch_ready(self, datastore_id: str) -> list[str]:
         """Take the free slots of a datastore and launch an engine for each; returns the action ids."""
         pending, datastore = self.take_slots(datastore_id)
+        self.launch_taken(pending, datastore)
+        return [a["id"] for a in pending]
+
+    def launch_taken(self, pending: list[dict[str, Any]], datastore: dict[str, Any]) -> None:
+        """Start an engine for each action whose slot was just taken (here, or by the queueing's own append)."""
         for action in pending:
             try:
                 with launching(self.orch.store, action):  # in the action's run: its trace, its correlation
@@ -153,7 +158,6 @@ class Launcher:
             except Exception:
                 # The intent is recorded: the stale-PENDING check re-queues or fails the action later.
                 log.exception("launching action %s failed", action["id"])
-        return [a["id"] for a in pending]
 
     def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> Any:
         raise NotImplementedError

@@ -147,6 +147,9 @@ def start_workers(container: Container, api_url: str) -> Workers:
         launcher = production_launcher(orch, api_url, settings)  # ECS tasks, or warm engine workers
     else:
         launcher = local_launcher_from_settings(orch, api_url, settings, action_logs(container))
+        # Local engines start in this process: the orchestrator takes their slots in its own queueing appends
+        # and starts them at once (an ECS launcher keeps its own slot-taking: RunTask may refuse for capacity).
+        orch.launcher = launcher
     threads = []
     workers = (Orchestrator(orch), launcher, notifier_from_settings(container.store, settings),
                subscription_worker(orch, container))

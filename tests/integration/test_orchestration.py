@@ -78,3 +78,42 @@ def test_decisions_read_only_the_live_actions_of_a_datastore(world: World) -> No
     assert orch.actions_of_datastore(datastore_id) == []  # five finished runs: nothing live to decide on
     datastore_id, (action,) = _run(orch, flow)
     assert [a["id"] for a in orch.actions_of_datastore(datastore_id)] == [action["id"]]
+
+
+def test_with_a_launcher_beside_it_the_queueing_takes_the_slot_and_launches_once(world: World) -> None:
+    """The embedded mode (issue 16): the orchestrator's queueing append also takes the slots it leaves free
+    (DatastoreSlotTaken, ActionPending, the engine's token) and hands the actions to the launcher of its
+    process, once; the launcher's own slot-taking then finds nothing left to take."""
+    from services.commands.launcher import Launcher
+
+    class Recording(Launcher):
+        def __init__(self, orch: Orchestration) -> None:
+            super().__init__(orch, "http://127.0.0.1:9/api/1")
+            self.launched: list[dict[str, Any]] = []
+
+        def launch(self, action: dict[str, Any], datastore: dict[str, Any]) -> None:
+            self.launched.append(action)
+
+    container, orch = world.container, world.orch
+    launcher = Recording(orch)
+    orch.launcher = launcher
+    flow = _workflow(world, [{"name": f"a{i}", "action_type_name": SUCCEEDS} for i in range(2)])
+    datastore_id, (first, second) = _run(orch, flow)
+    assert [a["id"] for a in launcher.launched] == [first["id"]] and _state(orch, first["id"]) == "PENDING"
+
+    head = container.store.head_position()
+    assert complete_action(orch, first["id"], "COMPLETED", None, uuid.uuid4(), queue_next=True)
+    appended = container.store.read_all(head)
+    causes = {e.metadata.get("causation_id") for e in appended if e.type != "ApiKeyCreated"}
+    assert len(causes) == 1 and None not in causes  # one decision, one append
+    assert [e.type for e in appended if e.entity_id == second["id"]] == ["ActionQueued", "ActionPending"]
+    assert [e.data["note"] for e in appended if e.type == "DatastoreSlotTaken"] == [
+        {"queued": [second["id"]]}, {"pending": [second["id"]]}]
+    [launched] = launcher.launched[1:]
+    row = orch.reader.row("action", second["id"])
+    assert launched["id"] == second["id"] and row.data["state"] == "PENDING"
+    assert launched["_version"] == row.version  # what ActionLaunched is guarded by
+    key = launched["_token"].split(":", 1)[0]
+    assert orch.reader.row("api_key", key).data["scope"] == f"action:{second['id']}"
+
+    assert launcher.launch_ready(datastore_id) == [] and len(launcher.launched) == 2  # nothing launched twice
