@@ -101,6 +101,7 @@ def in_process_dart(database_url: str, home: Path, engine_threads: int) -> Itera
 
     orch = Orchestration(container.store, settings.s3_datastores_root)
     launcher = ThreadEngines(orch, base)
+    orch.launcher = launcher  # as embedded_workers wires local engines: the queueing takes their slots
     threads = []
     for consumer in (Orchestrator(orch), launcher):
         subscription = CatchUpSubscription(container.store, consumer.name, consumer.handle, types=consumer.types,
