@@ -44,6 +44,7 @@ from services.runtime.settings import load_settings
 from services.runtime.composition import build
 from bench.harness.api_client import Api
 from tests.e2e.conftest import KEY, SECRET, RunningDart
+from tests.e2e.flows import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = f"{KEY}:{SECRET}"
@@ -120,10 +121,10 @@ def engine(client: DartClient, dart: RunningDart, api_url: str, api: Api) -> dic
     return current
 
 
-def _action(api: Api, engine: dict[str, Any], action_type: str) -> dict[str, Any]:
+def _action(api: Api, engine: dict[str, Any], action_type: str, sleep: float = 0) -> dict[str, Any]:
     datastore = api.post("/datastore", {"data": {
         "name": f"ds_{uuid.uuid4().hex[:8]}", "engine_name": engine["data"]["name"], "state": "INACTIVE",
-        "args": {"action_sleep_time_in_seconds": 0},
+        "args": {"action_sleep_time_in_seconds": sleep},
     }})
     created = api.post(f"/datastore/{datastore['id']}/action", {"data": {
         "name": f"{action_type}_{uuid.uuid4().hex[:6]}", "action_type_name": action_type,
@@ -174,7 +175,7 @@ def test_register_engine_is_idempotent(engine: dict[str, Any], client: DartClien
 
 def test_no_op_engine_runs_a_succeeding_action(dart: RunningDart, api: Api, api_url: str, store: EventStore,
                                                engine: dict[str, Any]) -> None:
-    action = _action(api, engine, "fake_action_that_succeeds")
+    action = _action(api, engine, "fake_action_that_succeeds", sleep=1)  # long enough to report halfway
     _make_pending(api, store, action["id"])
 
     done = _run_engine(_engine_env(dart, api_url, action))
@@ -182,7 +183,7 @@ def test_no_op_engine_runs_a_succeeding_action(dart: RunningDart, api: Api, api_
     assert done.returncode == EXIT_SUCCEEDED, done.stderr
     checkin, after = _checked_in(api, action["id"])
     assert after["data"]["state"] == "FINISHING"
-    assert after["data"]["progress"] == 1.0
+    assert after["data"]["progress"] == 0.5  # 1 comes with COMPLETED, not from the engine
     assert checkin["data"]["result"] == "COMPLETED" and checkin["data"]["error_message"] is None
     # The events carry the engine's credentials as their actor, as every API write does.
     assert checkin["metadata"]["actor"] == "admin"
@@ -192,10 +193,12 @@ def test_no_op_engine_runs_a_succeeding_action(dart: RunningDart, api: Api, api_
     checked_out, checked_in = types.index("ActionCheckedOut"), types.index("ActionCheckedIn")
     progress = [i for i, e in enumerate(history)
                 if e["type"] == "ActionUpdated" and "progress" in e["data"]["changes"]]
-    assert [history[i]["data"]["changes"]["progress"] for i in progress] == [0.5, 1.0]
+    assert [history[i]["data"]["changes"]["progress"] for i in progress] == [0.5]
     assert checked_out < progress[0] and progress[-1] < checked_in
-    # Whatever the orchestrator did since, it did not undo the result.
-    assert api.get(f"/action/{action['id']}")["data"]["state"] in ("FINISHING", "COMPLETED")
+    # The orchestrator completes it: progress 1 with COMPLETED, the engine's result not undone.
+    completed = wait_for(lambda: (a := api.get(f"/action/{action['id']}")["data"])["state"] != "FINISHING" and a,
+                         what="the orchestrator completing the action")
+    assert (completed["state"], completed["progress"]) == ("COMPLETED", 1)
 
 
 def test_no_op_engine_checks_in_failure_with_the_traceback(dart: RunningDart, api: Api, api_url: str,
