@@ -42,7 +42,7 @@ class AppendListener:
     def __init__(self, conninfo: str, on_notify: OnNotify) -> None:
         self.conninfo = conninfo
         self.on_notify = on_notify
-        self.listening = threading.Event()  # set while LISTEN is in force (tests wait on it)
+        self.listening = threading.Event()  # set while LISTEN is in force and its first wake is done (tests wait)
         self.heard = 0  # notifications received (tests, benchmarks)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dart-listen", daemon=True)
@@ -59,8 +59,8 @@ class AppendListener:
                 with psycopg.connect(self.conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     row = conn.execute("SELECT COALESCE(max(global_position), 0) FROM events").fetchone()
-                    self.listening.set()
                     self.on_notify(int(row[0]) if row else 0, None)  # whatever was appended while nobody listened
+                    self.listening.set()  # (after that wake: a reader that starts waiting now is not woken by it)
                     backoff = 0.1
                     while not self._stop.is_set():
                         # Returns after the timeout with nothing heard, so close() is noticed within it.

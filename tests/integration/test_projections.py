@@ -645,6 +645,10 @@ def test_a_reader_waiting_for_its_types_is_not_woken_by_others_but_is_by_its_own
                                         [WorkflowCreated({"name": "mine"})]))
     assert projected_store.wait_for_append(head, 0.0, types=["WorkflowCreated"]) is True
 
+    # On PostgreSQL the waits above started the LISTEN connection; the moment it is in force it wakes every
+    # waiting reader once (appends may have been missed while it connected): let that pass first.
+    listener = getattr(projected_store, "_listener", None)
+    assert listener is None or listener.listening.wait(30)
     woken: list[bool] = []
     position = projected_store.head_position()
     waiter = threading.Thread(
