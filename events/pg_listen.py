@@ -1,7 +1,7 @@
 """Other processes' appends, heard at once: every PostgreSQL append sends ``NOTIFY dart_events`` in its own
 transaction (payload ``"<position> <type>[:<position>],..."``: the highest position it committed, and each
-event type with its highest position; a type without one is at the first), and a process whose followers wait (``EventStore.wait_for_append``) LISTENs on one dedicated
-connection and wakes them. PostgreSQL delivers a notification only after its transaction committed, so a
+event type with its highest position; a type without one is at the first), and a process whose followers
+wait (``EventStore.wait_for_append``) LISTENs on one dedicated connection and wakes them. PostgreSQL delivers a notification only after its transaction committed, so a
 woken reader's next query sees the events.
 
 A notification can be missed only while this connection is down; each (re)connect therefore reports the
@@ -19,6 +19,10 @@ import psycopg
 log = logging.getLogger("dart.events")
 
 CHANNEL = "dart_events"
+# The select-list item that notifies an insert whose rows a CTE ``ins`` returns (global_position, type): its
+# head and each type's highest position, as ``parse_payload`` reads them; one NOTIFY per statement.
+NOTIFY_FROM_INS = (f"(SELECT pg_notify('{CHANNEL}', max(p)::text || ' ' || string_agg(t || ':' || p, ','))"
+                   " FROM (SELECT type AS t, max(global_position) AS p FROM ins GROUP BY type) AS heads)")
 
 # (position, {type: its highest position}, or None for "any type")
 OnNotify = Callable[[int, dict[str, int] | None], None]

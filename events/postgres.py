@@ -32,7 +32,7 @@ from events.pg_connections import (
     give_cursor,
     replace_connections_closed_by_server,
 )
-from events.pg_listen import AppendListener
+from events.pg_listen import NOTIFY_FROM_INS, AppendListener
 from events.postgres_group import commit_group
 from events.registry import EventRegistry
 from events.store import ANY_RETRIES, EventStore, InlineProjection, PendingRow, expected_as_int
@@ -48,7 +48,7 @@ _COLUMNS = (
 # Parameters go in binary (``%(name)b``): psycopg then sends each array as it is, instead of quoting and
 # escaping every JSON document into a text array literal (measured: 100-event appends 9,700 -> 18,400 events/s,
 # 75 -> 29 us of client CPU per event).
-_INSERT = """
+_INSERT = f"""
 WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)b) AS locked),
      v AS MATERIALIZED (
         SELECT s.stream_id, dart_stream_version(s.stream_id, s.expected) AS current
@@ -63,9 +63,7 @@ FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(offs)b::int[], %(types)b::te
 JOIN v ON v.stream_id = r.stream_id
 ORDER BY r.ord
 RETURNING event_id, stream_version, global_position, recorded_at, type)
-SELECT event_id, stream_version, global_position, recorded_at,
-       (SELECT pg_notify('dart_events', max(p)::text || ' ' || string_agg(t || ':' || p, ','))
-        FROM (SELECT type AS t, max(global_position) AS p FROM ins GROUP BY type) AS heads)
+SELECT event_id, stream_version, global_position, recorded_at, {NOTIFY_FROM_INS}
 FROM ins
 """
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from events.group_commit import Member
-from events.pg_listen import CHANNEL
+from events.pg_listen import CHANNEL, NOTIFY_FROM_INS
 from events.types import RecordedEvent
 
 if TYPE_CHECKING:
@@ -68,21 +68,27 @@ GROUP_NOTIFY = (f"SELECT pg_notify('{CHANNEL}', (SELECT COALESCE(max(p), 0)::tex
 # (stream, version) index), or the version below it is missing (the EXISTS); or when its event id is stored
 # (the event id index). A one-event member is all or nothing by itself. Two members of one stream in one
 # group: the second does not see the first's row in the same statement and is refused, then retried alone.
-GROUP_SINGLES = """
+def _singles_insert(source: str, last: str) -> str:
+    """The insert of every one-event member, its rows read ``FROM <source>unnest(...)``, returning ``last``
+    after the columns every append returns."""
+    return f"""
 INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
 SELECT r.event_id, r.stream_id,
        COALESCE(r.expected, (SELECT e.stream_version FROM events e WHERE e.stream_id = r.stream_id
                              ORDER BY e.stream_version DESC LIMIT 1), 0) + 1,
        r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb, clock_timestamp()
-FROM unnest(%(ids)b::uuid[], %(streams)b::text[], %(expected)b::int[], %(types)b::text[], %(svs)b::int[],
-            %(datas)b::text[], %(metas)b::text[]) WITH ORDINALITY
+FROM {source}unnest(%(ids)b::uuid[], %(streams)b::text[], %(expected)b::int[], %(types)b::text[],
+            %(svs)b::int[], %(datas)b::text[], %(metas)b::text[]) WITH ORDINALITY
        AS r(event_id, stream_id, expected, type, schema_version, data, metadata, ord)
 WHERE r.expected IS NULL OR r.expected = 0
    OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected)
 ORDER BY r.ord
 ON CONFLICT DO NOTHING
-RETURNING event_id, stream_version, global_position, recorded_at, NULL
+RETURNING event_id, stream_version, global_position, recorded_at, {last}
 """
+
+
+GROUP_SINGLES = _singles_insert("", "NULL")
 
 
 # A group of one-event members only: the same insert as one autocommit statement with the lock inside it (as
@@ -92,23 +98,8 @@ RETURNING event_id, stream_version, global_position, recorded_at, NULL
 # retried alone. Positions are drawn after the lock, as for any append.
 GROUP_SINGLES_LOCKED = f"""
 WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s) AS locked),
-     ins AS (
-INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
-SELECT r.event_id, r.stream_id,
-       COALESCE(r.expected, (SELECT e.stream_version FROM events e WHERE e.stream_id = r.stream_id
-                             ORDER BY e.stream_version DESC LIMIT 1), 0) + 1,
-       r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb, clock_timestamp()
-FROM l, unnest(%(ids)b::uuid[], %(streams)b::text[], %(expected)b::int[], %(types)b::text[], %(svs)b::int[],
-               %(datas)b::text[], %(metas)b::text[]) WITH ORDINALITY
-       AS r(event_id, stream_id, expected, type, schema_version, data, metadata, ord)
-WHERE r.expected IS NULL OR r.expected = 0
-   OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected)
-ORDER BY r.ord
-ON CONFLICT DO NOTHING
-RETURNING event_id, stream_version, global_position, recorded_at, type)
-SELECT event_id, stream_version, global_position, recorded_at,
-       (SELECT pg_notify('{CHANNEL}', max(p)::text || ' ' || string_agg(t || ':' || p, ','))
-        FROM (SELECT type AS t, max(global_position) AS p FROM ins GROUP BY type) AS heads)
+     ins AS ({_singles_insert("l, ", "type")})
+SELECT event_id, stream_version, global_position, recorded_at, {NOTIFY_FROM_INS}
 FROM ins
 """
 

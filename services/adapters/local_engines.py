@@ -132,7 +132,7 @@ class LocalLauncher(Launcher):
         self.task_prefix = LOCAL_TASK  # how a launch is recorded: <prefix><pid> (an engine worker adds its own)
         self.on_engine_exit: Callable[[str], None] | None = None  # told each action whose engine has ended
 
-    def warm_module(self, engine_name: str) -> list[str] | None:
+    def warm_argv(self, engine_name: str) -> list[str] | None:
         """``[module, *args]`` of the warm parent that forks this engine, or None when it starts cold."""
         argv = self.warm_argvs.get(engine_name)
         if self.warm is None or argv is None or self.commands.get(engine_name) != [sys.executable, "-m", *argv]:
@@ -153,7 +153,7 @@ class LocalLauncher(Launcher):
         output = self.logs.open_for(action_id) if self.logs is not None else None  # stdout and stderr
         try:
             if output is not None:
-                how = "a warm fork of " if self.warm_module(str(action.get("engine_name"))) else ""
+                how = "a warm fork of " if self.warm_argv(str(action.get("engine_name"))) else ""
                 output.write(f"--- dart: {how}{' '.join(command)} for action {action_id} (attempt "
                              f"{action.get('attempt') or 1}), {self.clock().isoformat()}\n".encode())
                 output.flush()
@@ -175,7 +175,7 @@ class LocalLauncher(Launcher):
 
     def _start(self, engine_name: str, command: list[str], env: dict[str, str], folder: Path,
                output: Any, action_id: str) -> EngineProcess:
-        argv = self.warm_module(engine_name)
+        argv = self.warm_argv(engine_name)
         if argv is not None and self.warm is not None:
             try:
                 return self.warm.start(argv[0], env, folder / "work", output, action_id, argv)

@@ -20,12 +20,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from events.streams.action import ActionPending
-from events.streams.datastore import DatastoreSlotTaken
-from events.types import Metadata, NewEvent, StreamAppend
+from events.types import Metadata, StreamAppend
 from services.commands import batches
-from services.commands.auth import new_api_key
 from services.commands.context import Orchestration, derived_event_id
+from services.commands.launch_intent import launch_intent
 from services.commands.retry import WORKER_CONFLICTS, StillConflicting, retry_on_conflict
 from services.commands.runs import Fire, start_instance
 from services.domain import completion, next_action, slots
@@ -81,9 +79,8 @@ def _queue_next(orch: Orchestration, datastore: Any, live: Sequence[Mapping[str,
 def _take_slots_too(orch: Orchestration, datastore: Any, live: Sequence[Mapping[str, Any]],
                     chosen: Sequence[Mapping[str, Any]], now: str, appends: list[StreamAppend],
                     cause: uuid.UUID | None) -> list[dict[str, Any]]:
-    """With a launcher in this process, add to ``appends`` what its slot-taking would append next (the
-    launch intent: DatastoreSlotTaken, each action PENDING, its engine's token), decided on the state the
-    queueing leaves, and return those actions as the launcher's own slot-taking returns them."""
+    """With a launcher in this process, add to ``appends`` the launch intent its slot-taking would append
+    next, decided on the state the queueing leaves, and return those actions as its slot-taking returns them."""
     launcher = orch.launcher
     if launcher is None:
         return []
@@ -94,29 +91,20 @@ def _take_slots_too(orch: Orchestration, datastore: Any, live: Sequence[Mapping[
     if not taken:
         return []
     meta = Metadata(actor="launcher", causation_id=str(cause) if cause else None)
-    at = {a.stream_id: i for i, a in enumerate(appends)}
-
-    def add(stream_id: str, version: int, event: Any) -> None:
-        if stream_id in at:  # the queueing's own append of that stream: after its events, same guard
-            old = appends[at[stream_id]]
-            appends[at[stream_id]] = StreamAppend(stream_id, old.expected_version, [*old.events, NewEvent(event, meta)])
-        else:
-            at[stream_id] = len(appends)
-            appends.append(StreamAppend(stream_id, version, [NewEvent(event, meta)]))
-
-    add(f"datastore-{datastore.id}", datastore.version, DatastoreSlotTaken({"pending": [a["id"] for a in taken]}))
-    pending = []
-    for action in taken:
-        add(f"action-{action['id']}", action["_version"] - (action["id"] in queued),
-            ActionPending({"state": "PENDING"}))
-        token = None
-        if launcher.mints_keys:
-            key_append, key, secret = new_api_key(f"engine@{action.get('engine_name')}", f"action:{action['id']}",
-                                                  actor="launcher")
-            appends.append(key_append)
-            token = f"{key}:{secret}"
-        pending.append({**action, "state": "PENDING", "_version": action["_version"] + 1, "_token": token})
+    intent, pending = launch_intent(datastore.id, datastore.version, taken, meta, launcher.mints_keys)
+    appends[:] = _joined([*appends, *intent])
     return pending
+
+
+def _joined(appends: Sequence[StreamAppend]) -> list[StreamAppend]:
+    """One part per stream: a later part's events go after the first part's, under the first's expected
+    version (the queueing's, read before the events this append puts in front of them)."""
+    parts: dict[str, StreamAppend] = {}
+    for part in appends:
+        first = parts.get(part.stream_id)
+        parts[part.stream_id] = part if first is None else StreamAppend(
+            part.stream_id, first.expected_version, [*first.events, *part.events])
+    return list(parts.values())
 
 
 def _queue_next_after(orch: Orchestration, action: dict[str, Any], completion_appends: list[StreamAppend],

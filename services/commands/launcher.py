@@ -22,8 +22,9 @@ from events.types import ExpectedVersion, Metadata, NewEvent, RecordedEvent, Str
 from projections.reads import TABLES
 from services.commands import tracing
 from services.commands.actions import complete_read
-from services.commands.auth import create_api_key, new_api_key
+from services.commands.auth import create_api_key
 from services.commands.context import Orchestration, json_field
+from services.commands.launch_intent import launch_intent
 from services.commands.retry import StillConflicting, retry_on_conflict
 from services.commands.run_limits import RetryTimer, RunLimits
 from services.commands.schedules import scheduled_time_environment
@@ -125,17 +126,8 @@ class Launcher:
             taken = slots.slots_to_take(datastore.data, self.orch.actions_of_datastore(datastore_id))
             if not taken:
                 return [], datastore.data
-            appends = slots.pending_appends(datastore_id, datastore.version, taken, META)
-            tokens: dict[str, str] = {}
-            if self.mints_keys:  # each engine's token is created with its launch intent: one write, not two
-                for a in taken:
-                    append, key, secret = new_api_key(f"engine@{a.get('engine_name')}", f"action:{a['id']}",
-                                                      actor="launcher")
-                    appends.append(append)
-                    tokens[a["id"]] = f"{key}:{secret}"
+            appends, pending = launch_intent(datastore_id, datastore.version, taken, META, self.mints_keys)
             self.orch.store.append(*appends)
-            pending = [{**a, "state": "PENDING", "_version": a["_version"] + 1, "_token": tokens.get(a["id"])}
-                       for a in taken]
             return pending, datastore.data
 
         try:

@@ -286,7 +286,7 @@ def run_engine_worker(settings: Settings, engine: str, concurrency: int) -> int:
     orch = Orchestration(container.store, settings.s3_datastores_root)
     launcher = local_launcher_from_settings(orch, settings.api_url or f"http://{settings.host}:{settings.port}/api/1",
                                             settings, action_logs(container))
-    if launcher.warm_module(engine) is None:
+    if launcher.warm_argv(engine) is None:
         raise ValueError(f"engine {engine!r} is not a built-in engine a warm parent can fork "
                          "(or DART_LOCAL_ENGINES_WARM is off)")
     done: queue_module.Queue[str] = queue_module.Queue()
