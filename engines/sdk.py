@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -180,7 +181,11 @@ class DartClient:
 
     def checkout(self, action_id: str) -> ActionContext:
         """Take a PENDING action: it becomes RUNNING and the answer holds everything the engine needs."""
-        results = self._results("PUT", f"/engine/action/{quote(action_id)}/checkout")
+        # One Idempotency-Key for every retry of this check-out: a check-out dart committed but whose answer was
+        # lost (dart killed mid-answer) is answered again on the retry, instead of "no longer PENDING".
+        answer = self.transport.request("PUT", f"/engine/action/{quote(action_id)}/checkout",
+                                        headers={"Idempotency-Key": str(uuid.uuid4())})
+        results = answer.get("results") if isinstance(answer, dict) else answer
         if not isinstance(results, dict) or not {"engine", "action", "datastore"} <= set(results):
             raise DartApiError(200, f"check-out answered without engine, action and datastore: {results!r}")
         return ActionContext(results["engine"], results["action"], results["datastore"])

@@ -15,7 +15,10 @@ class CheckOut:
         self.secrets = secrets
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, entity_id: str) -> None:
-        checked_out = protocol.check_out(self.service, entity_id, req.context.principal.user_id, self.secrets)
+        principal = req.context.principal
+        checked_out = protocol.check_out(self.service, entity_id, principal.user_id, self.secrets,
+                                         protocol.checkout_id(entity_id, principal.key,
+                                                              req.get_header("Idempotency-Key")))
         resp.media = {"results": checked_out.as_dict()}
 
 

@@ -6,6 +6,7 @@ both check out one action: the loser decides again on fresh state, finds it RUNN
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +67,18 @@ def parse_action_result(body: Any) -> ActionResult:
     return ActionResult(body["state"], error, consume)
 
 
-def check_out(service: EntityService, action_id: str, actor: str, secrets: SecretReader | None) -> CheckedOut:
-    """PENDING -> RUNNING for the engine ``actor`` runs; starts the instance with its first action."""
+def checkout_id(action_id: str, caller: str, idempotency_key: str | None) -> uuid.UUID | None:
+    """The event id of a check-out sent with an Idempotency-Key (the caller's own: scoped to its API key)."""
+    if not idempotency_key:
+        return None
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"dart:checkout:{action_id}:{caller}:{idempotency_key}")
+
+
+def check_out(service: EntityService, action_id: str, actor: str, secrets: SecretReader | None,
+              event_id: uuid.UUID | None = None) -> CheckedOut:
+    """PENDING -> RUNNING for the engine ``actor`` runs; starts the instance with its first action. Given
+    ``event_id`` (``checkout_id``), a check-out this very request already made is answered again: its answer
+    was lost, and its engine retried."""
     reader = service.reader
 
     def attempt() -> tuple[dict[str, Any], str]:
@@ -76,7 +87,13 @@ def check_out(service: EntityService, action_id: str, actor: str, secrets: Secre
             raise NotFound("action", action_id)
         action = row.data
         if action.get("state") != "PENDING":
-            raise BadRequest(f"action is no longer PENDING (it is {action.get('state')})")
+            if not (event_id is not None and action.get("state") == "RUNNING"
+                    and service.store.read_by_ids([event_id])):
+                raise BadRequest(f"action is no longer PENDING (it is {action.get('state')})")
+            engines = reader.find_by("engine", name=action.get("engine_name"))
+            if not engines:
+                raise NotFound("engine", str(action.get("engine_name")))
+            return engines[0], str(action.get("datastore_id"))
         engines = reader.find_by("engine", name=action.get("engine_name"))
         if not engines:
             raise NotFound("engine", str(action.get("engine_name")))
@@ -85,7 +102,8 @@ def check_out(service: EntityService, action_id: str, actor: str, secrets: Secre
             raise NotFound("datastore", str(action.get("datastore_id")))
         meta = Metadata(actor=actor)
         started = now_iso()
-        appends = [StreamAppend(f"action-{action_id}", row.version, [NewEvent(ActionCheckedOut(started), meta)])]
+        appends = [StreamAppend(f"action-{action_id}", row.version,
+                                [NewEvent(ActionCheckedOut(started), meta, event_id or uuid.uuid4())])]
         if action.get("first_in_workflow") and action.get("workflow_instance_id"):
             appends.append(StreamAppend(f"workflow_instance-{action['workflow_instance_id']}",
                                         ExpectedVersion.ANY, [NewEvent(WorkflowInstanceStarted(started), meta)]))

@@ -155,6 +155,23 @@ def test_two_engines_can_never_both_check_out_one_action(dart: InProcessDart, ap
     assert types(api, action["id"]).count("ActionCheckedOut") == 1
 
 
+def test_a_check_out_retried_with_its_idempotency_key_is_answered_again_and_no_other(
+        dart: InProcessDart, api: Api, engine: dict[str, Any]) -> None:
+    """An engine whose check-out dart committed but never answered (dart killed mid-answer) retries it: with the
+    same Idempotency-Key it gets the same answer instead of "no longer PENDING"; any other caller still does not."""
+    action = new_action(api)
+    make_pending(dart.store, api, action["id"])
+    path = f"/engine/action/{action['id']}/checkout"
+    first = api.request("PUT", path, headers={"Idempotency-Key": "engine-run-1"})
+    again = api.request("PUT", path, headers={"Idempotency-Key": "engine-run-1"})
+    assert first[0] == again[0] == 200
+    assert again[1]["results"]["action"]["data"]["state"] == "RUNNING"
+    assert again[1]["results"]["datastore"]["id"] == action["data"]["datastore_id"]
+    assert api.request("PUT", path, headers={"Idempotency-Key": "engine-run-2"})[0] == 400
+    assert api.request("PUT", path)[0] == 400
+    assert types(api, action["id"]).count("ActionCheckedOut") == 1
+
+
 def test_an_engine_runs_an_action_check_out_progress_check_in(dart: InProcessDart, api: Api,
                                                               engine: dict[str, Any]) -> None:
     action = new_action(api)
